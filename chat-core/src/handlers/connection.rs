@@ -1,0 +1,130 @@
+//! Connect and disconnect: authentication, rooms, presence, `ready`.
+
+use std::sync::Arc;
+
+use serde_json::{Value, json};
+use socketioxide::{
+    SocketIo,
+    adapter::Adapter,
+    extract::{SocketRef, State, TryData},
+    handler::ConnectHandler,
+};
+
+use socketioxide_core::adapter::DefinedAdapter;
+
+use super::{Ctx, register_events, rooms};
+use crate::protocol::{UserId, events, now_ms};
+
+pub(super) fn register<A: Adapter + DefinedAdapter>(io: &SocketIo<A>) {
+    io.ns("/", on_connect::<A>.with(authenticate::<A>));
+}
+
+/// Connect middleware: refuses the connection (a `connect_error`) or records the identity.
+async fn authenticate<A: Adapter>(
+    s: SocketRef<A>,
+    State(ctx): State<Arc<Ctx>>,
+    TryData(auth): TryData<Value>,
+) -> Result<(), String> {
+    if ctx.is_draining() {
+        return Err("unavailable: server is shutting down".into());
+    }
+    match ctx.auth.authenticate(auth.ok().as_ref()) {
+        Ok(identity) => {
+            s.extensions.insert(identity);
+            Ok(())
+        }
+        Err(e) => {
+            tracing::debug!(cause = %e, "connection refused");
+            Err(format!("unauthorized: {e}"))
+        }
+    }
+}
+
+async fn on_connect<A: Adapter>(s: SocketRef<A>, State(ctx): State<Arc<Ctx>>) {
+    let Some(identity) = s.extensions.get::<crate::auth::Identity>() else {
+        let _ = s.disconnect();
+        return;
+    };
+    let user = identity.user;
+    // Handlers first, so nothing the client sends right after connecting is dropped.
+    register_events(&s);
+    s.on_disconnect(on_disconnect::<A>);
+    s.join(rooms::user(&user));
+    match ctx.stores.groups.of_user(&user).await {
+        Ok(groups) => s.join(
+            groups
+                .iter()
+                .map(|g| rooms::group(&g.id))
+                .collect::<Vec<_>>(),
+        ),
+        Err(e) => tracing::warn!(user = %user, cause = %e, "cannot load groups at connect"),
+    }
+    match ctx.stores.presence.connect(&user, &s.id.to_string()).await {
+        Ok(true) => announce_presence(&ctx, &s, &user, true, None).await,
+        Ok(false) => {}
+        Err(e) => tracing::warn!(user = %user, cause = %e, "cannot record presence"),
+    }
+    tracing::debug!(user = %user, sid = %s.id, transport = ?s.transport_type(), "connected");
+    let _ = s.emit(events::READY, &json!({ "user": user, "node": ctx.node_id }));
+}
+
+async fn on_disconnect<A: Adapter>(s: SocketRef<A>, State(ctx): State<Arc<Ctx>>) {
+    let Some(identity) = s.extensions.get::<crate::auth::Identity>() else {
+        return;
+    };
+    let user = identity.user;
+    match ctx
+        .stores
+        .presence
+        .disconnect(&user, &s.id.to_string(), now_ms())
+        .await
+    {
+        Ok(Some(last_seen)) => announce_presence(&ctx, &s, &user, false, Some(last_seen)).await,
+        Ok(None) => {}
+        Err(e) => tracing::warn!(user = %user, cause = %e, "cannot record disconnect"),
+    }
+}
+
+/// Tells subscribers, DM partners and fellow members of small groups that `user` came or went.
+async fn announce_presence<A: Adapter>(
+    ctx: &Ctx,
+    s: &SocketRef<A>,
+    user: &UserId,
+    online: bool,
+    last_seen: Option<u64>,
+) {
+    let last_seen = match last_seen {
+        Some(t) => Some(t),
+        None => ctx
+            .stores
+            .presence
+            .get(std::slice::from_ref(user))
+            .await
+            .ok()
+            .and_then(|p| p.first().and_then(|p| p.last_seen)),
+    };
+    let mut targets = vec![rooms::presence(user)];
+    match ctx.stores.messages.dm_peers(user).await {
+        Ok(peers) => targets.extend(peers.iter().map(rooms::user)),
+        Err(e) => tracing::warn!(user = %user, cause = %e, "cannot load dm peers"),
+    }
+    match ctx.stores.groups.of_user(user).await {
+        Ok(groups) => targets.extend(
+            groups
+                .iter()
+                .filter(|g| g.members.len() <= ctx.limits.receipt_group_max)
+                .map(|g| rooms::group(&g.id)),
+        ),
+        Err(e) => tracing::warn!(user = %user, cause = %e, "cannot load groups"),
+    }
+    let payload = json!({ "user": user, "online": online, "lastSeen": last_seen });
+    if let Err(e) = s
+        .broadcast()
+        .to(targets)
+        .except(rooms::user(user))
+        .emit(events::PRESENCE, &payload)
+        .await
+    {
+        tracing::warn!(user = %user, cause = %e, "cannot broadcast presence");
+    }
+}

@@ -1,0 +1,142 @@
+//! `history`, `sync` and `conversations`: reading what was stored.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use socketioxide::adapter::Adapter;
+
+use super::{Call, receipts};
+use crate::{
+    error::ChatError,
+    protocol::{ConversationId, ConversationSummary, Message, MessageId, StreamId},
+    store::Mark,
+};
+
+/// Largest `history` page and `sync` batch.
+const MAX_PAGE: usize = 100;
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct HistoryReq {
+    conversation: ConversationId,
+    before: Option<MessageId>,
+    limit: Option<i64>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct HistoryRes {
+    messages: Vec<Message>,
+    has_more: bool,
+}
+
+pub(crate) async fn history<A: Adapter>(
+    call: Call<A>,
+    req: HistoryReq,
+) -> Result<HistoryRes, ChatError> {
+    let limit = match req.limit {
+        None => 50,
+        Some(n) if (1..=MAX_PAGE as i64).contains(&n) => n as usize,
+        Some(_) => return Err(ChatError::bad_request("limit must be 1-100")),
+    };
+    call.authorize(&req.conversation).await?;
+    let (messages, has_more) = call
+        .ctx
+        .stores
+        .messages
+        .history(&req.conversation, req.before, limit)
+        .await?;
+    Ok(HistoryRes { messages, has_more })
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct SyncReq {
+    cursor: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct SyncRes {
+    messages: Vec<Message>,
+    cursor: StreamId,
+    has_more: bool,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    truncated: bool,
+}
+
+pub(crate) async fn sync<A: Adapter>(call: Call<A>, req: SyncReq) -> Result<SyncRes, ChatError> {
+    let cursor = req
+        .cursor
+        .map(|c| c.parse::<StreamId>())
+        .transpose()
+        .map_err(|_| ChatError::bad_request("malformed cursor"))?;
+    let page = call
+        .ctx
+        .stores
+        .messages
+        .sync(&call.user, cursor, MAX_PAGE)
+        .await?;
+    mark_delivered(&call, &page.messages).await;
+    Ok(SyncRes {
+        messages: page.messages,
+        cursor: page.cursor,
+        has_more: page.has_more,
+        truncated: page.truncated,
+    })
+}
+
+/// What a device fetched through `sync` counts as delivered to the user.
+async fn mark_delivered<A: Adapter>(call: &Call<A>, messages: &[Message]) {
+    let mut newest: BTreeMap<&ConversationId, MessageId> = BTreeMap::new();
+    for m in messages.iter().filter(|m| m.from != call.user) {
+        newest.insert(&m.conversation, m.id);
+    }
+    for (conversation, id) in newest {
+        let group = match conversation {
+            ConversationId::Group(g) => call.ctx.stores.groups.get(g).await.ok().flatten(),
+            ConversationId::Dm(..) => None,
+        };
+        let covered = call
+            .ctx
+            .stores
+            .messages
+            .advance(&call.user, conversation, id, Mark::Delivered)
+            .await;
+        match covered {
+            Ok(covered) if call.receipts_for(group.as_ref()) => {
+                receipts::emit(
+                    &call.socket,
+                    conversation,
+                    &call.user,
+                    covered,
+                    Mark::Delivered,
+                )
+                .await
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(cause = %e, "cannot record delivery"),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct ConversationsReq {}
+
+#[derive(Debug, Serialize)]
+pub(crate) struct ConversationsRes {
+    conversations: Vec<ConversationSummary>,
+}
+
+pub(crate) async fn conversations<A: Adapter>(
+    call: Call<A>,
+    _: ConversationsReq,
+) -> Result<ConversationsRes, ChatError> {
+    let groups = call.ctx.stores.groups.of_user(&call.user).await?;
+    let conversations = call
+        .ctx
+        .stores
+        .messages
+        .conversations(&call.user, &groups)
+        .await?;
+    Ok(ConversationsRes { conversations })
+}

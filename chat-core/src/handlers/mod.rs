@@ -1,0 +1,278 @@
+//! Socket.IO event handlers, one file per event group, registered in one place.
+//!
+//! Every acknowledged event goes through [`on`]: session and token-expiry check, the per-user
+//! event rate, payload parsing, then the handler; its `Result` becomes the ack
+//! `{ok: true, ...}` or `{ok: false, error: {code, message}}`. Handlers are written once
+//! against the store traits and socketioxide's adapter, so they run unchanged on any backend.
+
+mod blocks;
+mod connection;
+mod groups;
+mod history;
+mod messages;
+mod presence;
+mod receipts;
+mod typing;
+
+use std::{
+    future::Future,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Duration,
+};
+
+use serde::{Serialize, de::DeserializeOwned};
+use serde_json::Value;
+use socketioxide::{
+    SocketIo,
+    adapter::Adapter,
+    extract::{AckSender, SocketRef, State, TryData},
+};
+
+use crate::{
+    auth::{Authenticator, Identity},
+    config::Limits,
+    error::{ChatError, ErrorCode},
+    protocol::{ConversationId, Group, UserId, now_ms},
+    store::{Stores, memory::TokenBuckets},
+};
+
+/// What every handler shares: stores, limits, identity of the node.
+#[derive(Debug)]
+pub(crate) struct Ctx {
+    pub stores: Stores,
+    pub limits: Limits,
+    pub node_id: String,
+    pub auth: Authenticator,
+    /// How long a `message` emit waits for a device's ack before giving up on `delivered`.
+    pub delivery_ack_timeout: Duration,
+    /// Typing throttle; volatile, so per node is enough.
+    pub typing: TokenBuckets,
+    /// Set when the node starts shutting down: new connections are refused.
+    pub draining: AtomicBool,
+}
+
+impl Ctx {
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::SeqCst)
+    }
+}
+
+/// Installs the connect middleware and handlers on the default namespace.
+pub(crate) fn register<A: Adapter + socketioxide_core::adapter::DefinedAdapter>(io: &SocketIo<A>) {
+    connection::register(io);
+}
+
+/// Registers every event handler on a freshly connected socket.
+fn register_events<A: Adapter>(s: &SocketRef<A>) {
+    on(s, "message:send", messages::send::<A>);
+    on(s, "group:create", groups::create::<A>);
+    on(s, "group:join", groups::join::<A>);
+    on(s, "group:leave", groups::leave::<A>);
+    on(s, "group:members", groups::members::<A>);
+    on(s, "history", history::history::<A>);
+    on(s, "sync", history::sync::<A>);
+    on(s, "conversations", history::conversations::<A>);
+    on(s, "read", receipts::read::<A>);
+    on(s, "presence:subscribe", presence::subscribe::<A>);
+    on(s, "block", blocks::block::<A>);
+    on(s, "unblock", blocks::unblock::<A>);
+    typing::register(s);
+    s.on_fallback(async |ack: AckSender<A>| {
+        let _ = ack.send(&reply::<()>(Err(ChatError::bad_request("unknown event"))));
+    });
+}
+
+/// One acknowledged request in progress: who asked, on which socket.
+pub(crate) struct Call<A: Adapter> {
+    pub ctx: Arc<Ctx>,
+    pub socket: SocketRef<A>,
+    pub user: UserId,
+}
+
+impl<A: Adapter> Call<A> {
+    async fn start(ctx: Arc<Ctx>, socket: SocketRef<A>) -> Result<Self, ChatError> {
+        let Some(identity) = socket.extensions.get::<Identity>() else {
+            return Err(ChatError::new(ErrorCode::Unauthorized, "not signed in"));
+        };
+        if identity.expired(now_ms()) {
+            return Err(ChatError::new(
+                ErrorCode::Unauthorized,
+                "token expired; reconnect with a new token",
+            ));
+        }
+        let key = format!("ev:{}", identity.user);
+        if !ctx
+            .stores
+            .rates
+            .try_acquire(&key, ctx.limits.event_rate)
+            .await?
+        {
+            return Err(rate_limited());
+        }
+        Ok(Self {
+            ctx,
+            socket,
+            user: identity.user,
+        })
+    }
+
+    /// Checks that the caller may read and write `conversation`; returns the group for groups.
+    pub async fn authorize(
+        &self,
+        conversation: &ConversationId,
+    ) -> Result<Option<Group>, ChatError> {
+        match conversation {
+            ConversationId::Dm(..) => match conversation.dm_peer(&self.user) {
+                Some(_) => Ok(None),
+                None => Err(ChatError::forbidden(
+                    "you are not part of this conversation",
+                )),
+            },
+            ConversationId::Group(id) => {
+                let group = self
+                    .ctx
+                    .stores
+                    .groups
+                    .get(id)
+                    .await?
+                    .ok_or_else(|| ChatError::not_found("no such group"))?;
+                if group.members.contains(&self.user) {
+                    Ok(Some(group))
+                } else {
+                    Err(ChatError::forbidden("you are not a member of this group"))
+                }
+            }
+        }
+    }
+
+    /// Whether receipts are sent in a conversation (DMs, and groups up to the limit).
+    pub fn receipts_for(&self, group: Option<&Group>) -> bool {
+        group.is_none_or(|g| g.members.len() <= self.ctx.limits.receipt_group_max)
+    }
+}
+
+pub(crate) fn rate_limited() -> ChatError {
+    ChatError::new(ErrorCode::RateLimited, "too many requests; slow down")
+}
+
+/// Registers an acknowledged event: `f` gets the parsed payload, its result is the ack.
+fn on<A, Req, Res, F, Fut>(s: &SocketRef<A>, event: &'static str, f: F)
+where
+    A: Adapter,
+    Req: DeserializeOwned + Send + 'static,
+    Res: Serialize + Send + 'static,
+    F: Fn(Call<A>, Req) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = Result<Res, ChatError>> + Send + 'static,
+{
+    s.on(
+        event,
+        move |s: SocketRef<A>,
+              State(ctx): State<Arc<Ctx>>,
+              TryData(data): TryData<Value>,
+              ack: AckSender<A>| {
+            let f = f.clone();
+            async move {
+                let result = async {
+                    let call = Call::start(ctx, s).await?;
+                    let req = parse::<Req>(data.unwrap_or(Value::Null))?;
+                    f(call, req).await
+                }
+                .await;
+                if let Err(e) = &result {
+                    tracing::debug!(event, code = ?e.code, reason = %e.message, "request refused");
+                }
+                // The client may not have asked for an ack; nothing to do then.
+                let _ = ack.send(&reply(result));
+            }
+        },
+    );
+}
+
+/// Deserializes a payload; a missing payload reads as `{}`.
+pub(crate) fn parse<T: DeserializeOwned>(data: Value) -> Result<T, ChatError> {
+    let data = match data {
+        Value::Null => Value::Object(Default::default()),
+        v => v,
+    };
+    if !data.is_object() {
+        return Err(ChatError::bad_request("the payload must be an object"));
+    }
+    serde_json::from_value(data).map_err(|e| ChatError::bad_request(format!("bad payload: {e}")))
+}
+
+/// The ack for a handler result.
+pub(crate) fn reply<T: Serialize>(result: Result<T, ChatError>) -> Value {
+    let err = |e: ChatError| serde_json::json!({ "ok": false, "error": { "code": e.code, "message": e.message } });
+    match result.map(|data| serde_json::to_value(data)) {
+        Ok(Ok(Value::Object(mut map))) => {
+            map.insert("ok".into(), Value::Bool(true));
+            Value::Object(map)
+        }
+        Ok(Ok(Value::Null)) => serde_json::json!({ "ok": true }),
+        Ok(Ok(_)) | Ok(Err(_)) => {
+            tracing::error!("a handler produced a reply that is not an object");
+            err(ChatError::new(ErrorCode::Unavailable, "internal error"))
+        }
+        Err(e) => err(e),
+    }
+}
+
+/// Socket.IO room names. Rooms joined through chat-core; the cluster adapter routes by them.
+pub(crate) mod rooms {
+    use crate::protocol::{GroupId, UserId};
+
+    /// Every socket of a user.
+    pub fn user(u: &UserId) -> String {
+        format!("user:{u}")
+    }
+
+    /// Every socket of every member of a group.
+    pub fn group(g: &GroupId) -> String {
+        format!("group:{g}")
+    }
+
+    /// Sockets subscribed to a user's presence.
+    pub fn presence(u: &UserId) -> String {
+        format!("presence:{u}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn replies_have_the_contract_shape() {
+        #[derive(Serialize)]
+        struct Members {
+            members: Vec<String>,
+        }
+        let ok = reply(Ok(Members {
+            members: vec!["a".into()],
+        }));
+        assert_eq!(ok, json!({"ok": true, "members": ["a"]}));
+        assert_eq!(reply(Ok(())), json!({"ok": true}));
+        let err = reply::<()>(Err(ChatError::forbidden("no")));
+        assert_eq!(
+            err,
+            json!({"ok": false, "error": {"code": "forbidden", "message": "no"}})
+        );
+    }
+
+    #[test]
+    fn payloads_must_be_objects() {
+        #[derive(serde::Deserialize, Debug)]
+        struct Req {
+            #[allow(dead_code)]
+            x: Option<u8>,
+        }
+        assert!(parse::<Req>(Value::Null).is_ok());
+        for bad in [json!("s"), json!(5), json!([1]), json!({"x": "y"})] {
+            assert_eq!(parse::<Req>(bad).unwrap_err().code, ErrorCode::BadRequest);
+        }
+    }
+}

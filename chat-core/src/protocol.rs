@@ -1,0 +1,384 @@
+//! Event names, identifiers and payload types of the client protocol (docs/protocol.md).
+//!
+//! Identifiers are parsed at the boundary (`UserId::parse`, ...) and plain types inside;
+//! they deserialize through their parsers, so a bad id in a payload is a `bad_request`.
+
+use std::{cmp::Ordering, fmt, str::FromStr};
+
+use serde::{Deserialize, Serialize};
+
+/// Version of the client protocol described in docs/protocol.md.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// Server → client event names.
+pub mod events {
+    /// Sent once after a successful connect.
+    pub const READY: &str = "ready";
+    /// A chat message.
+    pub const MESSAGE: &str = "message";
+    /// Somebody started or stopped typing.
+    pub const TYPING: &str = "typing";
+    /// Delivered / read receipt for the sender.
+    pub const RECEIPT: &str = "receipt";
+    /// A user went online or offline.
+    pub const PRESENCE: &str = "presence";
+    /// Group membership changed.
+    pub const GROUP_MEMBER: &str = "group:member";
+    /// The node is shutting down.
+    pub const DRAIN: &str = "drain";
+}
+
+/// A malformed identifier; the text says which rule it broke.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct InvalidId(pub &'static str);
+
+fn check_id(s: &str, what: &'static str, extra: &[char]) -> Result<(), InvalidId> {
+    if s.is_empty() || s.len() > 64 {
+        return Err(InvalidId(what));
+    }
+    if s.chars()
+        .all(|c| c.is_ascii_alphanumeric() || extra.contains(&c))
+    {
+        Ok(())
+    } else {
+        Err(InvalidId(what))
+    }
+}
+
+macro_rules! string_id {
+    ($(#[$doc:meta])* $name:ident, $what:literal, $extra:expr) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[serde(try_from = "String", into = "String")]
+        pub struct $name(String);
+
+        impl $name {
+            /// Parses an id, refusing anything outside the allowed length and characters.
+            pub fn parse(s: impl Into<String>) -> Result<Self, InvalidId> {
+                let s = s.into();
+                check_id(&s, $what, $extra)?;
+                Ok(Self(s))
+            }
+
+            /// The id as text.
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl TryFrom<String> for $name {
+            type Error = InvalidId;
+            fn try_from(s: String) -> Result<Self, InvalidId> {
+                Self::parse(s)
+            }
+        }
+
+        impl From<$name> for String {
+            fn from(id: $name) -> String {
+                id.0
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+    };
+}
+
+string_id!(
+    /// A user id: 1–64 characters of `[A-Za-z0-9_.-]`.
+    UserId,
+    "user ids are 1-64 characters of A-Z a-z 0-9 _ . -",
+    &['_', '.', '-']
+);
+string_id!(
+    /// A group id: 1–64 characters of `[A-Za-z0-9_-]`.
+    GroupId,
+    "group ids are 1-64 characters of A-Z a-z 0-9 _ -",
+    &['_', '-']
+);
+
+impl GroupId {
+    /// A fresh random group id (16 alphanumeric characters).
+    pub fn random() -> Self {
+        use rand::{Rng, distr::Alphanumeric};
+        let s: String = rand::rng()
+            .sample_iter(&Alphanumeric)
+            .take(16)
+            .map(char::from)
+            .collect();
+        Self(s)
+    }
+}
+
+/// A conversation: `dm:<a>:<b>` with the two user ids sorted, or `group:<id>`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub enum ConversationId {
+    /// A direct conversation; the first id sorts before the second.
+    Dm(UserId, UserId),
+    /// A group conversation.
+    Group(GroupId),
+}
+
+impl ConversationId {
+    /// The DM between two distinct users, whichever order they are given in.
+    pub fn dm(a: &UserId, b: &UserId) -> Self {
+        if a <= b {
+            Self::Dm(a.clone(), b.clone())
+        } else {
+            Self::Dm(b.clone(), a.clone())
+        }
+    }
+
+    /// The other participant of a DM, if `user` is one of its two.
+    pub fn dm_peer(&self, user: &UserId) -> Option<&UserId> {
+        match self {
+            Self::Dm(a, b) if a == user => Some(b),
+            Self::Dm(a, b) if b == user => Some(a),
+            _ => None,
+        }
+    }
+}
+
+impl FromStr for ConversationId {
+    type Err = InvalidId;
+    fn from_str(s: &str) -> Result<Self, InvalidId> {
+        const BAD: InvalidId =
+            InvalidId("conversation ids are dm:<user>:<user> (sorted, distinct) or group:<id>");
+        if let Some(rest) = s.strip_prefix("dm:") {
+            let (a, b) = rest.split_once(':').ok_or(BAD)?;
+            let (a, b) = (UserId::parse(a)?, UserId::parse(b)?);
+            if a >= b {
+                return Err(BAD);
+            }
+            Ok(Self::Dm(a, b))
+        } else if let Some(id) = s.strip_prefix("group:") {
+            Ok(Self::Group(GroupId::parse(id)?))
+        } else {
+            Err(BAD)
+        }
+    }
+}
+
+impl TryFrom<String> for ConversationId {
+    type Error = InvalidId;
+    fn try_from(s: String) -> Result<Self, InvalidId> {
+        s.parse()
+    }
+}
+
+impl From<ConversationId> for String {
+    fn from(c: ConversationId) -> String {
+        c.to_string()
+    }
+}
+
+impl fmt::Display for ConversationId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Dm(a, b) => write!(f, "dm:{a}:{b}"),
+            Self::Group(g) => write!(f, "group:{g}"),
+        }
+    }
+}
+
+/// A position in a log: `<ms>-<seq>`, the form of a Redis stream id. Orders as a pair.
+///
+/// Used for message ids (per conversation) and for sync cursors (per user feed).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct StreamId {
+    /// Milliseconds since the epoch when the entry was appended.
+    pub ms: u64,
+    /// Sequence number among the entries of the same millisecond.
+    pub seq: u64,
+}
+
+/// Id of a message within its conversation.
+pub type MessageId = StreamId;
+
+impl StreamId {
+    /// The id after `self` for an entry appended at `now_ms` (Redis `XADD *` rules).
+    pub fn next(self, now_ms: u64) -> Self {
+        if now_ms > self.ms {
+            Self { ms: now_ms, seq: 0 }
+        } else {
+            Self {
+                ms: self.ms,
+                seq: self.seq + 1,
+            }
+        }
+    }
+}
+
+impl Ord for StreamId {
+    fn cmp(&self, other: &Self) -> Ordering {
+        (self.ms, self.seq).cmp(&(other.ms, other.seq))
+    }
+}
+
+impl PartialOrd for StreamId {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl FromStr for StreamId {
+    type Err = InvalidId;
+    fn from_str(s: &str) -> Result<Self, InvalidId> {
+        const BAD: InvalidId = InvalidId("ids have the form <ms>-<seq>");
+        let (ms, seq) = s.split_once('-').ok_or(BAD)?;
+        let digits =
+            |p: &str| !p.is_empty() && p.len() <= 20 && p.bytes().all(|b| b.is_ascii_digit());
+        if !digits(ms) || !digits(seq) {
+            return Err(BAD);
+        }
+        Ok(Self {
+            ms: ms.parse().map_err(|_| BAD)?,
+            seq: seq.parse().map_err(|_| BAD)?,
+        })
+    }
+}
+
+impl TryFrom<String> for StreamId {
+    type Error = InvalidId;
+    fn try_from(s: String) -> Result<Self, InvalidId> {
+        s.parse()
+    }
+}
+
+impl From<StreamId> for String {
+    fn from(id: StreamId) -> String {
+        id.to_string()
+    }
+}
+
+impl fmt::Display for StreamId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}-{}", self.ms, self.seq)
+    }
+}
+
+/// A stored chat message, as clients see it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Message {
+    /// Position in the conversation log.
+    pub id: MessageId,
+    /// Where it was sent.
+    pub conversation: ConversationId,
+    /// The sender.
+    pub from: UserId,
+    /// The text, 1..=max_body characters.
+    pub body: String,
+    /// Milliseconds since the epoch, server time.
+    pub ts: u64,
+    /// The sender's idempotency key, if it gave one.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub client_id: Option<String>,
+}
+
+/// A group and its members, in join order (the owner first at creation).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Group {
+    /// The group id.
+    pub id: GroupId,
+    /// Display name, 1–100 characters.
+    pub name: String,
+    /// The current owner.
+    pub owner: UserId,
+    /// Members in join order.
+    pub members: Vec<UserId>,
+}
+
+/// One entry of the `conversations` answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ConversationSummary {
+    /// The conversation.
+    pub id: ConversationId,
+    /// The group name, for groups.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// The newest message, if any.
+    pub last_message: Option<Message>,
+    /// Messages from others after the user's read position.
+    pub unread: u64,
+}
+
+/// A user's presence as `presence:subscribe` and `presence` report it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PresenceState {
+    /// At least one device connected.
+    pub online: bool,
+    /// When the last device disconnected (ms since epoch), if known.
+    pub last_seen: Option<u64>,
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn user_ids_follow_the_contract() {
+        assert!(UserId::parse("alice.b-c_9").is_ok());
+        assert!(UserId::parse("").is_err());
+        assert!(UserId::parse("a b").is_err());
+        assert!(UserId::parse("a:b").is_err());
+        assert!(UserId::parse("x".repeat(64)).is_ok());
+        assert!(UserId::parse("x".repeat(65)).is_err());
+        assert!(GroupId::parse("a.b").is_err());
+    }
+
+    #[test]
+    fn dm_ids_are_sorted_and_round_trip() {
+        let (a, b) = (
+            UserId::parse("bob").unwrap(),
+            UserId::parse("alice").unwrap(),
+        );
+        let dm = ConversationId::dm(&a, &b);
+        assert_eq!(dm.to_string(), "dm:alice:bob");
+        assert_eq!("dm:alice:bob".parse::<ConversationId>().unwrap(), dm);
+        assert!("dm:bob:alice".parse::<ConversationId>().is_err());
+        assert!("dm:bob:bob".parse::<ConversationId>().is_err());
+        assert!("dm:bob".parse::<ConversationId>().is_err());
+        assert_eq!(dm.dm_peer(&a), Some(&b));
+        let g: ConversationId = "group:G1".parse().unwrap();
+        assert_eq!(g, ConversationId::Group(GroupId::parse("G1").unwrap()));
+        assert!("chan:x".parse::<ConversationId>().is_err());
+    }
+
+    #[test]
+    fn stream_ids_order_as_pairs_not_strings() {
+        let a: StreamId = "1000-9".parse().unwrap();
+        let b: StreamId = "1000-10".parse().unwrap();
+        assert!(a < b);
+        assert_eq!(b.to_string(), "1000-10");
+        assert!("1000".parse::<StreamId>().is_err());
+        assert!("-1".parse::<StreamId>().is_err());
+        assert!("1-+1".parse::<StreamId>().is_err());
+        assert!("99999999999999999999999-0".parse::<StreamId>().is_err());
+    }
+
+    #[test]
+    fn next_id_follows_xadd_rules() {
+        let id = StreamId { ms: 10, seq: 3 };
+        assert_eq!(id.next(11), StreamId { ms: 11, seq: 0 });
+        assert_eq!(id.next(10), StreamId { ms: 10, seq: 4 });
+        // A clock that goes backwards never produces a smaller id.
+        assert_eq!(id.next(5), StreamId { ms: 10, seq: 4 });
+    }
+}

@@ -1,0 +1,248 @@
+//! Assembles axum and socketioxide: the embeddable [`Chat`] and the binary's [`run`].
+
+use std::{
+    future::Future,
+    path::{Path, PathBuf},
+    sync::{Arc, atomic::Ordering},
+    time::Duration,
+};
+
+use axum::{
+    Json, Router,
+    extract::State,
+    http::{HeaderValue, Method, StatusCode},
+    response::{Html, IntoResponse},
+    routing::get,
+};
+use serde_json::json;
+use socketioxide::SocketIo;
+use tokio::net::TcpListener;
+use tower_http::{
+    cors::{AllowHeaders, AllowOrigin, CorsLayer},
+    services::{ServeDir, ServeFile},
+    trace::TraceLayer,
+};
+
+use crate::{
+    auth::Authenticator,
+    config::Config,
+    handlers::{self, Ctx},
+    protocol::events,
+    store::{Stores, memory::MemoryStore},
+};
+
+/// An embeddable chat: mount [`Chat::router`] in any axum app, keep the [`ChatHandle`]
+/// to shut it down.
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+/// let chat = chat_core::Chat::builder(chat_core::Config::default()).build().await?;
+/// let app = axum::Router::new().merge(chat.router());
+/// let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
+/// axum::serve(listener, app).await?;
+/// # Ok(()) }
+/// ```
+#[derive(Debug)]
+pub struct Chat {
+    router: Router,
+    handle: ChatHandle,
+}
+
+/// Builds a [`Chat`] from a [`Config`].
+#[derive(Debug)]
+pub struct ChatBuilder {
+    config: Config,
+}
+
+/// Controls a running chat: connection count and graceful shutdown.
+#[derive(Debug, Clone)]
+pub struct ChatHandle {
+    io: SocketIo,
+    ctx: Arc<Ctx>,
+    memory: Arc<MemoryStore>,
+    drain_timeout: Duration,
+}
+
+/// Errors of [`run`].
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// Binding or serving failed.
+    #[error("server i/o failed")]
+    Io(#[from] std::io::Error),
+}
+
+impl Chat {
+    /// Starts building a chat.
+    pub fn builder(config: Config) -> ChatBuilder {
+        ChatBuilder { config }
+    }
+
+    /// The routes to mount: Socket.IO at `/socket.io/` and `GET /healthz`, with CORS.
+    pub fn router(&self) -> Router {
+        self.router.clone()
+    }
+
+    /// The handle for connection counts and shutdown.
+    pub fn handle(&self) -> ChatHandle {
+        self.handle.clone()
+    }
+}
+
+impl ChatBuilder {
+    /// Sets up storage and the Socket.IO server.
+    pub async fn build(self) -> Result<Chat, ServerError> {
+        let config = self.config;
+        let memory = Arc::new(MemoryStore::new(&config.limits));
+        let ctx = Arc::new(Ctx {
+            stores: Stores::memory(memory.clone()),
+            limits: config.limits.clone(),
+            node_id: config.node_id.clone(),
+            auth: Authenticator::new(config.auth_secret.as_deref()),
+            delivery_ack_timeout: Duration::from_secs(10),
+            typing: Default::default(),
+            draining: Default::default(),
+        });
+        let (svc, io) = SocketIo::builder()
+            .max_payload(config.limits.max_payload)
+            .ws_max_message_size(config.limits.max_payload as usize)
+            .ws_max_frame_size(config.limits.max_payload as usize)
+            .with_state(ctx.clone())
+            .build_svc();
+        handlers::register(&io);
+        let handle = ChatHandle {
+            io,
+            ctx,
+            memory,
+            drain_timeout: config.drain_timeout,
+        };
+        // Explicit routes rather than a layer, so the router merges into any app, fallbacks
+        // included. Engine.IO clients always request `/socket.io/`.
+        let router = Router::new()
+            .route_service("/socket.io/", svc)
+            .route("/healthz", get(healthz))
+            .with_state(handle.clone())
+            .layer(cors(config.cors_origins.as_deref()));
+        Ok(Chat { router, handle })
+    }
+}
+
+impl ChatHandle {
+    /// Sockets connected to this node.
+    pub fn connections(&self) -> usize {
+        // After `close` the namespace is gone, and with it every socket.
+        self.io.of("/").map_or(0, |ns| ns.sockets().len())
+    }
+
+    /// Drains and closes: refuses new connections and writes, tells every socket to
+    /// reconnect (`drain`), waits up to the drain timeout for them to leave, closes the rest.
+    pub async fn shutdown(&self) {
+        self.ctx.draining.store(true, Ordering::SeqCst);
+        // In memory, anything accepted from now on would die with the process.
+        self.memory.close();
+        let n = self.connections();
+        tracing::info!(connections = n, timeout = ?self.drain_timeout, "draining");
+        if let Err(e) = self
+            .io
+            .emit(events::DRAIN, &json!({ "reconnect": true }))
+            .await
+        {
+            tracing::warn!(cause = %e, "cannot send drain");
+        }
+        let deadline = tokio::time::Instant::now() + self.drain_timeout;
+        while self.connections() > 0 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let left = self.connections();
+        self.io.close().await;
+        tracing::info!(closed = left, "socket.io closed");
+    }
+}
+
+async fn healthz(State(h): State<ChatHandle>) -> impl IntoResponse {
+    let draining = h.ctx.is_draining();
+    let status = if draining {
+        StatusCode::SERVICE_UNAVAILABLE
+    } else {
+        StatusCode::OK
+    };
+    let body = json!({
+        "status": if draining { "draining" } else { "ok" },
+        "node": h.ctx.node_id,
+        "connections": h.connections(),
+    });
+    (status, Json(body))
+}
+
+fn cors(origins: Option<&[String]>) -> CorsLayer {
+    let allow = match origins {
+        None => AllowOrigin::mirror_request(),
+        Some(list) => AllowOrigin::list(
+            list.iter()
+                .filter_map(|o| HeaderValue::from_str(o).ok())
+                .collect::<Vec<_>>(),
+        ),
+    };
+    CorsLayer::new()
+        .allow_origin(allow)
+        .allow_credentials(true)
+        .allow_methods([Method::GET, Method::POST, Method::OPTIONS])
+        .allow_headers(AllowHeaders::mirror_request())
+}
+
+/// The whole HTTP surface of `chat-server`: the chat, the web client, request tracing.
+pub fn app(chat: &Chat, web_dir: Option<&Path>) -> Router {
+    let web = match web_dir {
+        Some(dir) => Router::new()
+            .fallback_service(ServeDir::new(dir).fallback(ServeFile::new(dir.join("index.html")))),
+        None => Router::new().route("/", get(no_web_client)),
+    };
+    chat.router().merge(web).layer(TraceLayer::new_for_http())
+}
+
+async fn no_web_client() -> Html<&'static str> {
+    Html(concat!(
+        "<!doctype html><meta charset=utf-8><title>chat-server</title>",
+        "<h1>chat-server is running</h1>",
+        "<p>Socket.IO is at <code>/socket.io/</code>. The web client is not built: run ",
+        "<code>npm --prefix web-client ci &amp;&amp; npm --prefix web-client run build</code> ",
+        "and restart (or set <code>CHAT_WEB_DIR</code> to the built files).</p>"
+    ))
+}
+
+/// Where the web client is: `CHAT_WEB_DIR`, else `web-client/dist` if it was built.
+fn web_dir(config: &Config) -> Option<PathBuf> {
+    config.web_dir.clone().or_else(|| {
+        let default = PathBuf::from("web-client/dist");
+        default.join("index.html").is_file().then_some(default)
+    })
+}
+
+/// Serves a chat node on `listener` until `shutdown` resolves, then drains and returns.
+pub async fn run(
+    listener: TcpListener,
+    config: Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServerError> {
+    if config.auth_secret.is_none() {
+        tracing::warn!("CHAT_AUTH_SECRET is unset: development mode, clients choose their user id");
+    }
+    let web = web_dir(&config);
+    let chat = Chat::builder(config.clone()).build().await?;
+    let app = app(&chat, web.as_deref());
+    let handle = chat.handle();
+    let addr = listener.local_addr()?;
+    tracing::info!(%addr, node = %config.node_id, web = ?web, "listening");
+    let stop = tokio_util::sync::CancellationToken::new();
+    let drained = stop.clone();
+    let drainer = tokio::spawn(async move {
+        shutdown.await;
+        handle.shutdown().await;
+        drained.cancel();
+    });
+    axum::serve(listener, app)
+        .with_graceful_shutdown(stop.cancelled_owned())
+        .await?;
+    drainer.abort();
+    tracing::info!("stopped");
+    Ok(())
+}

@@ -1,0 +1,779 @@
+//! Every store in process memory: embedded mode, and the reference for other backends.
+//!
+//! Each trait call takes one lock for its whole step, so every step is atomic. Nothing here
+//! survives a restart; [`MemoryStore::close`] makes writes fail with [`StoreError::Closed`]
+//! so a node that is shutting down never acknowledges what it would lose.
+
+use std::{
+    collections::{BTreeMap, HashMap, HashSet, VecDeque},
+    sync::{
+        Mutex, MutexGuard,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Duration,
+};
+
+use async_trait::async_trait;
+use tokio::time::Instant;
+
+use super::{
+    Appended, Blocks, GroupRefusal, Groups, Mark, MessageLog, NewMessage, Presence, RateLimiter,
+    SyncPage,
+};
+use crate::{
+    config::{Limits, Rate},
+    error::StoreError,
+    protocol::{
+        ConversationId, ConversationSummary, Group, GroupId, Message, MessageId, PresenceState,
+        StreamId, UserId,
+    },
+};
+
+/// Most idempotency keys kept at once; the oldest go first past this.
+const MAX_IDEMPOTENCY_KEYS: usize = 200_000;
+/// Rate buckets idle this long are full again and can be forgotten.
+const BUCKET_IDLE: Duration = Duration::from_secs(120);
+
+/// In-memory implementation of every store trait.
+#[derive(Debug)]
+pub struct MemoryStore {
+    history_max: usize,
+    feed_max: usize,
+    idempotency_ttl: Duration,
+    closed: AtomicBool,
+    log: Mutex<LogState>,
+    groups: Mutex<GroupState>,
+    blocks: Mutex<HashMap<UserId, HashSet<UserId>>>,
+    presence: Mutex<HashMap<UserId, Online>>,
+    buckets: TokenBuckets,
+}
+
+#[derive(Debug, Default)]
+struct LogState {
+    convs: HashMap<ConversationId, Conv>,
+    feeds: HashMap<UserId, Feed>,
+    marks: HashMap<(UserId, ConversationId), Marks>,
+    idempotency: HashMap<(UserId, String), (Instant, Message)>,
+    idempotency_order: VecDeque<(Instant, UserId, String)>,
+}
+
+#[derive(Debug, Default)]
+struct Conv {
+    msgs: VecDeque<Message>,
+    last: StreamId,
+}
+
+#[derive(Debug, Default)]
+struct Feed {
+    entries: VecDeque<FeedEntry>,
+    last: StreamId,
+    /// Id of the newest entry trimmed away, if any was.
+    trimmed_upto: Option<StreamId>,
+    /// DMs the user has messages in.
+    dms: HashSet<ConversationId>,
+}
+
+#[derive(Debug)]
+struct FeedEntry {
+    id: StreamId,
+    conversation: ConversationId,
+    message: MessageId,
+    from: UserId,
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+struct Marks {
+    read: StreamId,
+    delivered: StreamId,
+}
+
+#[derive(Debug, Default)]
+struct GroupState {
+    groups: HashMap<GroupId, Group>,
+    by_user: HashMap<UserId, HashSet<GroupId>>,
+}
+
+#[derive(Debug, Default)]
+struct Online {
+    sockets: HashSet<String>,
+    last_seen: Option<u64>,
+}
+
+/// Token buckets by key, in process. Idle buckets are forgotten (they would be full anyway).
+#[derive(Debug, Default)]
+pub struct TokenBuckets(Mutex<BucketMap>);
+
+#[derive(Debug, Default)]
+struct BucketMap {
+    map: HashMap<String, (f64, Instant)>,
+    last_prune: Option<Instant>,
+}
+
+impl TokenBuckets {
+    /// Takes a token from `key`'s bucket; false if it is empty.
+    pub fn try_acquire(&self, key: &str, rate: Rate) -> bool {
+        let now = Instant::now();
+        let mut b = lock(&self.0);
+        if b.last_prune
+            .is_none_or(|t| now.duration_since(t) > BUCKET_IDLE)
+        {
+            b.map
+                .retain(|_, (_, at)| now.duration_since(*at) < BUCKET_IDLE);
+            b.last_prune = Some(now);
+        }
+        let (tokens, at) = b
+            .map
+            .entry(key.to_owned())
+            .or_insert((f64::from(rate.burst), now));
+        let refill = now.duration_since(*at).as_secs_f64() * rate.per_second;
+        *tokens = (*tokens + refill).min(f64::from(rate.burst));
+        *at = now;
+        if *tokens >= 1.0 {
+            *tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic while holding the lock cannot leave these maps half-updated in a way that
+    // matters more than refusing all further service, so keep going with the data.
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl MemoryStore {
+    /// An empty store with the retention limits of `limits`.
+    pub fn new(limits: &Limits) -> Self {
+        Self {
+            history_max: limits.history_max,
+            feed_max: limits.feed_max,
+            idempotency_ttl: limits.idempotency_ttl,
+            closed: AtomicBool::new(false),
+            log: Mutex::default(),
+            groups: Mutex::default(),
+            blocks: Mutex::default(),
+            presence: Mutex::default(),
+            buckets: TokenBuckets::default(),
+        }
+    }
+
+    /// Refuses every later write: the process is about to exit and would lose it.
+    pub fn close(&self) {
+        self.closed.store(true, Ordering::SeqCst);
+    }
+
+    fn writable(&self) -> Result<(), StoreError> {
+        if self.closed.load(Ordering::SeqCst) {
+            Err(StoreError::Closed)
+        } else {
+            Ok(())
+        }
+    }
+}
+
+impl LogState {
+    fn expire_idempotency(&mut self, ttl: Duration, now: Instant) {
+        while let Some((at, ..)) = self.idempotency_order.front() {
+            if now.duration_since(*at) < ttl && self.idempotency_order.len() <= MAX_IDEMPOTENCY_KEYS
+            {
+                break;
+            }
+            if let Some((at, user, key)) = self.idempotency_order.pop_front() {
+                let k = (user, key);
+                if self.idempotency.get(&k).is_some_and(|(t, _)| *t == at) {
+                    self.idempotency.remove(&k);
+                }
+            }
+        }
+    }
+
+    fn message(&self, conversation: &ConversationId, id: MessageId) -> Option<&Message> {
+        let msgs = &self.convs.get(conversation)?.msgs;
+        msgs.binary_search_by(|m| m.id.cmp(&id))
+            .ok()
+            .map(|i| &msgs[i])
+    }
+
+    fn read_mark(&self, user: &UserId, conversation: &ConversationId) -> StreamId {
+        self.marks
+            .get(&(user.clone(), conversation.clone()))
+            .map(|m| m.read)
+            .unwrap_or_default()
+    }
+
+    fn summary(
+        &self,
+        user: &UserId,
+        id: &ConversationId,
+        name: Option<String>,
+    ) -> ConversationSummary {
+        let read = self.read_mark(user, id);
+        let conv = self.convs.get(id);
+        let last_message = conv.and_then(|c| c.msgs.back().cloned());
+        let unread = conv.map_or(0, |c| {
+            c.msgs
+                .iter()
+                .rev()
+                .take_while(|m| m.id > read)
+                .filter(|m| &m.from != user)
+                .count() as u64
+        });
+        ConversationSummary {
+            id: id.clone(),
+            name,
+            last_message,
+            unread,
+        }
+    }
+}
+
+#[async_trait]
+impl MessageLog for MemoryStore {
+    async fn append(&self, msg: NewMessage, audience: &[UserId]) -> Result<Appended, StoreError> {
+        self.writable()?;
+        let now = Instant::now();
+        let mut st = lock(&self.log);
+        st.expire_idempotency(self.idempotency_ttl, now);
+        let key = msg.client_id.clone().map(|k| (msg.from.clone(), k));
+        if let Some((_, first)) = key.as_ref().and_then(|k| st.idempotency.get(k)) {
+            return Ok(
+                if first.conversation == msg.conversation && first.body == msg.body {
+                    Appended::Duplicate(first.clone())
+                } else {
+                    Appended::Conflict
+                },
+            );
+        }
+        let conv = st.convs.entry(msg.conversation.clone()).or_default();
+        let id = conv.last.next(msg.ts);
+        conv.last = id;
+        let message = Message {
+            id,
+            conversation: msg.conversation,
+            from: msg.from,
+            body: msg.body,
+            ts: msg.ts,
+            client_id: msg.client_id,
+        };
+        conv.msgs.push_back(message.clone());
+        while conv.msgs.len() > self.history_max {
+            conv.msgs.pop_front();
+        }
+        for user in audience {
+            let feed = st.feeds.entry(user.clone()).or_default();
+            feed.last = feed.last.next(message.ts);
+            feed.entries.push_back(FeedEntry {
+                id: feed.last,
+                conversation: message.conversation.clone(),
+                message: id,
+                from: message.from.clone(),
+            });
+            while feed.entries.len() > self.feed_max {
+                feed.trimmed_upto = feed.entries.pop_front().map(|e| e.id);
+            }
+            if let ConversationId::Dm(..) = message.conversation {
+                feed.dms.insert(message.conversation.clone());
+            }
+        }
+        if let Some((user, k)) = key {
+            st.idempotency_order
+                .push_back((now, user.clone(), k.clone()));
+            st.idempotency.insert((user, k), (now, message.clone()));
+        }
+        Ok(Appended::New(message))
+    }
+
+    async fn history(
+        &self,
+        conversation: &ConversationId,
+        before: Option<MessageId>,
+        limit: usize,
+    ) -> Result<(Vec<Message>, bool), StoreError> {
+        let st = lock(&self.log);
+        let Some(conv) = st.convs.get(conversation) else {
+            return Ok((Vec::new(), false));
+        };
+        let end = match before {
+            Some(b) => conv.msgs.partition_point(|m| m.id < b),
+            None => conv.msgs.len(),
+        };
+        let start = end.saturating_sub(limit);
+        Ok((conv.msgs.range(start..end).cloned().collect(), start > 0))
+    }
+
+    async fn sync(
+        &self,
+        user: &UserId,
+        cursor: Option<StreamId>,
+        limit: usize,
+    ) -> Result<SyncPage, StoreError> {
+        let st = lock(&self.log);
+        let Some(feed) = st.feeds.get(user) else {
+            return Ok(SyncPage {
+                messages: Vec::new(),
+                cursor: cursor.unwrap_or_default(),
+                has_more: false,
+                truncated: false,
+            });
+        };
+        let start = cursor.map_or(0, |c| feed.entries.partition_point(|e| e.id <= c));
+        let truncated = matches!((cursor, feed.trimmed_upto), (Some(c), Some(t)) if c < t);
+        let mut messages = Vec::new();
+        let mut next = cursor.unwrap_or_default();
+        let mut examined = start;
+        for entry in feed.entries.range(start..) {
+            if messages.len() == limit {
+                break;
+            }
+            examined += 1;
+            next = entry.id;
+            let unread_only = cursor.is_none();
+            if unread_only
+                && (&entry.from == user || entry.message <= st.read_mark(user, &entry.conversation))
+            {
+                continue;
+            }
+            if let Some(m) = st.message(&entry.conversation, entry.message) {
+                messages.push(m.clone());
+            }
+        }
+        Ok(SyncPage {
+            messages,
+            cursor: next,
+            has_more: examined < feed.entries.len(),
+            truncated,
+        })
+    }
+
+    async fn dm_peers(&self, user: &UserId) -> Result<Vec<UserId>, StoreError> {
+        let st = lock(&self.log);
+        Ok(st
+            .feeds
+            .get(user)
+            .map(|f| {
+                f.dms
+                    .iter()
+                    .filter_map(|c| c.dm_peer(user).cloned())
+                    .collect()
+            })
+            .unwrap_or_default())
+    }
+
+    async fn conversations(
+        &self,
+        user: &UserId,
+        groups: &[Group],
+    ) -> Result<Vec<ConversationSummary>, StoreError> {
+        let st = lock(&self.log);
+        let mut out: Vec<ConversationSummary> = st
+            .feeds
+            .get(user)
+            .map(|f| f.dms.iter().map(|id| st.summary(user, id, None)).collect())
+            .unwrap_or_default();
+        out.extend(groups.iter().map(|g| {
+            st.summary(
+                user,
+                &ConversationId::Group(g.id.clone()),
+                Some(g.name.clone()),
+            )
+        }));
+        out.sort_by(|a, b| {
+            let key = |s: &ConversationSummary| s.last_message.as_ref().map(|m| m.id);
+            key(b).cmp(&key(a)).then_with(|| a.id.cmp(&b.id))
+        });
+        Ok(out)
+    }
+
+    async fn advance(
+        &self,
+        user: &UserId,
+        conversation: &ConversationId,
+        upto: MessageId,
+        mark: Mark,
+    ) -> Result<Vec<(UserId, MessageId)>, StoreError> {
+        self.writable()?;
+        let mut st = lock(&self.log);
+        let Some(newest) = st
+            .convs
+            .get(conversation)
+            .and_then(|c| c.msgs.back())
+            .map(|m| m.id)
+        else {
+            return Ok(Vec::new());
+        };
+        let upto = upto.min(newest);
+        let marks = st
+            .marks
+            .entry((user.clone(), conversation.clone()))
+            .or_default();
+        let old = match mark {
+            Mark::Delivered => marks.delivered,
+            Mark::Read => marks.read,
+        };
+        if upto <= old {
+            return Ok(Vec::new());
+        }
+        marks.delivered = marks.delivered.max(upto);
+        if mark == Mark::Read {
+            marks.read = upto;
+        }
+        let mut newest_by_sender: BTreeMap<UserId, MessageId> = BTreeMap::new();
+        if let Some(conv) = st.convs.get(conversation) {
+            for m in conv.msgs.iter().rev().skip_while(|m| m.id > upto) {
+                if m.id <= old {
+                    break;
+                }
+                if &m.from != user {
+                    newest_by_sender.entry(m.from.clone()).or_insert(m.id);
+                }
+            }
+        }
+        Ok(newest_by_sender.into_iter().collect())
+    }
+}
+
+#[async_trait]
+impl Groups for MemoryStore {
+    async fn create(&self, group: Group) -> Result<Group, StoreError> {
+        self.writable()?;
+        let mut st = lock(&self.groups);
+        for m in &group.members {
+            st.by_user
+                .entry(m.clone())
+                .or_default()
+                .insert(group.id.clone());
+        }
+        st.groups.insert(group.id.clone(), group.clone());
+        Ok(group)
+    }
+
+    async fn get(&self, id: &GroupId) -> Result<Option<Group>, StoreError> {
+        Ok(lock(&self.groups).groups.get(id).cloned())
+    }
+
+    async fn join(
+        &self,
+        id: &GroupId,
+        user: &UserId,
+        max_size: usize,
+        max_groups: usize,
+    ) -> Result<Result<(Group, bool), GroupRefusal>, StoreError> {
+        self.writable()?;
+        let mut st = lock(&self.groups);
+        let st = &mut *st;
+        let Some(group) = st.groups.get_mut(id) else {
+            return Ok(Err(GroupRefusal::NotFound));
+        };
+        if group.members.contains(user) {
+            return Ok(Ok((group.clone(), false)));
+        }
+        if group.members.len() >= max_size {
+            return Ok(Err(GroupRefusal::Full));
+        }
+        let mine = st.by_user.entry(user.clone()).or_default();
+        if mine.len() >= max_groups {
+            return Ok(Err(GroupRefusal::TooManyGroups));
+        }
+        mine.insert(id.clone());
+        group.members.push(user.clone());
+        Ok(Ok((group.clone(), true)))
+    }
+
+    async fn leave(&self, id: &GroupId, user: &UserId) -> Result<Option<Group>, StoreError> {
+        self.writable()?;
+        let mut st = lock(&self.groups);
+        let st = &mut *st;
+        let Some(group) = st.groups.get_mut(id) else {
+            return Ok(None);
+        };
+        let Some(pos) = group.members.iter().position(|m| m == user) else {
+            return Ok(None);
+        };
+        let before = group.clone();
+        group.members.remove(pos);
+        if &group.owner == user
+            && let Some(next) = group.members.first()
+        {
+            group.owner = next.clone();
+        }
+        if let Some(mine) = st.by_user.get_mut(user) {
+            mine.remove(id);
+        }
+        Ok(Some(before))
+    }
+
+    async fn of_user(&self, user: &UserId) -> Result<Vec<Group>, StoreError> {
+        let st = lock(&self.groups);
+        let mut groups: Vec<Group> = st
+            .by_user
+            .get(user)
+            .into_iter()
+            .flatten()
+            .filter_map(|id| st.groups.get(id).cloned())
+            .collect();
+        groups.sort_by(|a, b| a.id.cmp(&b.id));
+        Ok(groups)
+    }
+}
+
+#[async_trait]
+impl Blocks for MemoryStore {
+    async fn block(&self, user: &UserId, target: &UserId) -> Result<(), StoreError> {
+        self.writable()?;
+        lock(&self.blocks)
+            .entry(user.clone())
+            .or_default()
+            .insert(target.clone());
+        Ok(())
+    }
+
+    async fn unblock(&self, user: &UserId, target: &UserId) -> Result<(), StoreError> {
+        self.writable()?;
+        if let Some(set) = lock(&self.blocks).get_mut(user) {
+            set.remove(target);
+        }
+        Ok(())
+    }
+
+    async fn is_blocked(&self, user: &UserId, target: &UserId) -> Result<bool, StoreError> {
+        Ok(lock(&self.blocks)
+            .get(user)
+            .is_some_and(|s| s.contains(target)))
+    }
+}
+
+#[async_trait]
+impl Presence for MemoryStore {
+    async fn connect(&self, user: &UserId, socket: &str) -> Result<bool, StoreError> {
+        let mut st = lock(&self.presence);
+        let entry = st.entry(user.clone()).or_default();
+        let first = entry.sockets.is_empty();
+        entry.sockets.insert(socket.to_owned());
+        Ok(first)
+    }
+
+    async fn disconnect(
+        &self,
+        user: &UserId,
+        socket: &str,
+        now_ms: u64,
+    ) -> Result<Option<u64>, StoreError> {
+        let mut st = lock(&self.presence);
+        let Some(entry) = st.get_mut(user) else {
+            return Ok(None);
+        };
+        if !entry.sockets.remove(socket) || !entry.sockets.is_empty() {
+            return Ok(None);
+        }
+        entry.last_seen = Some(now_ms);
+        Ok(Some(now_ms))
+    }
+
+    async fn get(&self, users: &[UserId]) -> Result<Vec<PresenceState>, StoreError> {
+        let st = lock(&self.presence);
+        Ok(users
+            .iter()
+            .map(|u| match st.get(u) {
+                Some(e) => PresenceState {
+                    online: !e.sockets.is_empty(),
+                    last_seen: e.last_seen,
+                },
+                None => PresenceState {
+                    online: false,
+                    last_seen: None,
+                },
+            })
+            .collect())
+    }
+}
+
+#[async_trait]
+impl RateLimiter for MemoryStore {
+    async fn try_acquire(&self, key: &str, rate: Rate) -> Result<bool, StoreError> {
+        Ok(self.buckets.try_acquire(key, rate))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn user(s: &str) -> UserId {
+        UserId::parse(s).unwrap()
+    }
+
+    fn store() -> MemoryStore {
+        MemoryStore::new(&Limits {
+            history_max: 5,
+            feed_max: 4,
+            ..Limits::default()
+        })
+    }
+
+    async fn send(s: &MemoryStore, from: &str, to: &str, body: &str, ts: u64) -> Message {
+        let (a, b) = (user(from), user(to));
+        let new = NewMessage {
+            conversation: ConversationId::dm(&a, &b),
+            from: a.clone(),
+            body: body.into(),
+            ts,
+            client_id: None,
+        };
+        match s.append(new, &[a, b]).await.unwrap() {
+            Appended::New(m) => m,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn ids_grow_within_a_millisecond_and_history_is_capped() {
+        let s = store();
+        let mut ids = Vec::new();
+        for i in 0..7 {
+            ids.push(send(&s, "a", "b", &format!("m{i}"), 1000).await.id);
+        }
+        assert!(ids.windows(2).all(|w| w[0] < w[1]));
+        let dm = ConversationId::dm(&user("a"), &user("b"));
+        let (page, more) = s.history(&dm, None, 100).await.unwrap();
+        assert_eq!(page.len(), 5, "capped at history_max");
+        assert!(!more);
+        let (page, more) = s.history(&dm, Some(ids[5]), 2).await.unwrap();
+        assert_eq!(page.iter().map(|m| m.id).collect::<Vec<_>>(), ids[3..5]);
+        assert!(more);
+    }
+
+    #[tokio::test]
+    async fn idempotent_append_returns_the_first_message_or_conflicts() {
+        let s = store();
+        let (a, b) = (user("a"), user("b"));
+        let new = |body: &str| NewMessage {
+            conversation: ConversationId::dm(&a, &b),
+            from: a.clone(),
+            body: body.into(),
+            ts: 1,
+            client_id: Some("k".into()),
+        };
+        let Appended::New(first) = s.append(new("x"), &[]).await.unwrap() else {
+            panic!()
+        };
+        assert_eq!(
+            s.append(new("x"), &[]).await.unwrap(),
+            Appended::Duplicate(first)
+        );
+        assert_eq!(s.append(new("y"), &[]).await.unwrap(), Appended::Conflict);
+    }
+
+    #[tokio::test]
+    async fn sync_without_cursor_gives_unread_then_cursor_gives_rest_once() {
+        let s = MemoryStore::new(&Limits::default());
+        let m1 = send(&s, "a", "b", "1", 10).await;
+        let m2 = send(&s, "a", "b", "2", 11).await;
+        let dm = m1.conversation.clone();
+        s.advance(&user("b"), &dm, m1.id, Mark::Read).await.unwrap();
+        let page = s.sync(&user("b"), None, 100).await.unwrap();
+        assert_eq!(page.messages, vec![m2.clone()]);
+        assert!(!page.has_more);
+        let again = s.sync(&user("b"), Some(page.cursor), 100).await.unwrap();
+        assert!(again.messages.is_empty());
+        let m3 = send(&s, "b", "a", "3", 12).await;
+        let next = s.sync(&user("b"), Some(page.cursor), 100).await.unwrap();
+        assert_eq!(next.messages, vec![m3], "own sends reach other devices");
+    }
+
+    #[tokio::test]
+    async fn sync_pages_and_reports_truncation() {
+        let s = store();
+        for i in 0..6 {
+            send(&s, "a", "b", &i.to_string(), 100 + i).await;
+        }
+        let first = s
+            .sync(&user("b"), Some(StreamId::default()), 2)
+            .await
+            .unwrap();
+        assert!(first.truncated, "feed_max 4 trimmed two entries");
+        assert_eq!(first.messages.len(), 2);
+        assert!(first.has_more);
+        let rest = s.sync(&user("b"), Some(first.cursor), 10).await.unwrap();
+        assert_eq!(rest.messages.len(), 2);
+        assert!(!rest.has_more && !rest.truncated);
+    }
+
+    #[tokio::test]
+    async fn advance_reports_newest_per_sender_once() {
+        let s = MemoryStore::new(&Limits::default());
+        let m1 = send(&s, "a", "b", "1", 10).await;
+        let m2 = send(&s, "a", "b", "2", 11).await;
+        send(&s, "b", "a", "own", 12).await;
+        let dm = m1.conversation.clone();
+        let far = StreamId {
+            ms: u64::MAX,
+            seq: 0,
+        };
+        let got = s
+            .advance(&user("b"), &dm, far, Mark::Delivered)
+            .await
+            .unwrap();
+        assert_eq!(got, vec![(user("a"), m2.id)]);
+        assert!(
+            s.advance(&user("b"), &dm, m2.id, Mark::Delivered)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        let read = s.advance(&user("b"), &dm, m1.id, Mark::Read).await.unwrap();
+        assert_eq!(read, vec![(user("a"), m1.id)]);
+        let summary = s.conversations(&user("b"), &[]).await.unwrap();
+        assert_eq!(summary[0].unread, 1);
+    }
+
+    #[tokio::test]
+    async fn closed_store_refuses_writes() {
+        let s = store();
+        s.close();
+        let (a, b) = (user("a"), user("b"));
+        let new = NewMessage {
+            conversation: ConversationId::dm(&a, &b),
+            from: a.clone(),
+            body: "x".into(),
+            ts: 1,
+            client_id: None,
+        };
+        assert_eq!(s.append(new, &[]).await, Err(StoreError::Closed));
+        assert!(
+            s.history(&ConversationId::dm(&a, &b), None, 1)
+                .await
+                .is_ok()
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn token_bucket_refills_over_time() {
+        let s = store();
+        let rate = Rate::new(2.0, 2);
+        assert!(s.try_acquire("k", rate).await.unwrap());
+        assert!(s.try_acquire("k", rate).await.unwrap());
+        assert!(!s.try_acquire("k", rate).await.unwrap());
+        tokio::time::advance(Duration::from_millis(600)).await;
+        assert!(s.try_acquire("k", rate).await.unwrap());
+        assert!(!s.try_acquire("k", rate).await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn presence_counts_devices() {
+        let s = store();
+        let a = user("a");
+        assert!(s.connect(&a, "s1").await.unwrap());
+        assert!(!s.connect(&a, "s2").await.unwrap());
+        assert_eq!(s.disconnect(&a, "s1", 5).await.unwrap(), None);
+        assert_eq!(s.disconnect(&a, "s2", 6).await.unwrap(), Some(6));
+        assert_eq!(
+            Presence::get(&s, std::slice::from_ref(&a)).await.unwrap(),
+            vec![PresenceState {
+                online: false,
+                last_seen: Some(6)
+            }]
+        );
+    }
+}

@@ -1,0 +1,215 @@
+//! Storage seams: what the handlers need from a backend, written once.
+//!
+//! [`memory::MemoryStore`] implements every trait in process (embedded mode); a Redis
+//! implementation plugs in beside it without touching the handlers. Each method is one
+//! atomic step of the backend, so that two keys that must change together do.
+
+pub mod memory;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+use crate::{
+    config::Rate,
+    error::StoreError,
+    protocol::{
+        ConversationId, ConversationSummary, Group, GroupId, Message, MessageId, PresenceState,
+        StreamId, UserId,
+    },
+};
+
+/// A message to append; the store assigns its id.
+#[derive(Debug, Clone)]
+pub struct NewMessage {
+    /// Target conversation.
+    pub conversation: ConversationId,
+    /// The sender.
+    pub from: UserId,
+    /// The text.
+    pub body: String,
+    /// Server time, ms since the epoch.
+    pub ts: u64,
+    /// The sender's idempotency key.
+    pub client_id: Option<String>,
+}
+
+/// What [`MessageLog::append`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Appended {
+    /// A new message was stored.
+    New(Message),
+    /// The sender had used this `clientId` for the same message: the first one.
+    Duplicate(Message),
+    /// The sender had used this `clientId` for a different message.
+    Conflict,
+}
+
+/// One page of [`MessageLog::sync`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SyncPage {
+    /// Messages in feed order (oldest first).
+    pub messages: Vec<Message>,
+    /// Where the next call continues.
+    pub cursor: StreamId,
+    /// More entries follow the cursor.
+    pub has_more: bool,
+    /// The given cursor was older than what the feed retains.
+    pub truncated: bool,
+}
+
+/// Which watermark [`MessageLog::advance`] moves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mark {
+    /// Some device received the messages.
+    Delivered,
+    /// The user read them (implies delivered).
+    Read,
+}
+
+/// Conversation logs, per-user sync feeds, read/delivered positions and idempotency keys.
+#[async_trait]
+pub trait MessageLog: Send + Sync + 'static {
+    /// Appends `msg` to its conversation and to the feed of every user in `audience`
+    /// (the sender included), unless the sender already used its `client_id`.
+    async fn append(&self, msg: NewMessage, audience: &[UserId]) -> Result<Appended, StoreError>;
+
+    /// Up to `limit` messages older than `before` (or the newest), oldest first, and
+    /// whether older ones exist.
+    async fn history(
+        &self,
+        conversation: &ConversationId,
+        before: Option<MessageId>,
+        limit: usize,
+    ) -> Result<(Vec<Message>, bool), StoreError>;
+
+    /// The user's feed after `cursor`; without one, the user's unread messages.
+    async fn sync(
+        &self,
+        user: &UserId,
+        cursor: Option<StreamId>,
+        limit: usize,
+    ) -> Result<SyncPage, StoreError>;
+
+    /// The users the given user has DMs with.
+    async fn dm_peers(&self, user: &UserId) -> Result<Vec<UserId>, StoreError>;
+
+    /// Summaries (last message, unread count) of the user's DMs that have messages, and of
+    /// the given groups; most recently active first.
+    async fn conversations(
+        &self,
+        user: &UserId,
+        groups: &[Group],
+    ) -> Result<Vec<ConversationSummary>, StoreError>;
+
+    /// Moves the user's `mark` in `conversation` up to `upto` (clamped to the newest message;
+    /// never backwards). Returns, per sender of a newly covered message, the newest such id.
+    async fn advance(
+        &self,
+        user: &UserId,
+        conversation: &ConversationId,
+        upto: MessageId,
+        mark: Mark,
+    ) -> Result<Vec<(UserId, MessageId)>, StoreError>;
+}
+
+/// Why a group operation did not happen.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GroupRefusal {
+    /// No such group.
+    NotFound,
+    /// The group has `max_group_size` members.
+    Full,
+    /// The user belongs to `max_groups` groups already.
+    TooManyGroups,
+}
+
+/// Groups and membership.
+#[async_trait]
+pub trait Groups: Send + Sync + 'static {
+    /// Stores a new group; `members` holds the owner first, without duplicates.
+    async fn create(&self, group: Group) -> Result<Group, StoreError>;
+    /// The group, if it exists.
+    async fn get(&self, id: &GroupId) -> Result<Option<Group>, StoreError>;
+    /// Adds `user` (no-op if a member). Returns the group and whether the user was added.
+    async fn join(
+        &self,
+        id: &GroupId,
+        user: &UserId,
+        max_size: usize,
+        max_groups: usize,
+    ) -> Result<Result<(Group, bool), GroupRefusal>, StoreError>;
+    /// Removes `user`; passes ownership on if needed. Returns the group as it was before,
+    /// or `None` if the user was not a member (or no such group).
+    async fn leave(&self, id: &GroupId, user: &UserId) -> Result<Option<Group>, StoreError>;
+    /// The groups `user` belongs to.
+    async fn of_user(&self, user: &UserId) -> Result<Vec<Group>, StoreError>;
+}
+
+/// Who blocked whom.
+#[async_trait]
+pub trait Blocks: Send + Sync + 'static {
+    /// `user` blocks `target` (idempotent).
+    async fn block(&self, user: &UserId, target: &UserId) -> Result<(), StoreError>;
+    /// `user` unblocks `target` (idempotent).
+    async fn unblock(&self, user: &UserId, target: &UserId) -> Result<(), StoreError>;
+    /// Whether `user` has blocked `target`.
+    async fn is_blocked(&self, user: &UserId, target: &UserId) -> Result<bool, StoreError>;
+}
+
+/// Which users are online, by connected socket.
+#[async_trait]
+pub trait Presence: Send + Sync + 'static {
+    /// Records a connected socket. Returns true if it is the user's first.
+    async fn connect(&self, user: &UserId, socket: &str) -> Result<bool, StoreError>;
+    /// Forgets a socket at `now_ms`. Returns the new `lastSeen` if it was the user's last.
+    async fn disconnect(
+        &self,
+        user: &UserId,
+        socket: &str,
+        now_ms: u64,
+    ) -> Result<Option<u64>, StoreError>;
+    /// The presence of each user, in order.
+    async fn get(&self, users: &[UserId]) -> Result<Vec<PresenceState>, StoreError>;
+}
+
+/// Per-key token buckets shared by every device of a user.
+#[async_trait]
+pub trait RateLimiter: Send + Sync + 'static {
+    /// Takes a token from `key`'s bucket; false if it is empty.
+    async fn try_acquire(&self, key: &str, rate: Rate) -> Result<bool, StoreError>;
+}
+
+/// The set of stores a chat node runs on.
+#[derive(Clone)]
+pub struct Stores {
+    /// Messages, feeds, positions, idempotency.
+    pub messages: Arc<dyn MessageLog>,
+    /// Groups.
+    pub groups: Arc<dyn Groups>,
+    /// Blocks.
+    pub blocks: Arc<dyn Blocks>,
+    /// Presence.
+    pub presence: Arc<dyn Presence>,
+    /// Rate limits.
+    pub rates: Arc<dyn RateLimiter>,
+}
+
+impl std::fmt::Debug for Stores {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Stores").finish_non_exhaustive()
+    }
+}
+
+impl Stores {
+    /// Every store backed by one in-memory instance.
+    pub fn memory(store: Arc<memory::MemoryStore>) -> Self {
+        Self {
+            messages: store.clone(),
+            groups: store.clone(),
+            blocks: store.clone(),
+            presence: store.clone(),
+            rates: store,
+        }
+    }
+}

@@ -1,0 +1,73 @@
+use chat_core::config::Rate;
+use serde_json::json;
+
+use crate::helpers::*;
+
+/// A flood of sends is cut with `rate_limited`; the connection stays and recovers.
+#[tokio::test]
+async fn message_rate_limit() {
+    let srv = TestServer::with(|c| c.limits.message_rate = Rate::new(5.0, 5)).await;
+    let (a, b) = (uid("alice"), uid("bob"));
+    let mut ca = srv.client(&a).await;
+    let mut refused = 0;
+    for i in 0..20 {
+        let ack = ca
+            .ack("message:send", json!({"to": b, "body": format!("{i}")}))
+            .await;
+        if ack["ok"] == false {
+            assert_code(&ack, "rate_limited");
+            refused += 1;
+        }
+    }
+    assert!(refused >= 10, "only {refused} of 20 refused");
+    // The limit is per user: another device of the same user shares it.
+    let mut ca2 = srv.client(&a).await;
+    let ack = ca2
+        .ack("message:send", json!({"to": b, "body": "other device"}))
+        .await;
+    assert_code(&ack, "rate_limited");
+    // Tokens come back; poll until a send passes.
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+    while ca
+        .ack("message:send", json!({"to": b, "body": "later"}))
+        .await["ok"]
+        != true
+    {
+        assert!(tokio::time::Instant::now() < deadline, "never recovered");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+/// Every acked event counts against a per-user budget.
+#[tokio::test]
+async fn event_rate_limit() {
+    let srv = TestServer::with(|c| c.limits.event_rate = Rate::new(1.0, 10)).await;
+    let mut c = srv.client(&uid("alice")).await;
+    let mut codes = Vec::new();
+    for _ in 0..15 {
+        let ack = c.ack("conversations", json!({})).await;
+        codes.push(ack["ok"] == true);
+    }
+    assert_eq!(codes.iter().filter(|ok| **ok).count(), 10);
+    assert_code(
+        &c.ack("history", json!({"conversation": "dm:a:b"})).await,
+        "rate_limited",
+    );
+}
+
+/// A packet over the Engine.IO payload limit closes that connection only.
+#[tokio::test]
+async fn oversized_packets_close_only_their_connection() {
+    let srv = TestServer::with(|c| c.limits.max_payload = 4096).await;
+    let (a, b) = (uid("alice"), uid("bob"));
+    let big = srv.client(&a).await;
+    let mut other = srv.client(&b).await;
+    big.send_raw(format!(
+        "42{}",
+        json!(["message:send", {"to": b, "body": "x".repeat(10_000)}])
+    ));
+    big.closed().await;
+    ok(other
+        .ack("message:send", json!({"to": a, "body": "still fine"}))
+        .await);
+}

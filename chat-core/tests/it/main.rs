@@ -1,0 +1,16 @@
+//! Integration tests: real Socket.IO connections to a chat served on loopback.
+
+// Test code: a panic is the failure report.
+#![allow(clippy::unwrap_used)]
+
+mod client;
+mod helpers;
+
+mod auth;
+mod groups;
+mod history;
+mod limits;
+mod messages;
+mod presence;
+mod receipts;
+mod shutdown;

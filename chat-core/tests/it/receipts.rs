@@ -1,0 +1,122 @@
+use serde_json::json;
+
+use crate::helpers::*;
+
+/// The sender learns when a device of the recipient got the message, and when it was read.
+#[tokio::test]
+async fn delivered_then_read() {
+    let srv = TestServer::start().await;
+    let (a, b) = (uid("alice"), uid("bob"));
+    let mut ca = srv.client(&a).await;
+    let cb = srv.client(&b).await;
+    let m = ok(ca.ack("message:send", json!({"to": b, "body": "hi"})).await)["message"].clone();
+    cb.event("message", |_| true).await;
+    let r = ca.event("receipt", |v| v["status"] == "delivered").await;
+    assert_eq!(
+        r,
+        json!({"conversation": m["conversation"], "user": b, "messageId": m["id"], "status": "delivered"})
+    );
+    let mut cb = cb;
+    ok(cb
+        .ack(
+            "read",
+            json!({"conversation": m["conversation"], "messageId": m["id"]}),
+        )
+        .await);
+    let r = ca.event("receipt", |v| v["status"] == "read").await;
+    assert_eq!(r["messageId"], m["id"]);
+    // Reading the same again sends nothing new.
+    ok(cb
+        .ack(
+            "read",
+            json!({"conversation": m["conversation"], "messageId": m["id"]}),
+        )
+        .await);
+    ca.barrier().await;
+    assert!(ca.received("receipt").is_empty());
+}
+
+/// A recipient that was offline confirms delivery by syncing; receipts are cumulative.
+#[tokio::test]
+async fn sync_counts_as_delivered() {
+    let srv = TestServer::start().await;
+    let (a, b) = (uid("alice"), uid("bob"));
+    let mut ca = srv.client(&a).await;
+    ok(ca.ack("message:send", json!({"to": b, "body": "1"})).await);
+    let m2 = ok(ca.ack("message:send", json!({"to": b, "body": "2"})).await)["message"].clone();
+    let mut cb = srv.client(&b).await.without_delivery_acks();
+    ok(cb.ack("sync", json!({})).await);
+    let r = ca.event("receipt", |_| true).await;
+    assert_eq!(
+        (&r["messageId"], &r["status"]),
+        (&m2["id"], &json!("delivered"))
+    );
+}
+
+/// A device that does not ack `message` produces no delivered receipt.
+#[tokio::test]
+async fn no_ack_no_delivered() {
+    let srv = TestServer::start().await;
+    let (a, b) = (uid("alice"), uid("bob"));
+    let mut ca = srv.client(&a).await;
+    let mut cb = srv.client(&b).await.without_delivery_acks();
+    ok(ca.ack("message:send", json!({"to": b, "body": "1"})).await);
+    cb.event("message", |_| true).await;
+    cb.barrier().await;
+    ca.barrier().await;
+    assert!(ca.received("receipt").is_empty());
+}
+
+/// Typing reaches the other participants, never non-members, and is throttled.
+#[tokio::test]
+async fn typing_reaches_participants_only() {
+    let srv = TestServer::start().await;
+    let (a, b, c) = (uid("alice"), uid("bob"), uid("carol"));
+    let mut ca = srv.client(&a).await;
+    let mut cb = srv.client(&b).await;
+    let mut cc = srv.client(&c).await;
+    let conv =
+        ok(ca.ack("message:send", json!({"to": b, "body": "hi"})).await)["message"]["conversation"]
+            .clone();
+    ca.emit("typing", json!({"conversation": conv, "typing": true}));
+    let t = cb.event("typing", |_| true).await;
+    assert_eq!(t, json!({"conversation": conv, "user": a, "typing": true}));
+
+    let gid = ok(ca
+        .ack("group:create", json!({"name": "g", "members": [b]}))
+        .await)["group"]["id"]
+        .clone();
+    let gconv = format!("group:{}", gid.as_str().unwrap());
+    cc.emit("typing", json!({"conversation": gconv, "typing": true}));
+    cc.emit("typing", json!({"conversation": conv, "typing": true}));
+    cc.emit("typing", json!("garbage"));
+    ca.emit("typing", json!({"conversation": gconv, "typing": false}));
+    cb.event("typing", |v| {
+        v["conversation"] == gconv.as_str() && v["typing"] == false
+    })
+    .await;
+    cc.barrier().await;
+    ca.barrier().await;
+    cb.barrier().await;
+    assert!(
+        cb.received("typing").is_empty(),
+        "a non-member's typing leaked: {:?}",
+        cb.received("typing")
+    );
+    assert!(
+        ca.received("typing").is_empty(),
+        "typing echoed to its sender"
+    );
+
+    // A burst is cut to the throttle's size.
+    for _ in 0..30 {
+        ca.emit("typing", json!({"conversation": conv, "typing": true}));
+    }
+    ca.barrier().await;
+    cb.barrier().await;
+    let got = cb.received("typing").len();
+    assert!(
+        (1..=5).contains(&got),
+        "{got} typing events passed the throttle"
+    );
+}
