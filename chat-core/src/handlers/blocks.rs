@@ -7,6 +7,7 @@ use super::Call;
 use crate::{error::ChatError, protocol::UserId};
 
 #[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub(crate) struct BlockReq {
     user: UserId,
 }

@@ -14,6 +14,7 @@ use crate::{
 const MAX_NAME: usize = 100;
 
 #[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub(crate) struct CreateReq {
     name: String,
     #[serde(default)]
@@ -21,6 +22,7 @@ pub(crate) struct CreateReq {
 }
 
 #[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub(crate) struct GroupReq {
     group: GroupId,
 }

@@ -16,7 +16,7 @@ use crate::{
 const MAX_PAGE: usize = 100;
 
 #[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub(crate) struct HistoryReq {
     conversation: ConversationId,
     before: Option<MessageId>,
@@ -50,6 +50,7 @@ pub(crate) async fn history<A: Adapter>(
 }
 
 #[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub(crate) struct SyncReq {
     cursor: Option<String>,
 }
@@ -120,6 +121,7 @@ async fn mark_delivered<A: Adapter>(call: &Call<A>, messages: &[Message]) {
 }
 
 #[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub(crate) struct ConversationsReq {}
 
 #[derive(Debug, Serialize)]

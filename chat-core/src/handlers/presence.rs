@@ -12,6 +12,7 @@ use crate::{
 };
 
 #[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub(crate) struct SubscribeReq {
     users: Vec<UserId>,
 }

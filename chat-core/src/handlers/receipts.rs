@@ -12,7 +12,7 @@ use crate::{
 };
 
 #[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub(crate) struct ReadReq {
     conversation: ConversationId,
     message_id: MessageId,

@@ -16,6 +16,7 @@ use crate::{
 };
 
 #[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct TypingReq {
     conversation: ConversationId,
     typing: bool,

@@ -94,6 +94,7 @@ async fn bad_sends_are_refused() {
         (json!({"to": b, "body": "x".repeat(11)}), "too_large"),
         (json!({"group": "nope", "body": "x"}), "not_found"),
         (json!("just a string"), "bad_request"),
+        (json!({"to": b, "body": "x", "extra": 1}), "bad_request"),
         (json!([1, 2]), "bad_request"),
     ] {
         assert_code(&c.ack("message:send", payload).await, code);

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Runs every test: formatting and lints, Rust unit and integration tests, end-to-end tests
+# with the official socket.io-client, and the web client's browser tests.
+# Needs: cargo, node/npm, and /usr/bin/chromium for the browser tests (.ci/run installs it).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n==> %s\n' "$*"; }
+
+step "format and lints"
+cargo fmt --all --check
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "rust tests"
+cargo build --workspace --locked
+cargo test --workspace --locked
+
+export CHAT_SERVER_BIN="$PWD/target/debug/chat-server"
+
+step "end-to-end tests (socket.io-client against chat-server)"
+[ -d e2e/node_modules ] || npm --prefix e2e ci --no-audit --no-fund
+npm --prefix e2e test
+
+step "web client: build and browser tests"
+[ -d web-client/node_modules ] || npm --prefix web-client ci --no-audit --no-fund
+npm --prefix web-client run build
+npm --prefix web-client test
+
+step "all tests passed"
