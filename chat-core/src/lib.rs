@@ -37,6 +37,7 @@ pub mod config;
 pub mod error;
 mod handlers;
 pub mod protocol;
+pub mod redis;
 pub mod server;
 pub mod shutdown;
 pub mod store;

@@ -103,6 +103,9 @@ impl ChatBuilder {
             draining: Default::default(),
         });
         let (svc, io) = SocketIo::builder()
+            // Outgoing packets queued per socket before emits fail. Room for a burst of acks
+            // (a full request queue answers at once) on top of regular traffic.
+            .max_buffer_size(1024)
             .max_payload(config.limits.max_payload)
             .ws_max_message_size(config.limits.max_payload as usize)
             .ws_max_frame_size(config.limits.max_payload as usize)

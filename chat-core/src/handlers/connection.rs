@@ -1,6 +1,6 @@
 //! Connect and disconnect: authentication, rooms, presence, `ready`.
 
-use std::sync::Arc;
+use std::{future::Future, sync::Arc};
 
 use serde_json::{Value, json};
 use socketioxide::{
@@ -12,7 +12,7 @@ use socketioxide::{
 
 use socketioxide_core::adapter::DefinedAdapter;
 
-use super::{Ctx, register_events, rooms};
+use super::{Ctx, RequestQueue, register_events, rooms};
 use crate::protocol::{UserId, events, now_ms};
 
 pub(super) fn register<A: Adapter + DefinedAdapter>(io: &SocketIo<A>) {
@@ -40,32 +40,47 @@ async fn authenticate<A: Adapter>(
     }
 }
 
-async fn on_connect<A: Adapter>(s: SocketRef<A>, State(ctx): State<Arc<Ctx>>) {
-    let Some(identity) = s.extensions.get::<crate::auth::Identity>() else {
-        let _ = s.disconnect();
-        return;
-    };
-    let user = identity.user;
-    // Handlers first, so nothing the client sends right after connecting is dropped.
-    register_events(&s);
-    s.on_disconnect(on_disconnect::<A>);
-    s.join(rooms::user(&user));
-    match ctx.stores.groups.of_user(&user).await {
-        Ok(groups) => s.join(
-            groups
-                .iter()
-                .map(|g| rooms::group(&g.id))
-                .collect::<Vec<_>>(),
-        ),
-        Err(e) => tracing::warn!(user = %user, cause = %e, "cannot load groups at connect"),
+/// Not `async`: handlers and the request queue are in place before the socket's first
+/// event can be dispatched; the rest runs in the returned future.
+fn on_connect<A: Adapter>(
+    s: SocketRef<A>,
+    State(ctx): State<Arc<Ctx>>,
+) -> impl Future<Output = ()> + Send + 'static {
+    let identity = s.extensions.get::<crate::auth::Identity>();
+    if identity.is_some() {
+        s.extensions.insert(RequestQueue::spawn());
+        register_events(&s);
+        s.on_disconnect(on_disconnect::<A>);
     }
-    match ctx.stores.presence.connect(&user, &s.id.to_string()).await {
-        Ok(true) => announce_presence(&ctx, &s, &user, true, None).await,
-        Ok(false) => {}
-        Err(e) => tracing::warn!(user = %user, cause = %e, "cannot record presence"),
+    async move {
+        let Some(identity) = identity else {
+            let _ = s.disconnect();
+            return;
+        };
+        let user = identity.user;
+        s.join(rooms::user(&user));
+        match ctx.stores.groups.of_user(&user).await {
+            Ok(groups) => s.join(
+                groups
+                    .iter()
+                    .map(|g| rooms::group(&g.id))
+                    .collect::<Vec<_>>(),
+            ),
+            Err(e) => tracing::warn!(user = %user, cause = %e, "cannot load groups at connect"),
+        }
+        match ctx.stores.presence.connect(&user, &s.id.to_string()).await {
+            Ok(true) => announce_presence(&ctx, &s, &user, true, None).await,
+            Ok(false) => {}
+            Err(e) => tracing::warn!(user = %user, cause = %e, "cannot record presence"),
+        }
+        if !s.connected() {
+            // Gone while we were recording it: the disconnect handler may have run first.
+            on_disconnect(s, State(ctx)).await;
+            return;
+        }
+        tracing::debug!(user = %user, sid = %s.id, transport = ?s.transport_type(), "connected");
+        let _ = s.emit(events::READY, &json!({ "user": user, "node": ctx.node_id }));
     }
-    tracing::debug!(user = %user, sid = %s.id, transport = ?s.transport_type(), "connected");
-    let _ = s.emit(events::READY, &json!({ "user": user, "node": ctx.node_id }));
 }
 
 async fn on_disconnect<A: Adapter>(s: SocketRef<A>, State(ctx): State<Arc<Ctx>>) {

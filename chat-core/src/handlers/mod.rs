@@ -16,6 +16,7 @@ mod typing;
 
 use std::{
     future::Future,
+    pin::Pin,
     sync::{
         Arc,
         atomic::{AtomicBool, Ordering},
@@ -30,6 +31,7 @@ use socketioxide::{
     adapter::Adapter,
     extract::{AckSender, SocketRef, State, TryData},
 };
+use tokio::sync::mpsc;
 
 use crate::{
     auth::{Authenticator, Identity},
@@ -158,6 +160,30 @@ pub(crate) fn rate_limited() -> ChatError {
     ChatError::new(ErrorCode::RateLimited, "too many requests; slow down")
 }
 
+/// Requests of one socket waiting for its worker; more are refused with `rate_limited`.
+const QUEUE_DEPTH: usize = 64;
+
+type Job = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// The per-socket request queue. socketioxide runs async handlers concurrently, so two
+/// sends from one socket could reach the store out of order; one worker per socket runs
+/// the acknowledged events in the order they arrived.
+#[derive(Clone)]
+pub(crate) struct RequestQueue(mpsc::Sender<Job>);
+
+impl RequestQueue {
+    /// A queue and its worker, which ends when the socket (holding the queue) is gone.
+    pub fn spawn() -> Self {
+        let (tx, mut rx) = mpsc::channel::<Job>(QUEUE_DEPTH);
+        tokio::spawn(async move {
+            while let Some(job) = rx.recv().await {
+                job.await;
+            }
+        });
+        Self(tx)
+    }
+}
+
 /// Registers an acknowledged event: `f` gets the parsed payload, its result is the ack.
 fn on<A, Req, Res, F, Fut>(s: &SocketRef<A>, event: &'static str, f: F)
 where
@@ -167,14 +193,24 @@ where
     F: Fn(Call<A>, Req) -> Fut + Clone + Send + Sync + 'static,
     Fut: Future<Output = Result<Res, ChatError>> + Send + 'static,
 {
+    // Not an `async` closure: its body runs in socketioxide's receive loop, in packet
+    // order, and only queues the request.
     s.on(
         event,
         move |s: SocketRef<A>,
               State(ctx): State<Arc<Ctx>>,
               TryData(data): TryData<Value>,
               ack: AckSender<A>| {
+            let Some(queue) = s.extensions.get::<RequestQueue>() else {
+                return std::future::ready(());
+            };
+            let Ok(permit) = queue.0.try_reserve() else {
+                tracing::debug!(event, "request queue full");
+                let _ = ack.send(&reply::<()>(Err(rate_limited())));
+                return std::future::ready(());
+            };
             let f = f.clone();
-            async move {
+            permit.send(Box::pin(async move {
                 let result = async {
                     let call = Call::start(ctx, s).await?;
                     let req = parse::<Req>(data.unwrap_or(Value::Null))?;
@@ -186,7 +222,8 @@ where
                 }
                 // The client may not have asked for an ack; nothing to do then.
                 let _ = ack.send(&reply(result));
-            }
+            }));
+            std::future::ready(())
         },
     );
 }

@@ -115,6 +115,30 @@ impl Client {
         self.ack_raw(&json!([event, data]).to_string()).await
     }
 
+    /// Emits every request at once, then waits for all the acks, in request order.
+    pub async fn ack_all(&mut self, requests: Vec<(&str, Value)>) -> Vec<Value> {
+        let mut pending = Vec::new();
+        for (event, data) in requests {
+            let id = self.next_ack;
+            self.next_ack += 1;
+            let (tx, rx) = oneshot::channel();
+            self.inner.acks.lock().unwrap().insert(id, tx);
+            self.out
+                .send(format!("42{id}{}", json!([event, data])))
+                .expect("socket open");
+            pending.push(rx);
+        }
+        let mut acks = Vec::new();
+        for rx in pending {
+            let ack = tokio::time::timeout(DEADLINE, rx)
+                .await
+                .expect("ack in time")
+                .expect("ack");
+            acks.push(ack.get(0).cloned().unwrap_or(Value::Null));
+        }
+        acks
+    }
+
     /// Emits a raw Socket.IO event array (e.g. `["x", 1, 2]`) asking for an ack.
     pub async fn ack_raw(&mut self, array: &str) -> Value {
         let id = self.next_ack;

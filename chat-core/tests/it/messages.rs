@@ -138,3 +138,48 @@ async fn blocked_senders_are_refused() {
     assert_code(&cb.ack("block", json!({"user": b})).await, "bad_request");
     assert_code(&cb.ack("block", json!({"user": 7})).await, "bad_request");
 }
+
+/// Sends fired back to back from one socket are stored and delivered in the order sent.
+#[tokio::test]
+async fn back_to_back_sends_keep_their_order() {
+    let srv =
+        TestServer::with(|c| c.limits.message_rate = chat_core::config::Rate::new(100.0, 100))
+            .await;
+    let (a, b) = (uid("alice"), uid("bob"));
+    let mut ca = srv.client(&a).await;
+    let cb = srv.client(&b).await;
+    let sends = (0..30)
+        .map(|i| ("message:send", json!({"to": b, "body": i.to_string()})))
+        .collect();
+    let acks = ca.ack_all(sends).await;
+    let ids: Vec<String> = acks
+        .iter()
+        .map(|a| ok(a.clone())["message"]["id"].as_str().unwrap().to_owned())
+        .collect();
+    let parsed: Vec<chat_core::protocol::StreamId> =
+        ids.iter().map(|i| i.parse().unwrap()).collect();
+    assert!(
+        parsed.windows(2).all(|w| w[0] < w[1]),
+        "ids out of send order: {ids:?}"
+    );
+    for i in 0..30 {
+        let m = cb.event("message", |_| true).await;
+        assert_eq!(m["body"], i.to_string(), "delivered out of order");
+    }
+}
+
+/// A socket that floods past its request queue gets `rate_limited`, not silence.
+#[tokio::test]
+async fn request_queue_overflow_is_answered() {
+    let srv =
+        TestServer::with(|c| c.limits.event_rate = chat_core::config::Rate::new(1000.0, 1000))
+            .await;
+    let mut c = srv.client(&uid("alice")).await;
+    let flood = (0..300).map(|_| ("conversations", json!({}))).collect();
+    let acks = c.ack_all(flood).await;
+    assert!(
+        acks.iter()
+            .all(|a| a["ok"] == true || a["error"]["code"] == "rate_limited")
+    );
+    assert_eq!(acks.len(), 300, "every request was answered");
+}
