@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Runs every test: formatting and lints, Rust unit and integration tests, end-to-end tests
 # with the official socket.io-client, and the web client's browser tests.
-# Needs: cargo, node/npm, and /usr/bin/chromium for the browser tests (.ci/run installs it).
+# Needs: cargo, node/npm, /usr/bin/chromium for the browser tests, and a running Docker engine
+# with the Redis test image (scripts/redis-test-image.sh) for the Redis tests; .ci/run sets all
+# of that up on a fresh machine.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

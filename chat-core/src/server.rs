@@ -15,7 +15,7 @@ use axum::{
     routing::get,
 };
 use serde_json::json;
-use socketioxide::SocketIo;
+use socketioxide::{SocketIo, SocketIoConfig, adapter::Emitter};
 use tokio::net::TcpListener;
 use tower_http::{
     cors::{AllowHeaders, AllowOrigin, CorsLayer},
@@ -24,7 +24,9 @@ use tower_http::{
 };
 
 use crate::{
+    adapter::{AdapterState, ChatAdapter},
     auth::Authenticator,
+    cluster::Cluster,
     config::Config,
     handlers::{self, Ctx},
     protocol::events,
@@ -48,16 +50,20 @@ pub struct Chat {
     handle: ChatHandle,
 }
 
+/// The Socket.IO server type of a chat: socketioxide with the cluster adapter.
+pub type Io = SocketIo<ChatAdapter<Emitter>>;
+
 /// Builds a [`Chat`] from a [`Config`].
 #[derive(Debug)]
 pub struct ChatBuilder {
     config: Config,
+    cluster: Option<Arc<Cluster>>,
 }
 
 /// Controls a running chat: connection count and graceful shutdown.
 #[derive(Debug, Clone)]
 pub struct ChatHandle {
-    io: SocketIo,
+    io: Io,
     ctx: Arc<Ctx>,
     memory: Arc<MemoryStore>,
     drain_timeout: Duration,
@@ -74,7 +80,10 @@ pub enum ServerError {
 impl Chat {
     /// Starts building a chat.
     pub fn builder(config: Config) -> ChatBuilder {
-        ChatBuilder { config }
+        ChatBuilder {
+            config,
+            cluster: None,
+        }
     }
 
     /// The routes to mount: Socket.IO at `/socket.io/` and `GET /healthz`, with CORS.
@@ -89,9 +98,20 @@ impl Chat {
 }
 
 impl ChatBuilder {
+    /// Runs as a node of `cluster`: rooms, broadcasts and acks span every node.
+    pub fn cluster(mut self, cluster: Arc<Cluster>) -> Self {
+        self.cluster = Some(cluster);
+        self
+    }
+
     /// Sets up storage and the Socket.IO server.
     pub async fn build(self) -> Result<Chat, ServerError> {
         let config = self.config;
+        let mut sio = SocketIoConfig::default();
+        if let Some(c) = &self.cluster {
+            // Remote sockets and requests name their node by this id.
+            sio.server_id = c.uid();
+        }
         let memory = Arc::new(MemoryStore::new(&config.limits));
         let ctx = Arc::new(Ctx {
             stores: Stores::memory(memory.clone()),
@@ -101,8 +121,11 @@ impl ChatBuilder {
             delivery_ack_timeout: Duration::from_secs(10),
             typing: Default::default(),
             draining: Default::default(),
+            cluster: self.cluster.clone(),
         });
         let (svc, io) = SocketIo::builder()
+            .with_config(sio)
+            .with_adapter::<ChatAdapter<Emitter>>(AdapterState(self.cluster))
             // Outgoing packets queued per socket before emits fail. Room for a burst of acks
             // (a full request queue answers at once) on top of regular traffic.
             .max_buffer_size(1024)
@@ -140,6 +163,9 @@ impl ChatHandle {
     /// reconnect (`drain`), waits up to the drain timeout for them to leave, closes the rest.
     pub async fn shutdown(&self) {
         self.ctx.draining.store(true, Ordering::SeqCst);
+        if let Some(c) = &self.ctx.cluster {
+            c.set_draining();
+        }
         // In memory, anything accepted from now on would die with the process.
         self.memory.close();
         let n = self.connections();
@@ -158,6 +184,9 @@ impl ChatHandle {
         let left = self.connections();
         self.io.close().await;
         tracing::info!(closed = left, "socket.io closed");
+        if let Some(c) = &self.ctx.cluster {
+            c.shutdown().await;
+        }
     }
 }
 

@@ -35,6 +35,7 @@ use tokio::sync::mpsc;
 
 use crate::{
     auth::{Authenticator, Identity},
+    cluster::Cluster,
     config::Limits,
     error::{ChatError, ErrorCode},
     protocol::{ConversationId, Group, UserId, now_ms},
@@ -54,11 +55,28 @@ pub(crate) struct Ctx {
     pub typing: TokenBuckets,
     /// Set when the node starts shutting down: new connections are refused.
     pub draining: AtomicBool,
+    /// The cluster, in cluster mode.
+    pub cluster: Option<Arc<Cluster>>,
 }
 
 impl Ctx {
     pub fn is_draining(&self) -> bool {
         self.draining.load(Ordering::SeqCst)
+    }
+
+    /// Joins a socket to rooms; in a cluster, records this node as their host first-hand
+    /// so other nodes' broadcasts reach the socket.
+    pub async fn join<A: Adapter>(&self, s: &SocketRef<A>, rooms: Vec<String>) {
+        match &self.cluster {
+            Some(c) => {
+                if let Err(e) = c.join(s, rooms).await {
+                    // The heartbeat records local rooms again; until then this socket may
+                    // miss broadcasts from other nodes (sync fills the gap).
+                    tracing::warn!(cause = %e, "cannot record rooms in the cluster");
+                }
+            }
+            None => s.join(rooms),
+        }
     }
 }
 

@@ -49,7 +49,7 @@ pub(crate) async fn subscribe<A: Adapter>(
             limits.presence_per_socket
         )));
     }
-    call.socket.join(wanted);
+    call.ctx.join(&call.socket, wanted).await;
     let states = call.ctx.stores.presence.get(&req.users).await?;
     Ok(SubscribeRes {
         presence: req.users.into_iter().zip(states).collect(),

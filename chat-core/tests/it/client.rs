@@ -170,6 +170,16 @@ impl Client {
 
     /// Waits for an event matching `pred`, returns its payload and removes it.
     pub async fn event(&self, name: &str, pred: impl Fn(&Value) -> bool) -> Value {
+        self.event_within(DEADLINE, name, pred).await
+    }
+
+    /// [`Client::event`] with a deadline of its own, for waits across a failover.
+    pub async fn event_within(
+        &self,
+        deadline: Duration,
+        name: &str,
+        pred: impl Fn(&Value) -> bool,
+    ) -> Value {
         let fut = async {
             loop {
                 let notified = self.inner.changed.notified();
@@ -185,10 +195,10 @@ impl Client {
                 notified.await;
             }
         };
-        match tokio::time::timeout(DEADLINE, fut).await {
+        match tokio::time::timeout(deadline, fut).await {
             Ok(v) => v,
             Err(_) => panic!(
-                "no {name} event within {DEADLINE:?}; received {:?}",
+                "no {name} event within {deadline:?}; received {:?}",
                 self.inner.events.lock().unwrap()
             ),
         }

@@ -5,8 +5,10 @@
 
 mod client;
 mod helpers;
+mod redis_env;
 
 mod auth;
+mod cluster;
 mod groups;
 mod history;
 mod limits;

@@ -1,0 +1,76 @@
+//! The node table: which nodes are alive, and which rooms each node hosts.
+//!
+//! Keys (with the configured prefix, `chat:` by default):
+//! - `nodes`: sorted set, member = node uid, score = lease expiry in Redis time (ms). A node
+//!   is live while its score is in the future; its heartbeat pushes the score forward.
+//! - `node:<uid>`: hash with `id`, `url`, `capacity`, `version`, `draining`, `connections`.
+//! - `room:<room>`: set of uids of nodes with sockets in the room (rooms joined through
+//!   chat-core only). Added before a join is acknowledged; removed lazily by the heartbeat.
+//! - `noderooms:<uid>`: set of the rooms a node registered, for cleanup.
+
+use ::redis::Script;
+use socketioxide_core::Uid;
+
+/// Refreshes a node's lease and info, drops long-dead members, and returns Redis time
+/// followed by every member whose lease ended less than a grace period ago, with its lease
+/// expiry. Uses Redis time so that node clocks do not matter.
+pub(crate) fn heartbeat_script() -> Script {
+    Script::new(
+        r"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local lease = tonumber(ARGV[2])
+redis.call('ZADD', KEYS[1], now + lease, ARGV[1])
+redis.call('HSET', KEYS[2], unpack(ARGV, 3))
+redis.call('PEXPIRE', KEYS[2], lease * 20)
+redis.call('PEXPIRE', KEYS[3], lease * 20)
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - lease * 20)
+local members = redis.call('ZRANGEBYSCORE', KEYS[1], now - lease * 10, '+inf', 'WITHSCORES')
+table.insert(members, 1, tostring(now))
+return members
+",
+    )
+}
+
+/// Splits the heartbeat's answer into live nodes (lease running) and recently expired ones,
+/// skipping anything malformed.
+pub(crate) fn parse_members(reply: Vec<String>) -> (Vec<Uid>, Vec<Uid>) {
+    let mut items = reply.into_iter();
+    let Some(now) = items.next().and_then(|n| n.parse::<f64>().ok()) else {
+        return (Vec::new(), Vec::new());
+    };
+    let (mut live, mut expired) = (Vec::new(), Vec::new());
+    let rest: Vec<String> = items.collect();
+    for pair in rest.chunks_exact(2) {
+        let (Ok(uid), Ok(expiry)) = (pair[0].parse::<Uid>(), pair[1].parse::<f64>()) else {
+            continue;
+        };
+        if expiry >= now {
+            live.push(uid);
+        } else {
+            expired.push(uid);
+        }
+    }
+    (live, expired)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn members_split_by_lease_and_skip_garbage() {
+        let (a, b) = (Uid::new(), Uid::new());
+        let reply = vec![
+            "1000".into(),
+            a.to_string(),
+            "1500".into(),
+            "garbage!".into(),
+            "2000".into(),
+            b.to_string(),
+            "900".into(),
+        ];
+        assert_eq!(parse_members(reply), (vec![a], vec![b]));
+        assert_eq!(parse_members(vec![]), (vec![], vec![]));
+    }
+}
