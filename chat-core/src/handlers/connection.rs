@@ -58,16 +58,13 @@ fn on_connect<A: Adapter>(
             return;
         };
         let user = identity.user;
-        s.join(rooms::user(&user));
+        // A room named after the socket: `io.to(sid)` reaches it from any node.
+        let mut joined = vec![s.id.to_string(), rooms::user(&user)];
         match ctx.stores.groups.of_user(&user).await {
-            Ok(groups) => s.join(
-                groups
-                    .iter()
-                    .map(|g| rooms::group(&g.id))
-                    .collect::<Vec<_>>(),
-            ),
+            Ok(groups) => joined.extend(groups.iter().map(|g| rooms::group(&g.id))),
             Err(e) => tracing::warn!(user = %user, cause = %e, "cannot load groups at connect"),
         }
+        ctx.join(&s, joined).await;
         match ctx.stores.presence.connect(&user, &s.id.to_string()).await {
             Ok(true) => announce_presence(&ctx, &s, &user, true, None).await,
             Ok(false) => {}
