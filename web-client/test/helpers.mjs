@@ -1,0 +1,193 @@
+// Test helpers: the real chat-server on a loopback port, the system Chromium through
+// playwright-core, and waits with deadlines (never fixed sleeps).
+
+import { spawn } from 'node:child_process';
+import { existsSync, mkdirSync } from 'node:fs';
+import { createInterface } from 'node:readline';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+
+const here = dirname(fileURLToPath(import.meta.url));
+export const webDir = resolve(here, '..');
+export const distDir = join(webDir, 'dist');
+export const outputDir = join(webDir, 'test-output');
+const repoDir = resolve(webDir, '..');
+
+const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
+const CHROMIUM_ARGS = [
+  '--headless',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+  '--no-first-run',
+];
+
+/**
+ * Starts chat-server on 127.0.0.1:0 serving dist/, and resolves once it logs "listening".
+ * `extraEnv` adds or overrides variables (e.g. raised rate limits).
+ */
+export async function startServer(extraEnv = {}) {
+  const bin = process.env.CHAT_SERVER_BIN ?? join(repoDir, 'target', 'debug', 'chat-server');
+  if (!existsSync(bin)) {
+    throw new Error(`chat-server not found at ${bin}: run \`cargo build -p chat-server\` or set CHAT_SERVER_BIN`);
+  }
+  if (!existsSync(join(distDir, 'index.html'))) {
+    throw new Error(`no built page in ${distDir}: run \`npm run build\``);
+  }
+  const env = { ...process.env };
+  delete env.CHAT_REDIS_URL;
+  delete env.CHAT_REDIS_SENTINELS;
+  delete env.CHAT_AUTH_SECRET;
+  Object.assign(env, {
+    CHAT_LISTEN: '127.0.0.1:0',
+    CHAT_LOG_FORMAT: 'json',
+    CHAT_WEB_DIR: distDir,
+    RUST_LOG: process.env.RUST_LOG ?? 'info',
+    ...extraEnv,
+  });
+  const child = spawn(bin, [], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  // Never leave a server behind, even when the test process ends abruptly.
+  const killChild = () => child.kill('SIGKILL');
+  process.once('exit', killChild);
+  child.once('exit', () => process.off('exit', killChild));
+  const log = [];
+  child.stderr.on('data', (chunk) => log.push(String(chunk)));
+  const addr = await new Promise((resolveAddr, reject) => {
+    const timer = setTimeout(() => reject(new Error(`chat-server did not log "listening" in 20s:\n${log.join('')}`)), 20_000);
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`chat-server exited with ${code} before listening:\n${log.join('')}`));
+    });
+    createInterface({ input: child.stdout }).on('line', (line) => {
+      log.push(line + '\n');
+      let entry;
+      try {
+        entry = JSON.parse(line);
+      } catch {
+        return;
+      }
+      if (entry?.fields?.message === 'listening' && typeof entry.fields.addr === 'string') {
+        clearTimeout(timer);
+        resolveAddr(entry.fields.addr);
+      }
+    });
+  });
+  const [host, port] = splitAddr(addr);
+  if (!host.startsWith('127.') && host !== '::1' && host !== 'localhost') {
+    child.kill('SIGKILL');
+    throw new Error(`chat-server listens on ${addr}, not a loopback address`);
+  }
+  return {
+    url: `http://${host.includes(':') ? `[${host}]` : host}:${port}`,
+    log,
+    async stop() {
+      if (child.exitCode !== null) return;
+      const exited = new Promise((r) => child.once('exit', r));
+      child.kill('SIGTERM');
+      const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
+      await exited;
+      clearTimeout(timer);
+    },
+  };
+}
+
+function splitAddr(addr) {
+  const i = addr.lastIndexOf(':');
+  return [addr.slice(0, i).replace(/^\[|\]$/g, ''), addr.slice(i + 1)];
+}
+
+export async function launchBrowser() {
+  if (!existsSync(CHROMIUM)) {
+    throw new Error(`no Chromium at ${CHROMIUM}: apt-get install -y chromium (or set CHROMIUM_PATH)`);
+  }
+  return chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS, headless: true });
+}
+
+export const DESKTOP = { width: 1280, height: 800 };
+export const PHONE = { width: 390, height: 844 };
+
+/**
+ * A person in their own browser context, signed in as `user`.
+ * `polling: true` turns on "Use long-polling only" in the settings before signing in.
+ */
+export async function signIn(browser, server, user, { viewport = DESKTOP, polling = false, mobile = false } = {}) {
+  const context = await browser.newContext({
+    viewport,
+    deviceScaleFactor: mobile ? 2 : 1,
+    isMobile: mobile,
+    hasTouch: mobile,
+    colorScheme: 'light',
+    reducedMotion: 'reduce',
+  });
+  const page = await context.newPage();
+  const errors = [];
+  page.on('pageerror', (err) => errors.push(err));
+  await page.goto(server.url);
+  if (polling) {
+    await page.getByRole('button', { name: 'Connection settings' }).click();
+    await page.getByLabel('Use long-polling only').check();
+    await page.getByRole('button', { name: 'Save' }).click();
+  }
+  await page.getByLabel('User name').fill(user);
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await waitConnected(page);
+  return { context, page, user, errors };
+}
+
+export async function waitConnected(page, timeout = 15_000) {
+  await page.locator('[data-testid="connection"][data-status="connected"]').waitFor({ timeout });
+}
+
+/** Polls `check` until it returns a truthy value or the deadline passes. */
+export async function until(check, { timeout = 10_000, interval = 50, message = 'condition' } = {}) {
+  const deadline = Date.now() + timeout;
+  let last;
+  for (;;) {
+    try {
+      last = await check();
+      if (last) return last;
+    } catch (err) {
+      last = err;
+    }
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${message} (last: ${last})`);
+    await new Promise((r) => setTimeout(r, interval));
+  }
+}
+
+/** Opens the conversation whose list entry is titled `title`. */
+export async function openConversation(page, title) {
+  await page.locator('.conv-item', { has: page.locator('.conv-title', { hasText: title }) }).first().click();
+  await page.locator('[data-testid="chat-title"]', { hasText: title }).waitFor();
+}
+
+export async function startDirect(page, user) {
+  await page.getByRole('button', { name: 'New chat' }).first().click();
+  await page.getByLabel('User id').fill(user);
+  await page.getByRole('button', { name: 'Start chat' }).click();
+  await page.locator('[data-testid="chat-title"]', { hasText: user }).waitFor();
+}
+
+export async function send(page, text) {
+  const box = page.locator('#composer-input');
+  await box.fill(text);
+  await box.press('Enter');
+}
+
+/** The message bubble (confirmed or pending) whose body is exactly `text`. */
+export function bubble(page, text) {
+  return page.locator('.message-rows .msg', { has: page.locator('.msg-body', { hasText: exact(text) }) });
+}
+
+function exact(text) {
+  return new RegExp(`^${text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}$`);
+}
+
+export async function screenshot(page, name) {
+  mkdirSync(outputDir, { recursive: true });
+  const path = join(outputDir, `${name}.png`);
+  await page.screenshot({ path });
+  return path;
+}
