@@ -13,9 +13,13 @@ step "format and lints"
 cargo fmt --all --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
-step "rust tests"
+step "rust tests (handlers on the in-memory store; cluster and Redis suites)"
 cargo build --workspace --locked
 cargo test --workspace --locked
+
+step "handler tests again, on the Redis store (one Redis container per server)"
+CHAT_TEST_STORE=redis cargo test -p chat-core --test it --locked -- \
+  auth:: groups:: history:: limits:: messages:: presence:: receipts:: shutdown::
 
 export CHAT_SERVER_BIN="$PWD/target/debug/chat-server"
 

@@ -386,8 +386,10 @@ impl<E: SocketEmitter> NamespaceHandler for ChatAdapter<E> {
     }
 
     fn local_rooms(&self) -> std::collections::HashSet<Room> {
+        // Without rooms, only the broadcast flag selects every socket.
         let mut opts = BroadcastOptions::default();
         opts.add_flag(BroadcastFlags::Local);
+        opts.add_flag(BroadcastFlags::Broadcast);
         self.local.rooms(opts)
     }
 

@@ -5,7 +5,7 @@
 
 use std::{fmt::Display, net::SocketAddr, path::PathBuf, str::FromStr, time::Duration};
 
-use crate::error::ConfigError;
+use crate::{error::ConfigError, redis::RedisConfig};
 
 /// How logs are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -105,6 +105,11 @@ pub struct Config {
     pub limits: Limits,
     /// Log format (`CHAT_LOG_FORMAT`).
     pub log_format: LogFormat,
+    /// Connections this node is meant to hold (`CHAT_CAPACITY`, default 10000); the registry
+    /// picks by connections ÷ capacity.
+    pub capacity: u32,
+    /// Redis, in cluster mode (`CHAT_REDIS_URL` or `CHAT_REDIS_SENTINELS`); `None`: embedded.
+    pub redis: Option<RedisSettings>,
 }
 
 impl Default for Config {
@@ -119,6 +124,8 @@ impl Default for Config {
             drain_timeout: Duration::from_secs(10),
             limits: Limits::default(),
             log_format: LogFormat::Text,
+            capacity: 10_000,
+            redis: None,
         }
     }
 }
@@ -136,14 +143,6 @@ impl Config {
     /// Reads variables through `lookup` (the environment, or a map in tests).
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let env = Env(&lookup);
-        for var in ["CHAT_REDIS_URL", "CHAT_REDIS_SENTINELS"] {
-            if env.raw(var).is_some() {
-                return Err(ConfigError::Unsupported {
-                    var,
-                    reason: "cluster mode is not in this build yet; unset it for embedded mode",
-                });
-            }
-        }
         let d = Self::default();
         let dl = Limits::default();
         let limits = Limits {
@@ -207,8 +206,94 @@ impl Config {
             drain_timeout: env.duration("CHAT_DRAIN_TIMEOUT", d.drain_timeout)?,
             limits,
             log_format,
+            capacity: env.parse("CHAT_CAPACITY", d.capacity, 1..=10_000_000)?,
+            redis: redis_from_env(&env)?,
         })
     }
+}
+
+/// Where Redis is, and how writes wait for replicas.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RedisSettings {
+    /// URL or Sentinels.
+    pub target: RedisConfig,
+    /// Prefix of every key (`CHAT_REDIS_PREFIX`, default `chat:`).
+    pub prefix: String,
+    /// Replicas a message append waits for before its ack (`CHAT_REDIS_WAIT`; default 1
+    /// with Sentinels, 0 with a URL).
+    pub wait_replicas: u32,
+    /// How long that wait may take (`CHAT_REDIS_WAIT_TIMEOUT`, default 1s).
+    pub wait_timeout: Duration,
+}
+
+/// Reads the Redis variables shared by every binary: `CHAT_REDIS_URL`, or
+/// `CHAT_REDIS_SENTINELS` with `CHAT_REDIS_MASTER` and `CHAT_REDIS_PASSWORD`. `None`: unset.
+pub fn redis_from_lookup(
+    lookup: impl Fn(&str) -> Option<String>,
+) -> Result<Option<RedisSettings>, ConfigError> {
+    redis_from_env(&Env(&lookup))
+}
+
+fn redis_from_env(env: &Env<'_>) -> Result<Option<RedisSettings>, ConfigError> {
+    let url = env.raw("CHAT_REDIS_URL");
+    let sentinels = env.raw("CHAT_REDIS_SENTINELS");
+    let target = match (url, sentinels) {
+        (None, None) => return Ok(None),
+        (Some(_), Some(_)) => {
+            return Err(invalid(
+                "CHAT_REDIS_SENTINELS",
+                "<set>",
+                "set either CHAT_REDIS_URL or CHAT_REDIS_SENTINELS, not both",
+            ));
+        }
+        (Some(url), None) => {
+            if !(url.starts_with("redis://") || url.starts_with("rediss://")) {
+                return Err(invalid(
+                    "CHAT_REDIS_URL",
+                    &url,
+                    "expected redis://host:port/db",
+                ));
+            }
+            ::redis::Client::open(url.as_str())
+                .map_err(|e| invalid("CHAT_REDIS_URL", "<hidden>", e.to_string()))?;
+            RedisConfig::Url(url)
+        }
+        (None, Some(list)) => {
+            let sentinels: Vec<String> = list
+                .split(',')
+                .map(|s| s.trim().to_owned())
+                .filter(|s| !s.is_empty())
+                .collect();
+            for s in &sentinels {
+                let ok = s
+                    .rsplit_once(':')
+                    .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok());
+                if !ok {
+                    return Err(invalid(
+                        "CHAT_REDIS_SENTINELS",
+                        &list,
+                        "expected host:port,host:port",
+                    ));
+                }
+            }
+            RedisConfig::Sentinel {
+                sentinels,
+                master: env
+                    .raw("CHAT_REDIS_MASTER")
+                    .unwrap_or_else(|| "mymaster".into()),
+                password: env.raw("CHAT_REDIS_PASSWORD"),
+            }
+        }
+    };
+    let default_wait = u32::from(matches!(target, RedisConfig::Sentinel { .. }));
+    Ok(Some(RedisSettings {
+        prefix: env
+            .raw("CHAT_REDIS_PREFIX")
+            .unwrap_or_else(|| "chat:".into()),
+        wait_replicas: env.parse("CHAT_REDIS_WAIT", default_wait, 0..=16)?,
+        wait_timeout: env.duration("CHAT_REDIS_WAIT_TIMEOUT", Duration::from_secs(1))?,
+        target,
+    }))
 }
 
 fn invalid(var: &'static str, value: &str, reason: impl Into<String>) -> ConfigError {
@@ -325,9 +410,51 @@ mod tests {
             let err = config(&[(var, value)]).unwrap_err().to_string();
             assert!(err.starts_with(var), "{err}");
         }
-        let err = config(&[("CHAT_REDIS_URL", "redis://x")])
-            .unwrap_err()
-            .to_string();
-        assert!(err.starts_with("CHAT_REDIS_URL"), "{err}");
+        for (var, value) in [
+            ("CHAT_REDIS_URL", "localhost:6379"),
+            ("CHAT_REDIS_SENTINELS", "a:1,b"),
+            ("CHAT_REDIS_WAIT", "x"),
+        ] {
+            let mut vars = vec![(var, value)];
+            if var == "CHAT_REDIS_WAIT" {
+                vars.push(("CHAT_REDIS_URL", "redis://127.0.0.1:6379"));
+            }
+            let err = config(&vars).unwrap_err().to_string();
+            assert!(err.starts_with(var), "{err}");
+        }
+    }
+
+    #[test]
+    fn redis_settings() {
+        assert_eq!(config(&[]).unwrap().redis, None);
+        let url = config(&[("CHAT_REDIS_URL", "redis://127.0.0.1:6379/0")])
+            .unwrap()
+            .redis
+            .unwrap();
+        assert_eq!(
+            url.target,
+            RedisConfig::Url("redis://127.0.0.1:6379/0".into())
+        );
+        assert_eq!((url.prefix.as_str(), url.wait_replicas), ("chat:", 0));
+        let s = config(&[("CHAT_REDIS_SENTINELS", "10.0.0.1:26379, s2:26379")])
+            .unwrap()
+            .redis
+            .unwrap();
+        assert_eq!(
+            s.target,
+            RedisConfig::Sentinel {
+                sentinels: vec!["10.0.0.1:26379".into(), "s2:26379".into()],
+                master: "mymaster".into(),
+                password: None
+            }
+        );
+        assert_eq!(s.wait_replicas, 1);
+        assert!(
+            config(&[
+                ("CHAT_REDIS_URL", "redis://a:1"),
+                ("CHAT_REDIS_SENTINELS", "b:2")
+            ])
+            .is_err()
+        );
     }
 }

@@ -112,12 +112,4 @@ pub enum ConfigError {
         /// What is wrong with it.
         reason: String,
     },
-    /// The variable names a feature this build does not have yet.
-    #[error("{var} is set, but {reason}")]
-    Unsupported {
-        /// Name of the environment variable.
-        var: &'static str,
-        /// What is missing.
-        reason: &'static str,
-    },
 }

@@ -15,6 +15,8 @@
 //! - [`redis`]: connections to Redis by URL or through Sentinels, reconnecting on failover.
 //! - [`cluster`]: the node table, room routing and the inbox-stream transport between nodes.
 //! - [`adapter`]: the socketioxide adapter that spans the cluster ([`adapter::ChatAdapter`]).
+//! - [`registry`]: the service registry's HTTP API: least-loaded picking over the node table.
+//! - [`health`]: the health checker: probes nodes, removes dead ones, re-admits them.
 //! - [`server`]: the embeddable [`Chat`], the binary's HTTP app and [`server::run`].
 //! - [`shutdown`], [`telemetry`]: signals and log output for the binaries.
 //!
@@ -44,10 +46,13 @@
 //! | key | type | holds |
 //! |---|---|---|
 //! | `nodes` | sorted set | node uid → lease expiry (ms, Redis time); renewed every heartbeat (1s), lease 3s |
-//! | `node:<uid>` | hash | `id`, `url`, `capacity`, `version`, `draining`, `connections` |
+//! | `node:<uid>` | hash | `id`, `url`, `capacity`, `version`, `draining`, `connections`; the registry adds `provisional`, `provisional_at` (decaying pick count), `drained` (admin drain), `source` |
 //! | `inbox:<uid>` | stream | messages for that node; expires a minute after the node stops renewing it |
 //! | `room:<room>` | set | uids of the nodes with sockets in a routed room (`user:`, `group:`, `presence:`) |
 //! | `noderooms:<uid>` | set | the rooms a node recorded, for cleanup |
+//! | `static` | set | uids (`static-<id>`) of nodes registered through the registry's admin API |
+//! | `removed` | set | uids the health checker took out of picking |
+//! | `health:lock`, `health:failures`, `health:reaping` | string, hash, set | the checkers' round lock; consecutive failed probes per uid; reaped uids whose cleanup hooks are pending |
 //!
 //! **How a broadcast travels.** The sending node looks up which nodes host the target rooms
 //! (`SUNION room:<r>...`, intersected with the live nodes kept in memory), emits to its own
@@ -91,8 +96,10 @@ pub mod cluster;
 pub mod config;
 pub mod error;
 mod handlers;
+pub mod health;
 pub mod protocol;
 pub mod redis;
+pub mod registry;
 pub mod server;
 pub mod shutdown;
 pub mod store;

@@ -26,11 +26,12 @@ use tower_http::{
 use crate::{
     adapter::{AdapterState, ChatAdapter},
     auth::Authenticator,
-    cluster::Cluster,
+    cluster::{Cluster, ClusterConfig, NodeInfo},
     config::Config,
     handlers::{self, Ctx},
     protocol::events,
-    store::{Stores, memory::MemoryStore},
+    redis::Redis,
+    store::{Stores, memory::MemoryStore, redis::RedisStore},
 };
 
 /// An embeddable chat: mount [`Chat::router`] in any axum app, keep the [`ChatHandle`]
@@ -57,7 +58,6 @@ pub type Io = SocketIo<ChatAdapter<Emitter>>;
 #[derive(Debug)]
 pub struct ChatBuilder {
     config: Config,
-    cluster: Option<Arc<Cluster>>,
 }
 
 /// Controls a running chat: connection count and graceful shutdown.
@@ -65,7 +65,8 @@ pub struct ChatBuilder {
 pub struct ChatHandle {
     io: Io,
     ctx: Arc<Ctx>,
-    memory: Arc<MemoryStore>,
+    /// The embedded store, which must refuse writes once shutdown starts.
+    memory: Option<Arc<MemoryStore>>,
     drain_timeout: Duration,
 }
 
@@ -75,15 +76,18 @@ pub enum ServerError {
     /// Binding or serving failed.
     #[error("server i/o failed")]
     Io(#[from] std::io::Error),
+    /// The Redis settings are unusable.
+    #[error("bad redis settings")]
+    Redis(#[from] ::redis::RedisError),
+    /// Joining the cluster failed (Redis unreachable?).
+    #[error("cannot join the cluster")]
+    Cluster(#[from] crate::cluster::ClusterError),
 }
 
 impl Chat {
     /// Starts building a chat.
     pub fn builder(config: Config) -> ChatBuilder {
-        ChatBuilder {
-            config,
-            cluster: None,
-        }
+        ChatBuilder { config }
     }
 
     /// The routes to mount: Socket.IO at `/socket.io/` and `GET /healthz`, with CORS.
@@ -98,34 +102,49 @@ impl Chat {
 }
 
 impl ChatBuilder {
-    /// Runs as a node of `cluster`: rooms, broadcasts and acks span every node.
-    pub fn cluster(mut self, cluster: Arc<Cluster>) -> Self {
-        self.cluster = Some(cluster);
-        self
-    }
-
-    /// Sets up storage and the Socket.IO server.
+    /// Sets up storage and the Socket.IO server. With Redis settings, joins the cluster
+    /// (Redis must answer) and keeps everything in Redis; otherwise embedded, in memory.
     pub async fn build(self) -> Result<Chat, ServerError> {
         let config = self.config;
         let mut sio = SocketIoConfig::default();
-        if let Some(c) = &self.cluster {
+        let (stores, memory, cluster) = match &config.redis {
+            None => {
+                let memory = Arc::new(MemoryStore::new(&config.limits));
+                (Stores::memory(memory.clone()), Some(memory), None)
+            }
+            Some(settings) => {
+                let redis = Redis::new(settings.target.clone())?;
+                let cluster_config = ClusterConfig {
+                    prefix: settings.prefix.clone(),
+                    ..ClusterConfig::default()
+                };
+                let info = NodeInfo {
+                    id: config.node_id.clone(),
+                    url: config.public_url.clone(),
+                    capacity: config.capacity,
+                };
+                let cluster = Cluster::start(redis.clone(), cluster_config, info).await?;
+                let store = RedisStore::new(redis, settings, &config.limits, cluster.uid());
+                (Stores::redis(Arc::new(store)), None, Some(cluster))
+            }
+        };
+        if let Some(c) = &cluster {
             // Remote sockets and requests name their node by this id.
             sio.server_id = c.uid();
         }
-        let memory = Arc::new(MemoryStore::new(&config.limits));
         let ctx = Arc::new(Ctx {
-            stores: Stores::memory(memory.clone()),
+            stores,
             limits: config.limits.clone(),
             node_id: config.node_id.clone(),
             auth: Authenticator::new(config.auth_secret.as_deref()),
             delivery_ack_timeout: Duration::from_secs(10),
             typing: Default::default(),
             draining: Default::default(),
-            cluster: self.cluster.clone(),
+            cluster: cluster.clone(),
         });
         let (svc, io) = SocketIo::builder()
             .with_config(sio)
-            .with_adapter::<ChatAdapter<Emitter>>(AdapterState(self.cluster))
+            .with_adapter::<ChatAdapter<Emitter>>(AdapterState(cluster.clone()))
             // Outgoing packets queued per socket before emits fail. Room for a burst of acks
             // (a full request queue answers at once) on top of regular traffic.
             .max_buffer_size(1024)
@@ -135,6 +154,13 @@ impl ChatBuilder {
             .with_state(ctx.clone())
             .build_svc();
         handlers::register(&io);
+        if let Some(c) = &cluster {
+            let (io, ctx) = (io.clone(), ctx.clone());
+            c.on_node_lost(Arc::new(move |uid| {
+                let (io, ctx) = (io.clone(), ctx.clone());
+                tokio::spawn(async move { handlers::node_lost(&ctx, &io, uid).await });
+            }));
+        }
         let handle = ChatHandle {
             io,
             ctx,
@@ -153,6 +179,11 @@ impl ChatBuilder {
 }
 
 impl ChatHandle {
+    /// The cluster this node belongs to, in cluster mode.
+    pub fn cluster(&self) -> Option<Arc<Cluster>> {
+        self.ctx.cluster.clone()
+    }
+
     /// Sockets connected to this node.
     pub fn connections(&self) -> usize {
         // After `close` the namespace is gone, and with it every socket.
@@ -167,7 +198,9 @@ impl ChatHandle {
             c.set_draining();
         }
         // In memory, anything accepted from now on would die with the process.
-        self.memory.close();
+        if let Some(m) = &self.memory {
+            m.close();
+        }
         let n = self.connections();
         tracing::info!(connections = n, timeout = ?self.drain_timeout, "draining");
         if let Err(e) = self

@@ -104,6 +104,9 @@ pub(crate) trait NamespaceHandler: Send + Sync + 'static {
     fn local_sockets(&self) -> usize;
 }
 
+/// Called with the uid of a node found dead.
+pub type NodeLostHook = Arc<dyn Fn(Uid) + Send + Sync>;
+
 /// Shared cluster state; one per process.
 pub struct Cluster {
     redis: Redis,
@@ -118,6 +121,14 @@ pub struct Cluster {
     namespaces: RwLock<HashMap<String, Weak<dyn NamespaceHandler>>>,
     /// Routed rooms this node has recorded in Redis.
     registered: Mutex<HashSet<Room>>,
+    /// Nodes found dead since the last heartbeat.
+    dead: Mutex<HashSet<String>>,
+    /// Since when heartbeats have succeeded without a failure.
+    healthy_since: Mutex<Option<tokio::time::Instant>>,
+    /// Lost nodes whose hooks already ran (until they come back).
+    announced: Mutex<HashSet<String>>,
+    node_lost: Mutex<Vec<NodeLostHook>>,
+    lookup: ::redis::Script,
     draining: AtomicBool,
     stats: Arc<Stats>,
     stop: CancellationToken,
@@ -178,6 +189,11 @@ impl Cluster {
             outbox,
             namespaces: RwLock::default(),
             registered: Mutex::default(),
+            dead: Mutex::default(),
+            healthy_since: Mutex::default(),
+            announced: Mutex::default(),
+            node_lost: Mutex::default(),
+            lookup: nodes::lookup_script(),
             draining: AtomicBool::new(false),
             stats,
             stop,
@@ -214,6 +230,7 @@ impl Cluster {
                 }
                 let Some(c) = weak.upgrade() else { break };
                 if let Err(e) = c.heartbeat().await {
+                    *c.healthy_since.lock().unwrap_or_else(|p| p.into_inner()) = None;
                     tracing::warn!(cause = %e, "cluster heartbeat failed");
                 }
             }
@@ -230,6 +247,11 @@ impl Cluster {
     /// This node's uid (its socketioxide server id).
     pub fn uid(&self) -> Uid {
         self.uid
+    }
+
+    /// Heartbeats done so far.
+    pub fn heartbeats(&self) -> usize {
+        self.heartbeats.load(Ordering::Relaxed)
     }
 
     /// Transport and routing counters.
@@ -292,17 +314,68 @@ impl Cluster {
             .arg("connections")
             .arg(connections);
         let reply: Vec<String> = self.redis.script(&inv).await?;
-        let (mut live, expired) = nodes::parse_members(reply);
+        let (mut live, expired, fresh) = nodes::parse_members(reply);
         live.sort_by_key(|u| u.to_string());
+        self.detect_lost(&live, &expired);
         let mut reachable = live.clone();
         reachable.extend(expired);
         *self.live.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(live);
+        self.dead.lock().unwrap_or_else(|p| p.into_inner()).clear();
         *self.reachable.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(reachable);
         let n = self.heartbeats.fetch_add(1, Ordering::Relaxed);
-        if n.is_multiple_of(10) {
+        if fresh && n > 0 {
+            // The health checker reaped this node (or its record expired during a long
+            // outage): its room records are gone, so record every local room again.
+            tracing::warn!(uid = %self.uid, "node record was missing; recording rooms again");
+            self.registered
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clear();
+        }
+        if n.is_multiple_of(10) || (fresh && n > 0) {
             self.reconcile_rooms().await?;
         }
         Ok(())
+    }
+
+    /// Runs the node-lost hooks for nodes whose lease ended, once each, on one node only:
+    /// the live node with the smallest uid. Only while this node has been beating without a
+    /// failure for a whole lease, so that an outage everyone went through (every lease ran
+    /// out at once) is not mistaken for the death of the others.
+    fn detect_lost(&self, live: &[Uid], expired: &[Uid]) {
+        let healthy_for = {
+            let mut since = self.healthy_since.lock().unwrap_or_else(|p| p.into_inner());
+            since
+                .get_or_insert_with(tokio::time::Instant::now)
+                .elapsed()
+        };
+        let mut announced = self.announced.lock().unwrap_or_else(|p| p.into_inner());
+        announced.retain(|u| !live.iter().any(|l| l.to_string() == *u));
+        let leader = live.first() == Some(&self.uid);
+        if !leader || healthy_for < self.config.lease {
+            return;
+        }
+        let hooks = self
+            .node_lost
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        for &uid in expired {
+            if uid != self.uid && announced.insert(uid.to_string()) {
+                tracing::info!(lost = %uid, "node lease ended; announcing its users offline");
+                for hook in &hooks {
+                    hook(uid);
+                }
+            }
+        }
+    }
+
+    /// Calls `hook` with the uid of every node found dead (its lease ended), on one live node.
+    pub fn on_node_lost(&self, hook: NodeLostHook) {
+        self.node_lost
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(hook);
     }
 
     /// Records local routed rooms not yet in Redis, and forgets rooms no longer local.
@@ -411,40 +484,122 @@ impl Cluster {
         let candidates = if wait {
             self.live_nodes()
         } else {
-            self.reachable
-                .read()
-                .unwrap_or_else(|p| p.into_inner())
-                .clone()
+            self.reachable_nodes()
         };
-        let others = candidates.iter().copied().filter(|u| *u != self.uid);
+        let me = self.uid;
         if let Some(server) = opts.server_id {
-            return others.filter(|u| *u == server).collect();
+            return match server {
+                s if s == me => Vec::new(),
+                s if candidates.contains(&s) => vec![s],
+                s => self.check_unknown(vec![s], wait).await,
+            };
         }
+        let others = || {
+            candidates
+                .iter()
+                .copied()
+                .filter(|u| *u != me)
+                .collect::<Vec<_>>()
+        };
         if opts.rooms.is_empty() || !opts.rooms.iter().all(|r| self.is_routed(r)) {
-            return others.collect();
-        }
-        if candidates.iter().all(|u| *u == self.uid) {
-            return Vec::new();
+            return others();
         }
         let keys: Vec<String> = opts
             .rooms
             .iter()
             .map(|r| self.key(&format!("room:{r}")))
             .collect();
-        match self
+        let hosts = match self
             .redis
             .query::<Vec<String>>(::redis::cmd("SUNION").arg(&keys))
             .await
         {
-            Ok(hosts) => {
-                let hosts: HashSet<String> = hosts.into_iter().collect();
-                others.filter(|u| hosts.contains(&u.to_string())).collect()
-            }
+            Ok(hosts) => hosts,
             Err(e) => {
                 tracing::debug!(cause = %e, "cluster: room lookup failed; sending to every node");
-                others.collect()
+                return others();
+            }
+        };
+        let reachable = self.reachable_nodes();
+        let mut targets = Vec::new();
+        let mut unknown = Vec::new();
+        for host in hosts.iter().filter_map(|h| h.parse::<Uid>().ok()) {
+            if host == me {
+                continue;
+            }
+            if candidates.contains(&host) {
+                targets.push(host);
+            } else if !reachable.contains(&host) {
+                unknown.push(host);
             }
         }
+        if !unknown.is_empty() {
+            targets.extend(self.check_unknown(unknown, wait).await);
+        }
+        targets
+    }
+
+    fn reachable_nodes(&self) -> Arc<Vec<Uid>> {
+        self.reachable
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Looks up nodes this one has not heard of since its last heartbeat: a node that just
+    /// joined must not miss what is sent to it before the next beat. Nodes found dead are
+    /// remembered until then, so lingering records cost one lookup per beat.
+    async fn check_unknown(&self, uids: Vec<Uid>, wait: bool) -> Vec<Uid> {
+        let uids: Vec<Uid> = {
+            let dead = self.dead.lock().unwrap_or_else(|p| p.into_inner());
+            uids.into_iter()
+                .filter(|u| !dead.contains(&u.to_string()))
+                .collect()
+        };
+        if uids.is_empty() {
+            return Vec::new();
+        }
+        let mut inv = self.lookup.key(self.key("nodes"));
+        inv.arg(self.config.lease.as_millis() as u64 * 10);
+        for u in &uids {
+            inv.arg(u.to_string());
+        }
+        let reply: Vec<i64> = match self.redis.script(&inv).await {
+            Ok(r) => r,
+            // Unknown to us and Redis cannot tell: send anyway, nothing is lost.
+            Err(_) => return if wait { Vec::new() } else { uids },
+        };
+        let (mut live, mut reachable) = (Vec::new(), Vec::new());
+        let mut dead = self.dead.lock().unwrap_or_else(|p| p.into_inner());
+        for (u, state) in uids.into_iter().zip(reply) {
+            match state {
+                2 => {
+                    live.push(u);
+                    reachable.push(u);
+                }
+                1 => reachable.push(u),
+                _ => {
+                    dead.insert(u.to_string());
+                }
+            }
+        }
+        drop(dead);
+        if !reachable.is_empty() {
+            let extend = |lock: &RwLock<Arc<Vec<Uid>>>, add: &[Uid]| {
+                let mut l = lock.write().unwrap_or_else(|p| p.into_inner());
+                let mut v = (**l).clone();
+                v.extend(
+                    add.iter()
+                        .filter(|u| !v.contains(u))
+                        .copied()
+                        .collect::<Vec<_>>(),
+                );
+                *l = Arc::new(v);
+            };
+            extend(&self.live, &live);
+            extend(&self.reachable, &reachable);
+        }
+        if wait { live } else { reachable }
     }
 
     /// Joins a local socket to `rooms` and records this node as a host of the routed ones,
@@ -523,6 +678,11 @@ impl Cluster {
     /// the node table and its rooms from the routing sets.
     pub async fn shutdown(&self) {
         self.stop.cancel();
+        // The hooks hold the Socket.IO server, which holds this cluster.
+        self.node_lost
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
         let tasks: Vec<JoinHandle<()>> = self.lock_tasks().drain(..).collect();
         for t in tasks {
             let _ = tokio::time::timeout(Duration::from_secs(5), t).await;

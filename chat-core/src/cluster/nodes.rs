@@ -13,10 +13,13 @@ use socketioxide_core::Uid;
 
 /// Refreshes a node's lease and info, drops long-dead members, and returns Redis time
 /// followed by every member whose lease ended less than a grace period ago, with its lease
-/// expiry. Uses Redis time so that node clocks do not matter.
+/// expiry. Uses Redis time so that node clocks do not matter. After the time, `1` if the
+/// node's record was missing (its first beat, or the health checker reaped it: the node
+/// must record its rooms again), else `0`.
 pub(crate) fn heartbeat_script() -> Script {
     Script::new(
         r"
+local fresh = redis.call('EXISTS', KEYS[2]) == 0
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local lease = tonumber(ARGV[2])
@@ -26,19 +29,43 @@ redis.call('PEXPIRE', KEYS[2], lease * 20)
 redis.call('PEXPIRE', KEYS[3], lease * 20)
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - lease * 20)
 local members = redis.call('ZRANGEBYSCORE', KEYS[1], now - lease * 10, '+inf', 'WITHSCORES')
+table.insert(members, 1, fresh and '1' or '0')
 table.insert(members, 1, tostring(now))
 return members
 ",
     )
 }
 
+/// For each uid in ARGV[2..]: 2 if its lease runs, 1 if it ended less than ARGV[1] ms ago,
+/// 0 otherwise.
+pub(crate) fn lookup_script() -> Script {
+    Script::new(
+        r"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local out = {}
+for i = 2, #ARGV do
+  local score = redis.call('ZSCORE', KEYS[1], ARGV[i])
+  local state = 0
+  if score then
+    if tonumber(score) >= now then state = 2
+    elseif tonumber(score) >= now - tonumber(ARGV[1]) then state = 1 end
+  end
+  table.insert(out, state)
+end
+return out
+",
+    )
+}
+
 /// Splits the heartbeat's answer into live nodes (lease running) and recently expired ones,
-/// skipping anything malformed.
-pub(crate) fn parse_members(reply: Vec<String>) -> (Vec<Uid>, Vec<Uid>) {
+/// skipping anything malformed; and tells whether the node's record was missing.
+pub(crate) fn parse_members(reply: Vec<String>) -> (Vec<Uid>, Vec<Uid>, bool) {
     let mut items = reply.into_iter();
     let Some(now) = items.next().and_then(|n| n.parse::<f64>().ok()) else {
-        return (Vec::new(), Vec::new());
+        return (Vec::new(), Vec::new(), false);
     };
+    let fresh = items.next().is_some_and(|f| f == "1");
     let (mut live, mut expired) = (Vec::new(), Vec::new());
     let rest: Vec<String> = items.collect();
     for pair in rest.chunks_exact(2) {
@@ -51,7 +78,7 @@ pub(crate) fn parse_members(reply: Vec<String>) -> (Vec<Uid>, Vec<Uid>) {
             expired.push(uid);
         }
     }
-    (live, expired)
+    (live, expired, fresh)
 }
 
 #[cfg(test)]
@@ -63,6 +90,7 @@ mod tests {
         let (a, b) = (Uid::new(), Uid::new());
         let reply = vec![
             "1000".into(),
+            "0".into(),
             a.to_string(),
             "1500".into(),
             "garbage!".into(),
@@ -70,7 +98,10 @@ mod tests {
             b.to_string(),
             "900".into(),
         ];
-        assert_eq!(parse_members(reply), (vec![a], vec![b]));
-        assert_eq!(parse_members(vec![]), (vec![], vec![]));
+        assert_eq!(parse_members(reply.clone()), (vec![a], vec![b], false));
+        let mut missing = reply;
+        missing[1] = "1".into();
+        assert_eq!(parse_members(missing), (vec![a], vec![b], true));
+        assert_eq!(parse_members(vec![]), (vec![], vec![], false));
     }
 }

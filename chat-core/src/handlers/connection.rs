@@ -8,6 +8,7 @@ use socketioxide::{
     adapter::Adapter,
     extract::{SocketRef, State, TryData},
     handler::ConnectHandler,
+    operators::BroadcastOperators,
 };
 
 use socketioxide_core::adapter::DefinedAdapter;
@@ -66,7 +67,7 @@ fn on_connect<A: Adapter>(
         }
         ctx.join(&s, joined).await;
         match ctx.stores.presence.connect(&user, &s.id.to_string()).await {
-            Ok(true) => announce_presence(&ctx, &s, &user, true, None).await,
+            Ok(true) => announce_presence(&ctx, s.broadcast(), &user, true, None).await,
             Ok(false) => {}
             Err(e) => tracing::warn!(user = %user, cause = %e, "cannot record presence"),
         }
@@ -91,16 +92,18 @@ async fn on_disconnect<A: Adapter>(s: SocketRef<A>, State(ctx): State<Arc<Ctx>>)
         .disconnect(&user, &s.id.to_string(), now_ms())
         .await
     {
-        Ok(Some(last_seen)) => announce_presence(&ctx, &s, &user, false, Some(last_seen)).await,
+        Ok(Some(last_seen)) => {
+            announce_presence(&ctx, s.broadcast(), &user, false, Some(last_seen)).await
+        }
         Ok(None) => {}
         Err(e) => tracing::warn!(user = %user, cause = %e, "cannot record disconnect"),
     }
 }
 
 /// Tells subscribers, DM partners and fellow members of small groups that `user` came or went.
-async fn announce_presence<A: Adapter>(
+pub(crate) async fn announce_presence<A: Adapter>(
     ctx: &Ctx,
-    s: &SocketRef<A>,
+    ops: BroadcastOperators<A>,
     user: &UserId,
     online: bool,
     last_seen: Option<u64>,
@@ -130,8 +133,7 @@ async fn announce_presence<A: Adapter>(
         Err(e) => tracing::warn!(user = %user, cause = %e, "cannot load groups"),
     }
     let payload = json!({ "user": user, "online": online, "lastSeen": last_seen });
-    if let Err(e) = s
-        .broadcast()
+    if let Err(e) = ops
         .to(targets)
         .except(rooms::user(user))
         .emit(events::PRESENCE, &payload)

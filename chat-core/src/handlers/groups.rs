@@ -114,14 +114,7 @@ pub(crate) async fn join<A: Adapter>(call: Call<A>, req: GroupReq) -> Result<Gro
 }
 
 pub(crate) async fn leave<A: Adapter>(call: Call<A>, req: GroupReq) -> Result<(), ChatError> {
-    if call
-        .ctx
-        .stores
-        .groups
-        .leave(&req.group, &call.user)
-        .await?
-        .is_some()
-    {
+    if call.ctx.stores.groups.leave(&req.group, &call.user).await? {
         announce(&call, &req.group, &call.user, "left").await;
         let room = rooms::group(&req.group);
         if let Err(e) = call

@@ -85,6 +85,28 @@ pub(crate) fn register<A: Adapter + socketioxide_core::adapter::DefinedAdapter>(
     connection::register(io);
 }
 
+/// A node died: its users with no other device go offline for their peers.
+pub(crate) async fn node_lost<A: Adapter>(
+    ctx: &Ctx,
+    io: &SocketIo<A>,
+    node: socketioxide_core::Uid,
+) {
+    match ctx
+        .stores
+        .presence
+        .node_lost(&node.to_string(), now_ms())
+        .await
+    {
+        Ok(gone) => {
+            for (user, last_seen) in gone {
+                connection::announce_presence(ctx, io.broadcast(), &user, false, Some(last_seen))
+                    .await;
+            }
+        }
+        Err(e) => tracing::warn!(%node, cause = %e, "cannot clear a lost node's presence"),
+    }
+}
+
 /// Registers every event handler on a freshly connected socket.
 fn register_events<A: Adapter>(s: &SocketRef<A>) {
     on(s, "message:send", messages::send::<A>);

@@ -481,17 +481,16 @@ impl Groups for MemoryStore {
         Ok(Ok((group.clone(), true)))
     }
 
-    async fn leave(&self, id: &GroupId, user: &UserId) -> Result<Option<Group>, StoreError> {
+    async fn leave(&self, id: &GroupId, user: &UserId) -> Result<bool, StoreError> {
         self.writable()?;
         let mut st = lock(&self.groups);
         let st = &mut *st;
         let Some(group) = st.groups.get_mut(id) else {
-            return Ok(None);
+            return Ok(false);
         };
         let Some(pos) = group.members.iter().position(|m| m == user) else {
-            return Ok(None);
+            return Ok(false);
         };
-        let before = group.clone();
         group.members.remove(pos);
         if &group.owner == user
             && let Some(next) = group.members.first()
@@ -501,7 +500,7 @@ impl Groups for MemoryStore {
         if let Some(mine) = st.by_user.get_mut(user) {
             mine.remove(id);
         }
-        Ok(Some(before))
+        Ok(true)
     }
 
     async fn of_user(&self, user: &UserId) -> Result<Vec<Group>, StoreError> {
@@ -569,6 +568,11 @@ impl Presence for MemoryStore {
         }
         entry.last_seen = Some(now_ms);
         Ok(Some(now_ms))
+    }
+
+    async fn node_lost(&self, _: &str, _: u64) -> Result<Vec<(UserId, u64)>, StoreError> {
+        // One process, one node: its sockets die with it.
+        Ok(Vec::new())
     }
 
     async fn get(&self, users: &[UserId]) -> Result<Vec<PresenceState>, StoreError> {

@@ -5,6 +5,7 @@
 //! atomic step of the backend, so that two keys that must change together do.
 
 pub mod memory;
+pub mod redis;
 
 use std::sync::Arc;
 
@@ -139,9 +140,9 @@ pub trait Groups: Send + Sync + 'static {
         max_size: usize,
         max_groups: usize,
     ) -> Result<Result<(Group, bool), GroupRefusal>, StoreError>;
-    /// Removes `user`; passes ownership on if needed. Returns the group as it was before,
-    /// or `None` if the user was not a member (or no such group).
-    async fn leave(&self, id: &GroupId, user: &UserId) -> Result<Option<Group>, StoreError>;
+    /// Removes `user`; passes ownership on if needed. False if the user was not a member
+    /// (or there is no such group).
+    async fn leave(&self, id: &GroupId, user: &UserId) -> Result<bool, StoreError>;
     /// The groups `user` belongs to.
     async fn of_user(&self, user: &UserId) -> Result<Vec<Group>, StoreError>;
 }
@@ -171,6 +172,9 @@ pub trait Presence: Send + Sync + 'static {
     ) -> Result<Option<u64>, StoreError>;
     /// The presence of each user, in order.
     async fn get(&self, users: &[UserId]) -> Result<Vec<PresenceState>, StoreError>;
+    /// Forgets the sockets node `node` held (it died) as of `now_ms`; returns the users left
+    /// with no device, with their new `lastSeen`. Idempotent: a second call returns nothing.
+    async fn node_lost(&self, node: &str, now_ms: u64) -> Result<Vec<(UserId, u64)>, StoreError>;
 }
 
 /// Per-key token buckets shared by every device of a user.
@@ -202,6 +206,17 @@ impl std::fmt::Debug for Stores {
 }
 
 impl Stores {
+    /// Every store backed by Redis.
+    pub fn redis(store: Arc<redis::RedisStore>) -> Self {
+        Self {
+            messages: store.clone(),
+            groups: store.clone(),
+            blocks: store.clone(),
+            presence: store.clone(),
+            rates: store,
+        }
+    }
+
     /// Every store backed by one in-memory instance.
     pub fn memory(store: Arc<memory::MemoryStore>) -> Self {
         Self {

@@ -34,6 +34,7 @@ type Io = SocketIo<ChatAdapter<Emitter>>;
 pub struct Node {
     pub addr: SocketAddr,
     pub cluster: Arc<Cluster>,
+    pub prefix: String,
 }
 
 pub fn test_config(prefix: &str) -> ClusterConfig {
@@ -73,7 +74,11 @@ impl Node {
         let addr = listener.local_addr().unwrap();
         let app = Router::new().route_service("/socket.io/", svc);
         tokio::spawn(async move { axum::serve(listener, app).await });
-        Node { addr, cluster }
+        Node {
+            addr,
+            cluster,
+            prefix: prefix.to_owned(),
+        }
     }
 
     /// A client on this node, in `rooms` (joined through the cluster, so they are routed).
@@ -509,5 +514,41 @@ async fn sentinel_failover_is_followed() {
     let recovered = killed_at.elapsed();
     eprintln!(
         "failover drill: {old} -> {new}; promoted after {promoted:?}; all delivered {recovered:?} after the kill"
+    );
+}
+
+/// Routing records outlive the heartbeat's room reconciliation: rooms that still have local
+/// sockets stay recorded, rooms whose sockets left are dropped.
+#[tokio::test]
+async fn room_records_survive_reconciliation() {
+    let redis = RedisServer::start().await;
+    let n = nodes(&RedisConfig::Url(redis.url()), 2).await;
+    let mut a = n[0].client(&["user:a"]).await;
+    let b = n[1].client(&["group:kept"]).await;
+    let gone = n[1].client(&["group:gone"]).await;
+    drop(gone);
+    // Reconciliation runs every ten beats; wait for two of them.
+    let target = n[1].cluster.heartbeats() + 21;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    while n[1].cluster.heartbeats() < target {
+        assert!(tokio::time::Instant::now() < deadline, "heartbeats stalled");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    a.ack(
+        "emit",
+        json!({"rooms": ["group:kept"], "data": "still routed"}),
+    )
+    .await;
+    b.event("message", |v| v == "still routed").await;
+    let node1 = n[1].cluster.uid().to_string();
+    let members = |room: &str| {
+        let key = format!("{}room:{room}", n[1].prefix);
+        let redis = &redis;
+        async move { redis.cli::<Vec<String>>(&["SMEMBERS", &key]).await }
+    };
+    assert!(members("group:kept").await.contains(&node1));
+    assert!(
+        !members("group:gone").await.contains(&node1),
+        "a room without sockets stayed recorded"
     );
 }

@@ -2,16 +2,27 @@
 
 use std::net::SocketAddr;
 
-use chat_core::{Chat, ChatHandle, Config, Limits};
+use chat_core::{Chat, ChatHandle, Config, Limits, config::RedisSettings, redis::RedisConfig};
 use serde_json::Value;
 use tokio::net::TcpListener;
 
 pub use crate::client::Client;
+use crate::redis_env::RedisServer;
 
 /// A chat server on a random loopback port.
+///
+/// The store comes from `CHAT_TEST_STORE`: `memory` (default) or `redis`, which gives every
+/// server its own Redis container and makes it a (single-node) cluster member, so the same
+/// handler tests run on both backends.
 pub struct TestServer {
     pub addr: SocketAddr,
     pub handle: ChatHandle,
+    _redis: Option<RedisServer>,
+}
+
+/// Whether the tests run on the Redis backend.
+pub fn redis_backend() -> bool {
+    std::env::var("CHAT_TEST_STORE").is_ok_and(|v| v == "redis")
 }
 
 impl TestServer {
@@ -22,11 +33,26 @@ impl TestServer {
 
     /// A server with settings changed by `f`.
     pub async fn with(f: impl FnOnce(&mut Config)) -> TestServer {
+        // RUST_LOG=debug shows the servers' logs under the failing test.
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_test_writer()
+            .try_init();
         let mut config = Config {
             limits: Limits::default(),
             ..Config::default()
         };
         f(&mut config);
+        let redis = if redis_backend() && config.redis.is_none() {
+            let server = RedisServer::start().await;
+            config.redis = Some(redis_settings(
+                &server.url(),
+                &format!("t{:08x}:", rand::random::<u32>()),
+            ));
+            Some(server)
+        } else {
+            None
+        };
         let chat = Chat::builder(config).build().await.expect("build chat");
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
@@ -35,12 +61,29 @@ impl TestServer {
         TestServer {
             addr,
             handle: chat.handle(),
+            _redis: redis,
         }
+    }
+
+    /// A cluster node on an existing Redis: nodes with the same `prefix` form one cluster.
+    pub async fn node(redis_url: &str, prefix: &str) -> TestServer {
+        let settings = redis_settings(redis_url, prefix);
+        Self::with(|c| c.redis = Some(settings)).await
     }
 
     /// Connects a development-mode client as `user`.
     pub async fn client(&self, user: &str) -> Client {
         Client::dev(self.addr, user).await
+    }
+}
+
+/// Redis settings for a test: no replicas to wait for.
+pub fn redis_settings(url: &str, prefix: &str) -> RedisSettings {
+    RedisSettings {
+        target: RedisConfig::Url(url.to_owned()),
+        prefix: prefix.to_owned(),
+        wait_replicas: 0,
+        wait_timeout: std::time::Duration::from_secs(1),
     }
 }
 

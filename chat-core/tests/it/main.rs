@@ -9,10 +9,13 @@ mod redis_env;
 
 mod auth;
 mod cluster;
+mod cluster_chat;
 mod groups;
+mod health;
 mod history;
 mod limits;
 mod messages;
 mod presence;
 mod receipts;
+mod registry;
 mod shutdown;

@@ -1,0 +1,173 @@
+//! Reading `CHAT_*` variables for the registry and the health checker: the shared ones
+//! (Redis, listen address, CORS, log format) and typed parsing with errors that name the
+//! variable. Same rules as [`crate::config`]: an empty value counts as unset.
+
+use std::{fmt::Display, net::SocketAddr, str::FromStr, time::Duration};
+
+use crate::{config::LogFormat, error::ConfigError, redis::RedisConfig};
+
+/// A source of variables: the environment, or a map in tests.
+pub(crate) struct Env<'a>(pub(crate) &'a dyn Fn(&str) -> Option<String>);
+
+impl Env<'_> {
+    /// The value, with empty treated as unset.
+    pub(crate) fn raw(&self, var: &str) -> Option<String> {
+        (self.0)(var).filter(|v| !v.trim().is_empty())
+    }
+
+    /// A value parsed as `T` within `range`, or `default` when unset.
+    pub(crate) fn parse<T>(
+        &self,
+        var: &'static str,
+        default: T,
+        range: impl std::ops::RangeBounds<T> + std::fmt::Debug,
+    ) -> Result<T, ConfigError>
+    where
+        T: FromStr + PartialOrd,
+        T::Err: Display,
+    {
+        let Some(raw) = self.raw(var) else {
+            return Ok(default);
+        };
+        let v = raw
+            .trim()
+            .parse::<T>()
+            .map_err(|e| invalid(var, &raw, e.to_string()))?;
+        if !range.contains(&v) {
+            return Err(invalid(var, &raw, format!("out of range {range:?}")));
+        }
+        Ok(v)
+    }
+
+    /// A duration such as `2s`, `500ms`, `1m`; a bare number is seconds. Must lie in
+    /// `min..=max`.
+    pub(crate) fn duration(
+        &self,
+        var: &'static str,
+        default: Duration,
+        min: Duration,
+        max: Duration,
+    ) -> Result<Duration, ConfigError> {
+        let Some(raw) = self.raw(var) else {
+            return Ok(default);
+        };
+        let t = raw.trim();
+        let d = match t.parse::<u64>() {
+            Ok(secs) => Duration::from_secs(secs),
+            Err(_) => {
+                humantime::parse_duration(t).map_err(|e| invalid(var, &raw, e.to_string()))?
+            }
+        };
+        if d < min || d > max {
+            return Err(invalid(
+                var,
+                &raw,
+                format!("out of range {min:?}..={max:?}"),
+            ));
+        }
+        Ok(d)
+    }
+
+    /// `CHAT_LISTEN`, or `default`.
+    pub(crate) fn listen(&self, default: SocketAddr) -> Result<SocketAddr, ConfigError> {
+        self.parse("CHAT_LISTEN", default, ..)
+    }
+
+    /// `CHAT_LOG_FORMAT`: `text` (default) or `json`.
+    pub(crate) fn log_format(&self) -> Result<LogFormat, ConfigError> {
+        match self.raw("CHAT_LOG_FORMAT").as_deref() {
+            None | Some("text") => Ok(LogFormat::Text),
+            Some("json") => Ok(LogFormat::Json),
+            Some(other) => Err(invalid("CHAT_LOG_FORMAT", other, "expected text or json")),
+        }
+    }
+
+    /// `CHAT_CORS_ORIGINS`, comma-separated; `None` when unset.
+    pub(crate) fn cors_origins(&self) -> Result<Option<Vec<String>>, ConfigError> {
+        let Some(raw) = self.raw("CHAT_CORS_ORIGINS") else {
+            return Ok(None);
+        };
+        let list: Vec<String> = raw
+            .split(',')
+            .map(|o| o.trim().to_owned())
+            .filter(|o| !o.is_empty())
+            .collect();
+        if let Some(bad) = list
+            .iter()
+            .find(|o| o.as_str() != "*" && http::HeaderValue::from_str(o).is_err())
+        {
+            return Err(invalid("CHAT_CORS_ORIGINS", bad, "not a valid origin"));
+        }
+        Ok(Some(list))
+    }
+
+    /// Where Redis is: `CHAT_REDIS_URL`, or `CHAT_REDIS_SENTINELS` (+ `CHAT_REDIS_MASTER`,
+    /// default `mymaster`, and `CHAT_REDIS_PASSWORD`). `None` when neither is set.
+    pub(crate) fn redis(&self) -> Result<Option<RedisConfig>, ConfigError> {
+        let url = self.raw("CHAT_REDIS_URL");
+        let sentinels = self.raw("CHAT_REDIS_SENTINELS");
+        match (url, sentinels) {
+            (Some(_), Some(_)) => Err(ConfigError::Invalid {
+                var: "CHAT_REDIS_SENTINELS",
+                value: "<set>".into(),
+                reason: "set either CHAT_REDIS_URL or CHAT_REDIS_SENTINELS, not both".into(),
+            }),
+            (Some(url), None) => {
+                let t = url.trim();
+                if !(t.starts_with("redis://")
+                    || t.starts_with("rediss://")
+                    || t.starts_with("unix://"))
+                {
+                    // The URL may hold a password: never echo it.
+                    return Err(invalid(
+                        "CHAT_REDIS_URL",
+                        "<hidden>",
+                        "expected redis://[:password@]host:port/db",
+                    ));
+                }
+                Ok(Some(RedisConfig::Url(t.to_owned())))
+            }
+            (None, Some(list)) => {
+                let sentinels: Vec<String> = list
+                    .split(',')
+                    .map(|s| s.trim().to_owned())
+                    .filter(|s| !s.is_empty())
+                    .collect();
+                for s in &sentinels {
+                    let port_ok = s.rsplit_once(':').is_some_and(|(host, port)| {
+                        !host.is_empty() && port.parse::<u16>().is_ok()
+                    });
+                    if !port_ok {
+                        return Err(invalid("CHAT_REDIS_SENTINELS", s, "expected host:port"));
+                    }
+                }
+                Ok(Some(RedisConfig::Sentinel {
+                    sentinels,
+                    master: self
+                        .raw("CHAT_REDIS_MASTER")
+                        .unwrap_or_else(|| "mymaster".into()),
+                    password: self.raw("CHAT_REDIS_PASSWORD"),
+                }))
+            }
+            (None, None) => Ok(None),
+        }
+    }
+
+    /// [`Env::redis`], required: the registry and the health checker only work on Redis.
+    pub(crate) fn require_redis(&self) -> Result<RedisConfig, ConfigError> {
+        self.redis()?.ok_or(ConfigError::Invalid {
+            var: "CHAT_REDIS_URL",
+            value: String::new(),
+            reason: "required (or CHAT_REDIS_SENTINELS): the node table lives in Redis".into(),
+        })
+    }
+}
+
+/// A [`ConfigError::Invalid`] for `var`.
+pub(crate) fn invalid(var: &'static str, value: &str, reason: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        var,
+        value: value.to_owned(),
+        reason: reason.into(),
+    }
+}

@@ -1,0 +1,111 @@
+//! The service registry: which chat server a client should connect to.
+//!
+//! Stateless HTTP over the node table in Redis, so any number of registries can run behind
+//! a load balancer (`deploy/nginx/registry.conf`). Clients call `GET /api/v1/servers/pick`
+//! before every (re)connection and connect to the `url` they get.
+//!
+//! **Picking.** One Lua script reads the live nodes (lease running, see
+//! [`crate::cluster`]) and the admin-registered ones, skips those draining (the node's own
+//! flag or an admin drain), removed by the health checker, without a URL or with capacity
+//! 0, and chooses the smallest `(connections + provisional) / capacity` (ties: smallest
+//! uid). It adds one to the chosen node's provisional load in the same step, so concurrent
+//! picks from every registry see each other and a burst spreads out. `connections` is the
+//! node's real socket count, rewritten by its heartbeat every second; `provisional` decays
+//! by half every `CHAT_PICK_HALF_LIFE` (2s), so a pick whose client never connects fades
+//! away and one that did is soon counted once, in `connections`. Nothing is only
+//! incremented. All times are Redis time.
+//!
+//! **Admin.** `POST /api/v1/servers` registers a node that has no heartbeat (it counts as
+//! live until the health checker removes it); `DELETE /api/v1/servers/{id}` drains the
+//! node(s) with that name or uid: they are not picked any more. Both need
+//! `Authorization: Bearer $CHAT_ADMIN_TOKEN` (401 without, 403 when wrong).
+//!
+//! Errors are `{"error": {"code", "message"}}` with the codes of [`ErrorCode`]; the
+//! OpenAPI document is served at `/api/v1/openapi.json` ([`ApiDoc`]).
+//!
+//! [`ErrorCode`]: crate::error::ErrorCode
+
+mod api;
+mod config;
+pub(crate) mod env;
+mod error;
+mod table;
+
+use std::{future::Future, sync::Arc};
+
+use tokio::net::TcpListener;
+
+pub use api::{ApiDoc, app};
+pub use config::RegistryConfig;
+pub use error::{Admin, ApiError, ErrorBody};
+pub(crate) use table::Keys;
+pub use table::{NodeTable, Picked, Registered, Registration, Server, Source};
+
+use crate::redis::Redis;
+
+/// The registry's shared state: the node table and the admin settings.
+#[derive(Clone)]
+pub struct Registry {
+    table: NodeTable,
+    admin_token: Option<Arc<str>>,
+    cors_origins: Option<Vec<String>>,
+}
+
+impl std::fmt::Debug for Registry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Registry")
+            .field("table", &self.table)
+            .field("admin", &self.admin_token.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Errors of [`run`].
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryError {
+    /// The Redis configuration is malformed.
+    #[error("bad redis configuration")]
+    Redis(#[from] ::redis::RedisError),
+    /// Binding or serving failed.
+    #[error("registry i/o failed")]
+    Io(#[from] std::io::Error),
+}
+
+impl Registry {
+    /// A registry on `redis` with `config`'s token, origins, half-life and prefix.
+    pub fn new(redis: Redis, config: &RegistryConfig) -> Self {
+        Self {
+            table: NodeTable::new(redis, &config.prefix, config.pick_half_life),
+            admin_token: config.admin_token.as_deref().map(Arc::from),
+            cors_origins: config.cors_origins.clone(),
+        }
+    }
+
+    /// The node table it serves.
+    pub fn table(&self) -> &NodeTable {
+        &self.table
+    }
+}
+
+/// Serves the registry on `listener` until `shutdown` resolves. Starts even when Redis is
+/// down (answering 503 until it is back), so it can start before Redis.
+pub async fn run(
+    listener: TcpListener,
+    config: RegistryConfig,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), RegistryError> {
+    let redis = Redis::new(config.redis.clone())?;
+    if let Err(e) = redis.ping().await {
+        tracing::warn!(cause = %e, "redis is unreachable for now; answering 503 until it is back");
+    }
+    if config.admin_token.is_none() {
+        tracing::warn!("CHAT_ADMIN_TOKEN is unset: the admin endpoints refuse every request");
+    }
+    let addr = listener.local_addr()?;
+    tracing::info!(%addr, "registry listening");
+    axum::serve(listener, app(Registry::new(redis, &config)))
+        .with_graceful_shutdown(shutdown)
+        .await?;
+    tracing::info!("registry stopped");
+    Ok(())
+}
