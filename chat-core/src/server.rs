@@ -110,7 +110,7 @@ impl ChatBuilder {
         let (stores, memory, cluster) = match &config.redis {
             None => {
                 let memory = Arc::new(MemoryStore::new(&config.limits));
-                (Stores::memory(memory.clone()), Some(memory), None)
+                (Stores::all_in(memory.clone()), Some(memory), None)
             }
             Some(settings) => {
                 let redis = Redis::new(settings.target.clone())?;
@@ -125,7 +125,7 @@ impl ChatBuilder {
                 };
                 let cluster = Cluster::start(redis.clone(), cluster_config, info).await?;
                 let store = RedisStore::new(redis, settings, &config.limits, cluster.uid());
-                (Stores::redis(Arc::new(store)), None, Some(cluster))
+                (Stores::all_in(Arc::new(store)), None, Some(cluster))
             }
         };
         if let Some(c) = &cluster {
@@ -304,9 +304,7 @@ pub async fn run(
         handle.shutdown().await;
         drained.cancel();
     });
-    axum::serve(listener, app)
-        .with_graceful_shutdown(stop.cancelled_owned())
-        .await?;
+    crate::shutdown::serve(listener, app, stop.cancelled_owned()).await?;
     drainer.abort();
     tracing::info!("stopped");
     Ok(())

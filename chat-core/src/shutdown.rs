@@ -27,3 +27,28 @@ pub async fn signal() {
         () = term => tracing::info!("SIGTERM received"),
     }
 }
+
+/// How long open HTTP requests get to finish once a server stops.
+pub const GRACE: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Serves `app` until `stop` resolves, then lets open requests finish for at most
+/// [`GRACE`]: a client that never completes its request must not keep the process alive.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    app: axum::Router,
+    stop: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let stopped = tokio_util::sync::CancellationToken::new();
+    let trigger = stopped.clone();
+    let graceful = axum::serve(listener, app).with_graceful_shutdown(async move {
+        stop.await;
+        trigger.cancel();
+    });
+    tokio::select! {
+        served = graceful.into_future() => served,
+        () = async { stopped.cancelled().await; tokio::time::sleep(GRACE).await } => {
+            tracing::warn!(grace = ?GRACE, "requests still open after the grace period; closing them");
+            Ok(())
+        }
+    }
+}

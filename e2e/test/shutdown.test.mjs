@@ -86,3 +86,20 @@ test('healthz reflects serving and draining', async (t) => {
   sock.close();
   assert.equal((await withDeadline(server.exited, 10000, 'server exit')).code, 0);
 });
+
+// A client that never finishes its HTTP request cannot keep a stopping server alive: once the
+// drain is over, open requests get a short grace period and the process exits 0.
+test('an unfinished request does not hold up the exit', async (t) => {
+  const server = await startServer({ CHAT_DRAIN_TIMEOUT: '1s' });
+  t.after(() => server.stop());
+  const net = await import('node:net');
+  const [host, port] = server.addr.split(':');
+  const sock = net.connect({ host, port: Number(port) });
+  t.after(() => sock.destroy());
+  await new Promise((resolve) => sock.once('connect', resolve));
+  // Headers never finished.
+  sock.write(`GET /healthz HTTP/1.1\r\nHost: ${host}\r\n`);
+  const exited = new Promise((resolve) => server.proc.once('exit', (code) => resolve(code)));
+  server.proc.kill('SIGTERM');
+  assert.equal(await withDeadline(exited, 8000, 'exit after SIGTERM'), 0);
+});

@@ -386,14 +386,13 @@ pub async fn run_with(
     let addr = listener.local_addr()?;
     tracing::info!(%addr, "health checker listening");
     let stopping = stop.clone();
-    let served = axum::serve(listener, app(checker))
-        .with_graceful_shutdown(async move {
-            tokio::select! {
-                () = shutdown => {}
-                () = stopping.cancelled() => {}
-            }
-        })
-        .await;
+    let served = crate::shutdown::serve(listener, app(checker), async move {
+        tokio::select! {
+            () = shutdown => {}
+            () = stopping.cancelled() => {}
+        }
+    })
+    .await;
     stop.cancel();
     let _ = task.await;
     served?;

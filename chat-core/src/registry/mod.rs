@@ -27,7 +27,6 @@
 
 mod api;
 mod config;
-pub(crate) mod env;
 mod error;
 mod table;
 
@@ -103,9 +102,7 @@ pub async fn run(
     }
     let addr = listener.local_addr()?;
     tracing::info!(%addr, "registry listening");
-    axum::serve(listener, app(Registry::new(redis, &config)))
-        .with_graceful_shutdown(shutdown)
-        .await?;
+    crate::shutdown::serve(listener, app(Registry::new(redis, &config)), shutdown).await?;
     tracing::info!("registry stopped");
     Ok(())
 }
