@@ -3,9 +3,13 @@
 //! A bad value is an error at start that names the variable. Library tunables live in
 //! [`Limits`], a plain struct with documented defaults, so embedders need no environment.
 
-use std::{fmt::Display, net::SocketAddr, path::PathBuf, str::FromStr, time::Duration};
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
-use crate::{error::ConfigError, redis::RedisConfig};
+use crate::{
+    env::{Env, invalid},
+    error::ConfigError,
+    redis::RedisConfig,
+};
 
 /// How logs are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -170,13 +174,9 @@ impl Config {
             )?,
             ..dl
         };
-        let log_format = match env.raw("CHAT_LOG_FORMAT").as_deref() {
-            None | Some("text") => LogFormat::Text,
-            Some("json") => LogFormat::Json,
-            Some(other) => return Err(invalid("CHAT_LOG_FORMAT", other, "expected text or json")),
-        };
+        let log_format = env.log_format()?;
         Ok(Self {
-            listen: env.parse("CHAT_LISTEN", d.listen, ..)?,
+            listen: env.listen(d.listen)?,
             public_url: env.raw("CHAT_PUBLIC_URL"),
             node_id: match env.raw("CHAT_NODE_ID") {
                 Some(id) => {
@@ -197,13 +197,13 @@ impl Config {
                 s => s,
             },
             web_dir: env.raw("CHAT_WEB_DIR").map(PathBuf::from),
-            cors_origins: env.raw("CHAT_CORS_ORIGINS").map(|s| {
-                s.split(',')
-                    .map(|o| o.trim().to_owned())
-                    .filter(|o| !o.is_empty())
-                    .collect()
-            }),
-            drain_timeout: env.duration("CHAT_DRAIN_TIMEOUT", d.drain_timeout)?,
+            cors_origins: env.cors_origins()?,
+            drain_timeout: env.duration(
+                "CHAT_DRAIN_TIMEOUT",
+                d.drain_timeout,
+                Duration::ZERO,
+                Duration::from_secs(3600),
+            )?,
             limits,
             log_format,
             capacity: env.parse("CHAT_CAPACITY", d.capacity, 1..=10_000_000)?,
@@ -226,64 +226,9 @@ pub struct RedisSettings {
     pub wait_timeout: Duration,
 }
 
-/// Reads the Redis variables shared by every binary: `CHAT_REDIS_URL`, or
-/// `CHAT_REDIS_SENTINELS` with `CHAT_REDIS_MASTER` and `CHAT_REDIS_PASSWORD`. `None`: unset.
-pub fn redis_from_lookup(
-    lookup: impl Fn(&str) -> Option<String>,
-) -> Result<Option<RedisSettings>, ConfigError> {
-    redis_from_env(&Env(&lookup))
-}
-
 fn redis_from_env(env: &Env<'_>) -> Result<Option<RedisSettings>, ConfigError> {
-    let url = env.raw("CHAT_REDIS_URL");
-    let sentinels = env.raw("CHAT_REDIS_SENTINELS");
-    let target = match (url, sentinels) {
-        (None, None) => return Ok(None),
-        (Some(_), Some(_)) => {
-            return Err(invalid(
-                "CHAT_REDIS_SENTINELS",
-                "<set>",
-                "set either CHAT_REDIS_URL or CHAT_REDIS_SENTINELS, not both",
-            ));
-        }
-        (Some(url), None) => {
-            if !(url.starts_with("redis://") || url.starts_with("rediss://")) {
-                return Err(invalid(
-                    "CHAT_REDIS_URL",
-                    &url,
-                    "expected redis://host:port/db",
-                ));
-            }
-            ::redis::Client::open(url.as_str())
-                .map_err(|e| invalid("CHAT_REDIS_URL", "<hidden>", e.to_string()))?;
-            RedisConfig::Url(url)
-        }
-        (None, Some(list)) => {
-            let sentinels: Vec<String> = list
-                .split(',')
-                .map(|s| s.trim().to_owned())
-                .filter(|s| !s.is_empty())
-                .collect();
-            for s in &sentinels {
-                let ok = s
-                    .rsplit_once(':')
-                    .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok());
-                if !ok {
-                    return Err(invalid(
-                        "CHAT_REDIS_SENTINELS",
-                        &list,
-                        "expected host:port,host:port",
-                    ));
-                }
-            }
-            RedisConfig::Sentinel {
-                sentinels,
-                master: env
-                    .raw("CHAT_REDIS_MASTER")
-                    .unwrap_or_else(|| "mymaster".into()),
-                password: env.raw("CHAT_REDIS_PASSWORD"),
-            }
-        }
+    let Some(target) = env.redis()? else {
+        return Ok(None);
     };
     let default_wait = u32::from(matches!(target, RedisConfig::Sentinel { .. }));
     Ok(Some(RedisSettings {
@@ -291,74 +236,22 @@ fn redis_from_env(env: &Env<'_>) -> Result<Option<RedisSettings>, ConfigError> {
             .raw("CHAT_REDIS_PREFIX")
             .unwrap_or_else(|| "chat:".into()),
         wait_replicas: env.parse("CHAT_REDIS_WAIT", default_wait, 0..=16)?,
-        wait_timeout: env.duration("CHAT_REDIS_WAIT_TIMEOUT", Duration::from_secs(1))?,
+        wait_timeout: env.duration(
+            "CHAT_REDIS_WAIT_TIMEOUT",
+            Duration::from_secs(1),
+            Duration::from_millis(1),
+            Duration::from_secs(60),
+        )?,
         target,
     }))
-}
-
-fn invalid(var: &'static str, value: &str, reason: impl Into<String>) -> ConfigError {
-    ConfigError::Invalid {
-        var,
-        value: value.to_owned(),
-        reason: reason.into(),
-    }
-}
-
-struct Env<'a>(&'a dyn Fn(&str) -> Option<String>);
-
-impl Env<'_> {
-    /// The value, with empty treated as unset.
-    fn raw(&self, var: &str) -> Option<String> {
-        (self.0)(var).filter(|v| !v.trim().is_empty())
-    }
-
-    fn parse<T>(
-        &self,
-        var: &'static str,
-        default: T,
-        range: impl std::ops::RangeBounds<T> + std::fmt::Debug,
-    ) -> Result<T, ConfigError>
-    where
-        T: FromStr + PartialOrd,
-        T::Err: Display,
-    {
-        let Some(raw) = self.raw(var) else {
-            return Ok(default);
-        };
-        let v = raw
-            .trim()
-            .parse::<T>()
-            .map_err(|e| invalid(var, &raw, e.to_string()))?;
-        if !range.contains(&v) {
-            return Err(invalid(var, &raw, format!("out of range {range:?}")));
-        }
-        Ok(v)
-    }
-
-    /// A duration such as `10s`, `500ms`, `2m`; a bare number is seconds.
-    fn duration(&self, var: &'static str, default: Duration) -> Result<Duration, ConfigError> {
-        let Some(raw) = self.raw(var) else {
-            return Ok(default);
-        };
-        let raw_t = raw.trim();
-        if let Ok(secs) = raw_t.parse::<u64>() {
-            return Ok(Duration::from_secs(secs));
-        }
-        humantime::parse_duration(raw_t).map_err(|e| invalid(var, &raw, e.to_string()))
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::HashMap;
 
     fn config(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
-        let map: HashMap<String, String> = vars
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        Config::from_lookup(|k| map.get(k).cloned())
+        Config::from_lookup(crate::env::vars(vars))
     }
 
     #[test]

@@ -1,6 +1,6 @@
-//! Reading `CHAT_*` variables for the registry and the health checker: the shared ones
-//! (Redis, listen address, CORS, log format) and typed parsing with errors that name the
-//! variable. Same rules as [`crate::config`]: an empty value counts as unset.
+//! Reading `CHAT_*` variables, for every binary's typed config: the shared ones (Redis,
+//! listen address, CORS, log format) and typed parsing with errors that name the variable.
+//! An empty value counts as unset.
 
 use std::{fmt::Display, net::SocketAddr, str::FromStr, time::Duration};
 
@@ -170,4 +170,14 @@ pub(crate) fn invalid(var: &'static str, value: &str, reason: impl Into<String>)
         value: value.to_owned(),
         reason: reason.into(),
     }
+}
+
+/// A lookup over fixed variables, for config tests.
+#[cfg(test)]
+pub(crate) fn vars(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> + use<> {
+    let map: std::collections::HashMap<String, String> = pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    move |k| map.get(k).cloned()
 }

@@ -94,6 +94,7 @@ pub mod adapter;
 pub mod auth;
 pub mod cluster;
 pub mod config;
+mod env;
 pub mod error;
 mod handlers;
 pub mod health;

@@ -4,9 +4,9 @@ use std::{net::SocketAddr, time::Duration};
 
 use crate::{
     config::LogFormat,
+    env::{Env, invalid},
     error::ConfigError,
     redis::RedisConfig,
-    registry::env::{Env, invalid},
 };
 
 /// Configuration of `chat-health`.
@@ -100,14 +100,9 @@ impl HealthConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::HashMap;
 
     fn config(vars: &[(&str, &str)]) -> Result<HealthConfig, ConfigError> {
-        let map: HashMap<String, String> = vars
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        HealthConfig::from_lookup(|k| map.get(k).cloned())
+        HealthConfig::from_lookup(crate::env::vars(vars))
     }
 
     const REDIS: (&str, &str) = ("CHAT_REDIS_URL", "redis://127.0.0.1:6379");

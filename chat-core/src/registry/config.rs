@@ -2,7 +2,7 @@
 
 use std::{net::SocketAddr, time::Duration};
 
-use super::env::{Env, invalid};
+use crate::env::{Env, invalid};
 use crate::{config::LogFormat, error::ConfigError, redis::RedisConfig};
 
 /// Configuration of `chat-registry`.
@@ -93,14 +93,9 @@ impl RegistryConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::HashMap;
 
     fn config(vars: &[(&str, &str)]) -> Result<RegistryConfig, ConfigError> {
-        let map: HashMap<String, String> = vars
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        RegistryConfig::from_lookup(|k| map.get(k).cloned())
+        RegistryConfig::from_lookup(crate::env::vars(vars))
     }
 
     const REDIS: (&str, &str) = ("CHAT_REDIS_URL", "redis://127.0.0.1:6379");

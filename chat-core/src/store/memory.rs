@@ -379,10 +379,7 @@ impl MessageLog for MemoryStore {
                 Some(g.name.clone()),
             )
         }));
-        out.sort_by(|a, b| {
-            let key = |s: &ConversationSummary| s.last_message.as_ref().map(|m| m.id);
-            key(b).cmp(&key(a)).then_with(|| a.id.cmp(&b.id))
-        });
+        super::sort_recent_first(&mut out);
         Ok(out)
     }
 

@@ -206,8 +206,11 @@ impl std::fmt::Debug for Stores {
 }
 
 impl Stores {
-    /// Every store backed by Redis.
-    pub fn redis(store: Arc<redis::RedisStore>) -> Self {
+    /// Every store backed by one instance that implements them all.
+    pub fn all_in<S>(store: Arc<S>) -> Self
+    where
+        S: MessageLog + Groups + Blocks + Presence + RateLimiter,
+    {
         Self {
             messages: store.clone(),
             groups: store.clone(),
@@ -216,15 +219,12 @@ impl Stores {
             rates: store,
         }
     }
+}
 
-    /// Every store backed by one in-memory instance.
-    pub fn memory(store: Arc<memory::MemoryStore>) -> Self {
-        Self {
-            messages: store.clone(),
-            groups: store.clone(),
-            blocks: store.clone(),
-            presence: store.clone(),
-            rates: store,
-        }
-    }
+/// Orders a conversation list: most recently active first, then by id.
+pub(crate) fn sort_recent_first(list: &mut [ConversationSummary]) {
+    list.sort_by(|a, b| {
+        let key = |s: &ConversationSummary| s.last_message.as_ref().map(|m| m.id);
+        key(b).cmp(&key(a)).then_with(|| a.id.cmp(&b.id))
+    });
 }

@@ -657,10 +657,7 @@ impl MessageLog for RedisStore {
                 unread: unread.unwrap_or(0),
             });
         }
-        out.sort_by(|a, b| {
-            let key = |s: &ConversationSummary| s.last_message.as_ref().map(|m| m.id);
-            key(b).cmp(&key(a)).then_with(|| a.id.cmp(&b.id))
-        });
+        super::sort_recent_first(&mut out);
         Ok(out)
     }
 
