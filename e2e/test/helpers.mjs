@@ -7,6 +7,7 @@
 import { spawn } from 'node:child_process';
 import { createHmac, randomBytes } from 'node:crypto';
 import { createInterface } from 'node:readline';
+import net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { io } from 'socket.io-client';
@@ -147,6 +148,153 @@ async function stopServer(server, timeoutMs) {
     return server.exited;
   }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Redis (cluster tests)
+
+/** Path of the Redis server binary: `REDIS_SERVER_BIN`, else `redis-server` on the PATH. */
+export const REDIS_BIN = process.env.REDIS_SERVER_BIN ?? 'redis-server';
+
+/** A TCP port that was free on 127.0.0.1 a moment ago. */
+export function freePort() {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address();
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+/**
+ * Sends one command to Redis at 127.0.0.1:`port` and resolves with the parsed reply: a string
+ * for simple and bulk strings, a number for integers, null for nil, an array for arrays; rejects
+ * with an error reply, a connection error, or after `timeoutMs`.
+ */
+export function redisCommand(port, args, timeoutMs = 1000) {
+  return new Promise((resolve, reject) => {
+    const sock = net.connect({ host: '127.0.0.1', port });
+    let buf = Buffer.alloc(0);
+    const done = (err, value) => {
+      clearTimeout(timer);
+      sock.destroy();
+      if (err) reject(err);
+      else resolve(value);
+    };
+    const timer = setTimeout(() => done(new Error(`redis ${args[0]}: no reply in ${timeoutMs} ms`)), timeoutMs);
+    sock.once('error', (err) => done(err));
+    sock.on('connect', () => {
+      const parts = args.map(String);
+      sock.write(`*${parts.length}\r\n` + parts.map((a) => `$${Buffer.byteLength(a)}\r\n${a}\r\n`).join(''));
+    });
+    sock.on('data', (chunk) => {
+      buf = Buffer.concat([buf, chunk]);
+      let parsed;
+      try {
+        parsed = parseResp(buf, 0);
+      } catch (err) {
+        done(err);
+        return;
+      }
+      if (parsed) done(null, parsed[0]);
+    });
+  });
+}
+
+/** Parses one RESP2 value at `pos`: `[value, next]`, or undefined when `buf` is incomplete. */
+function parseResp(buf, pos) {
+  const eol = buf.indexOf('\r\n', pos);
+  if (eol < 0) return undefined;
+  const line = buf.toString('utf8', pos + 1, eol);
+  const next = eol + 2;
+  switch (String.fromCharCode(buf[pos])) {
+    case '+':
+      return [line, next];
+    case '-':
+      throw new Error(`redis error: ${line}`);
+    case ':':
+      return [Number(line), next];
+    case '$': {
+      const len = Number(line);
+      if (len < 0) return [null, next];
+      if (buf.length < next + len + 2) return undefined;
+      return [buf.toString('utf8', next, next + len), next + len + 2];
+    }
+    case '*': {
+      const n = Number(line);
+      if (n < 0) return [null, next];
+      const out = [];
+      let at = next;
+      for (let i = 0; i < n; i++) {
+        const item = parseResp(buf, at);
+        if (!item) return undefined;
+        out.push(item[0]);
+        at = item[1];
+      }
+      return [out, at];
+    }
+    default:
+      throw new Error(`malformed redis reply: ${JSON.stringify(buf.toString('utf8'))}`);
+  }
+}
+
+/**
+ * Starts a throwaway `redis-server` on a free loopback port (no persistence) and resolves once
+ * it answers PING. Returns `{port, url, proc, exited, stop()}`.
+ */
+export async function startRedis({ startTimeoutMs = 10000 } = {}) {
+  let lastErr;
+  for (let attempt = 0; attempt < 3; attempt++) {
+    const port = await freePort();
+    const proc = spawn(
+      REDIS_BIN,
+      ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    const logs = [];
+    const redis = { port, url: `redis://127.0.0.1:${port}`, proc, logs, label: `redis-server :${port}` };
+    for (const stream of [proc.stdout, proc.stderr]) {
+      createInterface({ input: stream }).on('line', (line) => {
+        logs.push(line);
+        if (VERBOSE) process.stderr.write(`[redis ${port}] ${line}\n`);
+      });
+    }
+    redis.exited = new Promise((resolve) => proc.once('exit', (code, signal) => resolve({ code, signal })));
+    const stop = () => {
+      if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGKILL');
+      return redis.exited;
+    };
+    redis.stop = stop;
+    const spawnError = new Promise((_, reject) => proc.once('error', reject));
+    spawnError.catch(() => {});
+    redisProcs.add(redis);
+    redis.exited.then(() => redisProcs.delete(redis));
+    try {
+      await Promise.race([
+        spawnError,
+        redis.exited.then(({ code }) => {
+          throw new Error(`redis-server exited at start (code ${code}):\n${logs.join('\n')}`);
+        }),
+        eventually(
+          () => redisCommand(port, ['PING'], 500).then((r) => r === 'PONG', () => false),
+          { timeoutMs: startTimeoutMs, intervalMs: 50, what: `redis-server on port ${port} to answer PING` },
+        ),
+      ]);
+      return redis;
+    } catch (err) {
+      lastErr = err;
+      await stop();
+      // The port may have been taken between freePort() and the bind: try another.
+    }
+  }
+  throw lastErr;
+}
+
+const redisProcs = new Set();
+process.on('exit', () => {
+  for (const r of redisProcs) r.proc.kill('SIGKILL');
+});
 
 // ---------------------------------------------------------------------------------------------
 // Clients
