@@ -232,9 +232,7 @@ fn redis_from_env(env: &Env<'_>) -> Result<Option<RedisSettings>, ConfigError> {
     };
     let default_wait = u32::from(matches!(target, RedisConfig::Sentinel { .. }));
     Ok(Some(RedisSettings {
-        prefix: env
-            .raw("CHAT_REDIS_PREFIX")
-            .unwrap_or_else(|| "chat:".into()),
+        prefix: env.redis_prefix(),
         wait_replicas: env.parse("CHAT_REDIS_WAIT", default_wait, 0..=16)?,
         wait_timeout: env.duration(
             "CHAT_REDIS_WAIT_TIMEOUT",

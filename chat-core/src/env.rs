@@ -154,6 +154,12 @@ impl Env<'_> {
     }
 
     /// [`Env::redis`], required: the registry and the health checker only work on Redis.
+    /// `CHAT_REDIS_PREFIX`: the prefix of every Redis key, `chat:` by default.
+    pub(crate) fn redis_prefix(&self) -> String {
+        self.raw("CHAT_REDIS_PREFIX")
+            .unwrap_or_else(|| "chat:".into())
+    }
+
     pub(crate) fn require_redis(&self) -> Result<RedisConfig, ConfigError> {
         self.redis()?.ok_or(ConfigError::Invalid {
             var: "CHAT_REDIS_URL",

@@ -19,6 +19,10 @@ const repoRoot = path.resolve(here, '..', '..');
 export const SERVER_BIN =
   process.env.CHAT_SERVER_BIN ?? path.join(repoRoot, 'target', 'debug', 'chat-server');
 
+/** Path of the registry binary: `CHAT_REGISTRY_BIN`, else the workspace's debug build. */
+export const REGISTRY_BIN =
+  process.env.CHAT_REGISTRY_BIN ?? path.join(repoRoot, 'target', 'debug', 'chat-registry');
+
 /** Default deadline for one wait, in milliseconds. */
 export const DEFAULT_TIMEOUT = 5000;
 
@@ -48,7 +52,10 @@ process.on('exit', (code) => {
  * `listening`. Returns `{url, addr, proc, logs, exited, stop()}`; `exited` resolves with
  * `{code, signal}`; `stop()` sends SIGTERM and waits for the exit (SIGKILL after a deadline).
  */
-export async function startServer(env = {}, { startTimeoutMs = 20000 } = {}) {
+export async function startServer(
+  env = {},
+  { startTimeoutMs = 20000, bin = SERVER_BIN, listeningMessage = 'listening' } = {},
+) {
   // Inherit PATH and friends, but never stray CHAT_* settings of the calling shell.
   const base = Object.fromEntries(
     Object.entries(process.env).filter(([k]) => !k.startsWith('CHAT_') && k !== 'RUST_LOG'),
@@ -66,7 +73,7 @@ export async function startServer(env = {}, { startTimeoutMs = 20000 } = {}) {
   if (!fullEnv.CHAT_LISTEN.startsWith('127.') && !fullEnv.CHAT_LISTEN.startsWith('[::1]')) {
     throw new Error('e2e servers listen on loopback only');
   }
-  const proc = spawn(SERVER_BIN, [], { env: fullEnv, stdio: ['ignore', 'pipe', 'pipe'] });
+  const proc = spawn(bin, [], { env: fullEnv, stdio: ['ignore', 'pipe', 'pipe'] });
   const logs = [];
   const label = `pid ${proc.pid ?? '?'} ${JSON.stringify(env)}`;
   const server = { proc, logs, label };
@@ -83,7 +90,7 @@ export async function startServer(env = {}, { startTimeoutMs = 20000 } = {}) {
   let onListening;
   const listening = new Promise((resolve, reject) => {
     onListening = resolve;
-    proc.once('error', (err) => reject(new Error(`cannot start ${SERVER_BIN}: ${err.message}`)));
+    proc.once('error', (err) => reject(new Error(`cannot start ${bin}: ${err.message}`)));
     server.exited.then(({ code, signal }) =>
       reject(
         new Error(
@@ -100,7 +107,7 @@ export async function startServer(env = {}, { startTimeoutMs = 20000 } = {}) {
     rl.on('line', (line) => {
       logs.push(`[${name}] ${line}`);
       if (VERBOSE) process.stderr.write(`[server ${proc.pid} ${name}] ${line}\n`);
-      const addr = listeningAddr(line);
+      const addr = listeningAddr(line, listeningMessage);
       if (addr) onListening(addr);
     });
   };
@@ -120,8 +127,8 @@ export async function startServer(env = {}, { startTimeoutMs = 20000 } = {}) {
   return server;
 }
 
-/** The `addr` of a tracing JSON line whose message is `listening`, else undefined. */
-function listeningAddr(line) {
+/** The `addr` of a tracing JSON line whose message is `message`, else undefined. */
+function listeningAddr(line, message) {
   let rec;
   try {
     rec = JSON.parse(line);
@@ -129,7 +136,7 @@ function listeningAddr(line) {
     return undefined;
   }
   const fields = rec?.fields ?? rec;
-  if (fields?.message !== 'listening' || typeof fields.addr !== 'string') return undefined;
+  if (fields?.message !== message || typeof fields.addr !== 'string') return undefined;
   const addr = fields.addr.replace(/^"|"$/g, '');
   // Only ever talk to loopback, whatever the server says.
   if (!/^(127\.\d+\.\d+\.\d+|\[::1\]):\d+$/.test(addr)) {

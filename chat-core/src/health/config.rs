@@ -92,6 +92,7 @@ impl HealthConfig {
             failures: env.parse("CHAT_HEALTH_FAILURES", d.failures, 1..=1000)?,
             timeout,
             log_format: env.log_format()?,
+            prefix: env.redis_prefix(),
             ..d
         })
     }

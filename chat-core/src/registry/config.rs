@@ -85,6 +85,7 @@ impl RegistryConfig {
                 Duration::from_secs(3600),
             )?,
             log_format: env.log_format()?,
+            prefix: env.redis_prefix(),
             ..d
         })
     }
@@ -99,6 +100,13 @@ mod tests {
     }
 
     const REDIS: (&str, &str) = ("CHAT_REDIS_URL", "redis://127.0.0.1:6379");
+
+    #[test]
+    fn key_prefix_is_shared_with_the_nodes() {
+        assert_eq!(config(&[REDIS]).unwrap().prefix, "chat:");
+        let c = config(&[REDIS, ("CHAT_REDIS_PREFIX", "team1:")]).unwrap();
+        assert_eq!(c.prefix, "team1:");
+    }
 
     #[test]
     fn defaults_and_values() {
