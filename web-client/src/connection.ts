@@ -43,6 +43,12 @@ export interface ConnectionHandlers {
 
 const ACK_TIMEOUT_MS = 10_000;
 const CONNECT_TIMEOUT_MS = 10_000;
+/**
+ * From starting an attempt to `ready`. socket.io-client's `timeout` ends once Engine.IO is
+ * open; a server that then never answers the namespace connect (or never says `ready`)
+ * would otherwise leave the page waiting for good.
+ */
+const READY_TIMEOUT_MS = 15_000;
 const RETRY_MIN_MS = 500;
 const RETRY_MAX_MS = 8_000;
 
@@ -58,6 +64,7 @@ export class Connection {
   private socket: Socket | null = null;
   private attempts = 0;
   private retryTimer: ReturnType<typeof setTimeout> | undefined;
+  private readyTimer: ReturnType<typeof setTimeout> | undefined;
   private generation = 0;
   private stopped = false;
   private readonly onOnline = () => {
@@ -171,6 +178,9 @@ export class Connection {
     this.update({ url });
 
     const current = () => this.socket === socket;
+    this.readyTimer = setTimeout(() => {
+      if (current()) this.retryLater('The server did not answer in time.');
+    }, READY_TIMEOUT_MS);
     socket.io.on('open', () => {
       const engine = socket.io.engine;
       if (current()) this.update({ transport: engine.transport.name });
@@ -183,6 +193,7 @@ export class Connection {
     });
     socket.on('ready', (event: ReadyEvent) => {
       if (!current()) return;
+      clearTimeout(this.readyTimer);
       this.attempts = 0;
       this.update({ status: 'connected', node: event.node, error: null, retryAt: null });
       this.handlers.ready(event);
@@ -221,6 +232,7 @@ export class Connection {
   }
 
   private dropSocket(): void {
+    clearTimeout(this.readyTimer);
     const socket = this.socket;
     if (!socket) return;
     this.socket = null;

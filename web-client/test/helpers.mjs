@@ -4,6 +4,7 @@
 import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync } from 'node:fs';
 import { createInterface } from 'node:readline';
+import net from 'node:net';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
@@ -84,7 +85,7 @@ export async function startServer(extraEnv = {}) {
     url: `http://${host.includes(':') ? `[${host}]` : host}:${port}`,
     log,
     async stop() {
-      if (child.exitCode !== null) return;
+      if (child.exitCode !== null || child.signalCode !== null) return;
       const exited = new Promise((r) => child.once('exit', r));
       child.kill('SIGTERM');
       const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
@@ -92,6 +93,85 @@ export async function startServer(extraEnv = {}) {
       clearTimeout(timer);
     },
   };
+}
+
+/** A TCP port that was free on 127.0.0.1 a moment ago (for a server that must keep its port). */
+export function freePort() {
+  return new Promise((resolvePort, reject) => {
+    const probe = net.createServer();
+    probe.once('error', reject);
+    probe.listen(0, '127.0.0.1', () => {
+      const { port } = probe.address();
+      probe.close(() => resolvePort(port));
+    });
+  });
+}
+
+/**
+ * Starts a throwaway `redis-server` (`REDIS_SERVER_BIN`, default from the PATH) on a free
+ * loopback port, without persistence, and resolves once it answers PING.
+ * Returns `{url, stop()}`; the caller picks a random `CHAT_REDIS_PREFIX`.
+ */
+export async function startRedis() {
+  const bin = process.env.REDIS_SERVER_BIN ?? 'redis-server';
+  let lastErr;
+  // The port may be taken between freePort() and the bind: try another.
+  for (let attempt = 0; attempt < 3; attempt++) {
+    const port = await freePort();
+    const child = spawn(bin, ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    const killChild = () => child.kill('SIGKILL');
+    process.once('exit', killChild);
+    const log = [];
+    child.stdout.on('data', (chunk) => log.push(String(chunk)));
+    child.stderr.on('data', (chunk) => log.push(String(chunk)));
+    const exited = new Promise((r) => child.once('exit', r));
+    exited.then(() => process.off('exit', killChild));
+    // Rejects if the process cannot be started or ends before answering.
+    const died = new Promise((_, reject) => {
+      child.once('error', (err) => reject(new Error(`cannot start ${bin}: ${err.message}`)));
+      exited.then((code) => reject(new Error(`redis-server exited with ${code}`)));
+    });
+    died.catch(() => {});
+    const stop = async () => {
+      if (child.exitCode === null && child.signalCode === null && child.pid !== undefined) {
+        child.kill('SIGKILL');
+        await exited;
+      }
+    };
+    try {
+      await Promise.race([
+        until(() => ping(port), { timeout: 10_000, interval: 50, message: `redis-server on port ${port} to answer PING` }),
+        died,
+      ]);
+      return { url: `redis://127.0.0.1:${port}`, stop };
+    } catch (err) {
+      lastErr = new Error(`${err.message}\n${log.join('')}`);
+      await stop();
+    }
+  }
+  throw lastErr;
+}
+
+/** True when Redis on 127.0.0.1:`port` answers PING within a second. */
+function ping(port) {
+  return new Promise((resolvePing) => {
+    const sock = net.connect({ host: '127.0.0.1', port });
+    let reply = '';
+    const done = (ok) => {
+      clearTimeout(timer);
+      sock.destroy();
+      resolvePing(ok);
+    };
+    const timer = setTimeout(() => done(false), 1000);
+    sock.once('error', () => done(false));
+    sock.once('connect', () => sock.write('PING\r\n'));
+    sock.on('data', (chunk) => {
+      reply += chunk;
+      if (reply.includes('\r\n')) done(reply.startsWith('+PONG'));
+    });
+  });
 }
 
 function splitAddr(addr) {
