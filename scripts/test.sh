@@ -17,6 +17,9 @@ step "rust tests (handlers on the in-memory store; cluster and Redis suites)"
 cargo build --workspace --locked
 cargo test --workspace --locked
 
+step "benchmark harness, quick mode (checks messages arrive; no timings)"
+bench/run.sh --quick
+
 step "handler tests again, on the Redis store (one Redis container per server)"
 CHAT_TEST_STORE=redis cargo test -p chat-core --test it --locked -- \
   auth:: groups:: history:: limits:: messages:: presence:: receipts:: shutdown::
