@@ -481,6 +481,9 @@ impl Cluster {
     /// If Redis cannot say which nodes host the rooms, every candidate is a target: more
     /// traffic, nothing lost.
     pub(crate) async fn targets(&self, opts: &BroadcastOptions, wait: bool) -> Vec<Uid> {
+        // Right after an outage every lease had run out and the others have not beaten yet:
+        // waiting on recently expired nodes then is better than skipping live ones.
+        let wait = wait && !self.recovering();
         let candidates = if wait {
             self.live_nodes()
         } else {
@@ -537,6 +540,14 @@ impl Cluster {
             targets.extend(self.check_unknown(unknown, wait).await);
         }
         targets
+    }
+
+    /// Whether heartbeats failed within the last lease (or never succeeded since a failure).
+    fn recovering(&self) -> bool {
+        self.healthy_since
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_none_or(|since| since.elapsed() < self.config.lease)
     }
 
     fn reachable_nodes(&self) -> Arc<Vec<Uid>> {
