@@ -179,19 +179,7 @@ impl SentinelTopology {
             (cmd, None)
         })
         .await;
-        eventually(
-            TOPOLOGY_TIMEOUT,
-            format_args!("{replica} in sync with {master}"),
-            async || {
-                let info: String = query(&replica.addr(), &["INFO", "replication"])
-                    .await
-                    .map_err(|err| err.to_string())?;
-                info.contains("master_link_status:up")
-                    .then_some(())
-                    .ok_or(info)
-            },
-        )
-        .await;
+        wait_in_sync(&replica, &master).await;
 
         let sentinels = join_all((0..3).map(|_| {
             Node::launch("sentinel", move |port| {
@@ -317,19 +305,7 @@ impl SentinelTopology {
         if let Err(err) = query::<()>(&node.addr(), &["REPLICAOF", host, port]).await {
             panic!("REPLICAOF {master} on {node}: {err}");
         }
-        eventually(
-            TOPOLOGY_TIMEOUT,
-            format_args!("{node} to sync with {master}"),
-            async || {
-                let info: String = query(&node.addr(), &["INFO", "replication"])
-                    .await
-                    .map_err(|err| err.to_string())?;
-                info.contains("master_link_status:up")
-                    .then_some(())
-                    .ok_or(info)
-            },
-        )
-        .await;
+        wait_in_sync(node, &master).await;
     }
 
     #[track_caller]
@@ -713,4 +689,21 @@ mod tests {
         topology.restart_old_master(&old).await;
         assert_eq!(topology.master_addr().await, new);
     }
+}
+
+/// Waits until `replica` reports its link to `master` up.
+async fn wait_in_sync(replica: &Node, master: &dyn Display) {
+    eventually(
+        TOPOLOGY_TIMEOUT,
+        format_args!("{replica} in sync with {master}"),
+        async || {
+            let info: String = query(&replica.addr(), &["INFO", "replication"])
+                .await
+                .map_err(|err| err.to_string())?;
+            info.contains("master_link_status:up")
+                .then_some(())
+                .ok_or(info)
+        },
+    )
+    .await;
 }
