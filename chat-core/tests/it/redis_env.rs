@@ -585,6 +585,23 @@ async fn eventually<T>(
     }
 }
 
+/// Waits until `replica` reports its link to `master` up.
+async fn wait_in_sync(replica: &Node, master: &dyn Display) {
+    eventually(
+        TOPOLOGY_TIMEOUT,
+        format_args!("{replica} in sync with {master}"),
+        async || {
+            let info: String = query(&replica.addr(), &["INFO", "replication"])
+                .await
+                .map_err(|err| err.to_string())?;
+            info.contains("master_link_status:up")
+                .then_some(())
+                .ok_or(info)
+        },
+    )
+    .await;
+}
+
 #[cfg(test)]
 mod tests {
     use redis::AsyncCommands;
@@ -689,21 +706,4 @@ mod tests {
         topology.restart_old_master(&old).await;
         assert_eq!(topology.master_addr().await, new);
     }
-}
-
-/// Waits until `replica` reports its link to `master` up.
-async fn wait_in_sync(replica: &Node, master: &dyn Display) {
-    eventually(
-        TOPOLOGY_TIMEOUT,
-        format_args!("{replica} in sync with {master}"),
-        async || {
-            let info: String = query(&replica.addr(), &["INFO", "replication"])
-                .await
-                .map_err(|err| err.to_string())?;
-            info.contains("master_link_status:up")
-                .then_some(())
-                .ok_or(info)
-        },
-    )
-    .await;
 }
