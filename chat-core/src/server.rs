@@ -149,6 +149,9 @@ impl ChatBuilder {
             // (a full request queue answers at once) on top of regular traffic.
             .max_buffer_size(1024)
             .max_payload(config.limits.max_payload)
+            // Read in 1 KiB steps: chat frames are small, and every idle WebSocket keeps this
+            // buffer (4 KiB by default).
+            .ws_read_buffer_size(1024)
             .ws_max_message_size(config.limits.max_payload as usize)
             .ws_max_frame_size(config.limits.max_payload as usize)
             .with_state(ctx.clone())
@@ -170,7 +173,10 @@ impl ChatBuilder {
         // Explicit routes rather than a layer, so the router merges into any app, fallbacks
         // included. Engine.IO clients always request `/socket.io/`.
         let router = Router::new()
-            .route_service("/socket.io/", svc)
+            .route_service(
+                "/socket.io/",
+                tower::ServiceExt::map_request(svc, detach_head),
+            )
             .route("/healthz", get(healthz))
             .with_state(handle.clone())
             .layer(cors(config.cors_origins.as_deref()));
@@ -308,4 +314,76 @@ pub async fn run(
     drainer.abort();
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Copies a request's URI and header values out of the connection's read buffer.
+///
+/// hyper parses them as slices of its HTTP/1 read buffer (8 KiB or more), and engineioxide keeps
+/// the handshake request's head for the whole session, so every WebSocket and polling session
+/// would pin that buffer after it is no longer read: the largest part of an idle connection's
+/// memory. Copies cost a few hundred bytes, once per request. axum's [`OriginalUri`] extension
+/// is a second reference to the URI, copied too.
+///
+/// [`OriginalUri`]: axum::extract::OriginalUri
+fn detach_head<B>(req: axum::http::Request<B>) -> axum::http::Request<B> {
+    use axum::{extract::OriginalUri, http::Uri};
+    fn copy(uri: &Uri) -> Uri {
+        Uri::from_maybe_shared(bytes::Bytes::copy_from_slice(uri.to_string().as_bytes()))
+            .unwrap_or_else(|_| uri.clone())
+    }
+    let (mut parts, body) = req.into_parts();
+    parts.uri = copy(&parts.uri);
+    if let Some(OriginalUri(original)) = parts.extensions.get::<OriginalUri>() {
+        let original = copy(original);
+        parts.extensions.insert(OriginalUri(original));
+    }
+    let mut headers = axum::http::HeaderMap::with_capacity(parts.headers.len());
+    for (name, value) in &parts.headers {
+        let Ok(mut copy) = HeaderValue::from_bytes(value.as_bytes()) else {
+            continue;
+        };
+        copy.set_sensitive(value.is_sensitive());
+        headers.append(name.clone(), copy);
+    }
+    parts.headers = headers;
+    axum::http::Request::from_parts(parts, body)
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::{
+        extract::OriginalUri,
+        http::{HeaderValue, Request, Uri},
+    };
+    use bytes::Bytes;
+
+    use super::detach_head;
+
+    #[test]
+    fn detached_head_keeps_nothing_of_the_read_buffer() {
+        // What hyper does: the head's parts are slices of one read buffer.
+        let text =
+            "GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\nsec-websocket-key: abc\r\n";
+        let buffer = Bytes::from(text.to_string().into_bytes());
+        let slice = |s: &str| {
+            let at = text.find(s).unwrap();
+            buffer.slice(at..at + s.len())
+        };
+        let uri = Uri::from_maybe_shared(slice("/socket.io/?EIO=4&transport=websocket")).unwrap();
+        let mut req = Request::get(uri.clone()).body(()).unwrap();
+        req.extensions_mut().insert(OriginalUri(uri));
+        let value = || HeaderValue::from_maybe_shared(slice("abc")).unwrap();
+        req.headers_mut().insert("sec-websocket-key", value());
+        req.headers_mut().append("x-custom", value());
+        assert!(!buffer.is_unique(), "the request shares the buffer");
+
+        let req = detach_head(req);
+        assert!(
+            buffer.is_unique(),
+            "the detached request still points into the buffer"
+        );
+        assert_eq!(req.uri(), "/socket.io/?EIO=4&transport=websocket");
+        assert_eq!(req.headers()["sec-websocket-key"], "abc");
+        assert_eq!(req.headers().get_all("x-custom").iter().count(), 1);
+    }
 }

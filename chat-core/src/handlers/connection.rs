@@ -49,7 +49,7 @@ fn on_connect<A: Adapter>(
 ) -> impl Future<Output = ()> + Send + 'static {
     let identity = s.extensions.get::<crate::auth::Identity>();
     if identity.is_some() {
-        s.extensions.insert(RequestQueue::spawn());
+        s.extensions.insert(RequestQueue::default());
         register_events(&s);
         s.on_disconnect(on_disconnect::<A>);
     }

@@ -15,10 +15,11 @@ mod receipts;
 mod typing;
 
 use std::{
+    collections::VecDeque,
     future::Future,
     pin::Pin,
     sync::{
-        Arc,
+        Arc, Mutex, MutexGuard,
         atomic::{AtomicBool, Ordering},
     },
     time::Duration,
@@ -31,7 +32,6 @@ use socketioxide::{
     adapter::Adapter,
     extract::{AckSender, SocketRef, State, TryData},
 };
-use tokio::sync::mpsc;
 
 use crate::{
     auth::{Authenticator, Identity},
@@ -207,20 +207,57 @@ type Job = Pin<Box<dyn Future<Output = ()> + Send>>;
 
 /// The per-socket request queue. socketioxide runs async handlers concurrently, so two
 /// sends from one socket could reach the store out of order; one worker per socket runs
-/// the acknowledged events in the order they arrived.
-#[derive(Clone)]
-pub(crate) struct RequestQueue(mpsc::Sender<Job>);
+/// the acknowledged events in the order they arrived. The worker exists only while there is
+/// work: an idle socket holds no task and no buffer, only this small shared state.
+#[derive(Clone, Default)]
+pub(crate) struct RequestQueue(Arc<Mutex<QueueState>>);
+
+#[derive(Default)]
+struct QueueState {
+    jobs: VecDeque<Job>,
+    /// A worker is running and will take every job pushed before it sees the queue empty.
+    running: bool,
+}
+
+/// Room for one job in a [`RequestQueue`], held under its lock.
+struct Reserved<'a> {
+    queue: &'a RequestQueue,
+    state: MutexGuard<'a, QueueState>,
+}
+
+impl Reserved<'_> {
+    /// Queues `job` behind the socket's earlier requests, starting a worker if none runs.
+    fn push(mut self, job: Job) {
+        self.state.jobs.push_back(job);
+        if !self.state.running {
+            self.state.running = true;
+            tokio::spawn(RequestQueue::work(self.queue.0.clone()));
+        }
+    }
+}
 
 impl RequestQueue {
-    /// A queue and its worker, which ends when the socket (holding the queue) is gone.
-    pub fn spawn() -> Self {
-        let (tx, mut rx) = mpsc::channel::<Job>(QUEUE_DEPTH);
-        tokio::spawn(async move {
-            while let Some(job) = rx.recv().await {
-                job.await;
-            }
-        });
-        Self(tx)
+    /// Room for one more job; `None` when [`QUEUE_DEPTH`] requests are already waiting.
+    fn reserve(&self) -> Option<Reserved<'_>> {
+        let state = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        (state.jobs.len() < QUEUE_DEPTH).then_some(Reserved { queue: self, state })
+    }
+
+    async fn work(shared: Arc<Mutex<QueueState>>) {
+        loop {
+            let job = {
+                let mut state = shared.lock().unwrap_or_else(|e| e.into_inner());
+                match state.jobs.pop_front() {
+                    Some(job) => job,
+                    None => {
+                        state.running = false;
+                        state.jobs = VecDeque::new(); // give the buffer back while idle
+                        return;
+                    }
+                }
+            };
+            job.await;
+        }
     }
 }
 
@@ -244,13 +281,13 @@ where
             let Some(queue) = s.extensions.get::<RequestQueue>() else {
                 return std::future::ready(());
             };
-            let Ok(permit) = queue.0.try_reserve() else {
+            let Some(slot) = queue.reserve() else {
                 tracing::debug!(event, "request queue full");
                 let _ = ack.send(&reply::<()>(Err(rate_limited())));
                 return std::future::ready(());
             };
             let f = f.clone();
-            permit.send(Box::pin(async move {
+            slot.push(Box::pin(async move {
                 let result = async {
                     let call = Call::start(ctx, s).await?;
                     let req = parse::<Req>(data.unwrap_or(Value::Null))?;
