@@ -1,30 +1,45 @@
 //! The shutdown signal of the binaries: SIGTERM or ctrl-c.
 
 /// Resolves on ctrl-c (SIGINT) or, on Unix, SIGTERM.
-pub async fn signal() {
-    let ctrl_c = async {
-        if let Err(e) = tokio::signal::ctrl_c().await {
-            tracing::error!(cause = %e, "cannot listen for ctrl-c");
-            std::future::pending::<()>().await;
-        }
-    };
+///
+/// The handlers are installed when this is called, not when the future is first polled: a
+/// signal that arrives right after the server says it is listening must start a drain, not
+/// kill the process. Call it inside the Tokio runtime.
+pub fn signal() -> impl std::future::Future<Output = ()> + Send + 'static {
     #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
+    {
+        use tokio::signal::unix::{Signal, SignalKind, signal};
+        async fn wait(stream: std::io::Result<Signal>, name: &'static str) -> &'static str {
+            match stream {
+                Ok(mut s) => {
+                    s.recv().await;
+                    name
+                }
+                Err(e) => {
+                    tracing::error!(cause = %e, "cannot listen for {name}");
+                    std::future::pending().await
+                }
             }
+        }
+        let int = signal(SignalKind::interrupt());
+        let term = signal(SignalKind::terminate());
+        async move {
+            let name = tokio::select! {
+                name = wait(int, "ctrl-c") => name,
+                name = wait(term, "SIGTERM") => name,
+            };
+            tracing::info!("{name} received");
+        }
+    }
+    #[cfg(not(unix))]
+    async {
+        match tokio::signal::ctrl_c().await {
+            Ok(()) => tracing::info!("ctrl-c received"),
             Err(e) => {
-                tracing::error!(cause = %e, "cannot listen for SIGTERM");
+                tracing::error!(cause = %e, "cannot listen for ctrl-c");
                 std::future::pending::<()>().await;
             }
         }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => tracing::info!("ctrl-c received"),
-        () = term => tracing::info!("SIGTERM received"),
     }
 }
 
