@@ -17,6 +17,7 @@ use axum::{
 use serde_json::json;
 use socketioxide::{SocketIo, SocketIoConfig, adapter::Emitter};
 use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
 use tower_http::{
     cors::{AllowHeaders, AllowOrigin, CorsLayer},
     services::{ServeDir, ServeFile},
@@ -68,6 +69,8 @@ pub struct ChatHandle {
     /// The embedded store, which must refuse writes once shutdown starts.
     memory: Option<Arc<MemoryStore>>,
     drain_timeout: Duration,
+    /// Stops the delivery tasks (after they wrote what is queued).
+    stop: CancellationToken,
 }
 
 /// Errors of [`run`].
@@ -132,12 +135,14 @@ impl ChatBuilder {
             // Remote sockets and requests name their node by this id.
             sio.server_id = c.uid();
         }
+        let (marks, mark_queue) = handlers::delivery::mark_queue();
         let ctx = Arc::new(Ctx {
             stores,
             limits: config.limits.clone(),
             node_id: config.node_id.clone(),
             auth: Authenticator::new(config.auth_secret.as_deref()),
             delivery_ack_timeout: Duration::from_secs(10),
+            marks,
             typing: Default::default(),
             draining: Default::default(),
             cluster: cluster.clone(),
@@ -157,11 +162,30 @@ impl ChatBuilder {
             .with_state(ctx.clone())
             .build_svc();
         handlers::register(&io);
+        let stop = CancellationToken::new();
+        tokio::spawn(handlers::delivery::record_marks(
+            ctx.clone(),
+            io.clone(),
+            mark_queue,
+            stop.clone(),
+        ));
         if let Some(c) = &cluster {
-            let (io, ctx) = (io.clone(), ctx.clone());
-            c.on_node_lost(Arc::new(move |uid| {
+            {
                 let (io, ctx) = (io.clone(), ctx.clone());
-                tokio::spawn(async move { handlers::node_lost(&ctx, &io, uid).await });
+                c.on_node_lost(Arc::new(move |uid| {
+                    let (io, ctx) = (io.clone(), ctx.clone());
+                    tokio::spawn(async move { handlers::node_lost(&ctx, &io, uid).await });
+                }));
+            }
+            let (inbound, queue) = tokio::sync::mpsc::unbounded_channel();
+            tokio::spawn(handlers::delivery::handle_inbound(
+                ctx.clone(),
+                io.clone(),
+                queue,
+                stop.clone(),
+            ));
+            c.on_chat(Arc::new(move |data| {
+                let _ = inbound.send(data);
             }));
         }
         let handle = ChatHandle {
@@ -169,6 +193,7 @@ impl ChatBuilder {
             ctx,
             memory,
             drain_timeout: config.drain_timeout,
+            stop,
         };
         // Explicit routes rather than a layer, so the router merges into any app, fallbacks
         // included. Engine.IO clients always request `/socket.io/`.
@@ -223,6 +248,7 @@ impl ChatHandle {
         let left = self.connections();
         self.io.close().await;
         tracing::info!(closed = left, "socket.io closed");
+        self.stop.cancel();
         if let Some(c) = &self.ctx.cluster {
             c.shutdown().await;
         }

@@ -107,6 +107,9 @@ pub(crate) trait NamespaceHandler: Send + Sync + 'static {
 /// Called with the uid of a node found dead.
 pub type NodeLostHook = Arc<dyn Fn(Uid) + Send + Sync>;
 
+/// Called with the payload of each chat-level message another node sent this one.
+pub type ChatHook = Arc<dyn Fn(Vec<u8>) + Send + Sync>;
+
 /// Shared cluster state; one per process.
 pub struct Cluster {
     redis: Redis,
@@ -128,6 +131,7 @@ pub struct Cluster {
     /// Lost nodes whose hooks already ran (until they come back).
     announced: Mutex<HashSet<String>>,
     node_lost: Mutex<Vec<NodeLostHook>>,
+    chat: RwLock<Option<ChatHook>>,
     lookup: ::redis::Script,
     draining: AtomicBool,
     stats: Arc<Stats>,
@@ -193,6 +197,7 @@ impl Cluster {
             healthy_since: Mutex::default(),
             announced: Mutex::default(),
             node_lost: Mutex::default(),
+            chat: RwLock::default(),
             lookup: nodes::lookup_script(),
             draining: AtomicBool::new(false),
             stats,
@@ -368,6 +373,26 @@ impl Cluster {
                 }
             }
         }
+    }
+
+    /// Hands every chat-level message other nodes send this one (`send_chat`) to `hook`.
+    pub fn on_chat(&self, hook: ChatHook) {
+        *self.chat.write().unwrap_or_else(|p| p.into_inner()) = Some(hook);
+    }
+
+    /// Sends a chat-level message to every other node that hosts one of `rooms` (routed
+    /// rooms; any other room reaches every node), in order with this node's broadcasts.
+    pub(crate) async fn send_chat(
+        &self,
+        rooms: &[String],
+        data: Vec<u8>,
+    ) -> Result<(), ClusterError> {
+        let mut opts = BroadcastOptions::default();
+        opts.rooms = rooms.iter().cloned().map(Room::from).collect();
+        // Include recently expired nodes while recovering, as requests that wait do: right
+        // after an outage, skipping a live node would lose the message until its next sync.
+        let targets = self.targets(&opts, true).await;
+        self.send(&targets, Kind::Chat, "", data, false).await
     }
 
     /// Calls `hook` with the uid of every node found dead (its lease ended), on one live node.
@@ -660,19 +685,38 @@ impl Cluster {
     }
 
     fn dispatch(&self, incoming: Incoming) {
-        let handler = self
-            .namespaces
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&incoming.ns)
-            .and_then(Weak::upgrade);
-        let Some(handler) = handler else {
-            tracing::debug!(ns = %incoming.ns, origin = %incoming.origin, "message for an unknown namespace");
-            return;
+        let namespace = || {
+            let handler = self
+                .namespaces
+                .read()
+                .unwrap_or_else(|p| p.into_inner())
+                .get(&incoming.ns)
+                .and_then(Weak::upgrade);
+            if handler.is_none() {
+                tracing::debug!(ns = %incoming.ns, origin = %incoming.origin, "message for an unknown namespace");
+            }
+            handler
         };
         match incoming.kind {
-            Kind::Request => handler.on_request(incoming.data),
-            Kind::Response => handler.on_response(incoming.data),
+            Kind::Request => {
+                if let Some(h) = namespace() {
+                    h.on_request(incoming.data);
+                }
+            }
+            Kind::Response => {
+                if let Some(h) = namespace() {
+                    h.on_response(incoming.data);
+                }
+            }
+            Kind::Chat => {
+                let hook = self.chat.read().unwrap_or_else(|p| p.into_inner()).clone();
+                match hook {
+                    Some(hook) => hook(incoming.data),
+                    None => {
+                        tracing::debug!(origin = %incoming.origin, "chat message before the chat is ready")
+                    }
+                }
+            }
         }
     }
 
@@ -694,6 +738,7 @@ impl Cluster {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clear();
+        self.chat.write().unwrap_or_else(|p| p.into_inner()).take();
         let tasks: Vec<JoinHandle<()>> = self.lock_tasks().drain(..).collect();
         for t in tasks {
             let _ = tokio::time::timeout(Duration::from_secs(5), t).await;

@@ -37,6 +37,9 @@ pub(crate) enum Kind {
     Request,
     /// A response to a request (`(request id, Response)`, msgpack).
     Response,
+    /// A chat-level message between nodes (chat-core's own envelope, msgpack), handed to the
+    /// hook registered with [`Cluster::on_chat`](super::Cluster::on_chat).
+    Chat,
 }
 
 impl Kind {
@@ -44,6 +47,7 @@ impl Kind {
         match self {
             Kind::Request => "q",
             Kind::Response => "r",
+            Kind::Chat => "c",
         }
     }
 }
@@ -326,6 +330,7 @@ fn parse_entry(map: &HashMap<String, RValue>) -> Option<(u64, Incoming)> {
     let kind = match text("k")?.as_str() {
         "q" => Kind::Request,
         "r" => Kind::Response,
+        "c" => Kind::Chat,
         _ => return None,
     };
     let data = match map.get("d")? {

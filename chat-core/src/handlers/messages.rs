@@ -1,14 +1,13 @@
 //! `message:send`: store first, then deliver to every device of every recipient.
 
-use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
-use socketioxide::{AckError, adapter::Adapter};
+use socketioxide::adapter::Adapter;
 
-use super::{Call, rate_limited, receipts, rooms};
+use super::{Call, delivery, rate_limited, rooms};
 use crate::{
     error::{ChatError, ErrorCode},
-    protocol::{ConversationId, GroupId, Message, UserId, events, now_ms},
-    store::{Appended, Mark, NewMessage},
+    protocol::{ConversationId, GroupId, Message, UserId, now_ms},
+    store::{Appended, NewMessage},
 };
 
 #[derive(Debug, Deserialize)]
@@ -104,72 +103,20 @@ pub(crate) async fn send<A: Adapter>(call: Call<A>, req: SendReq) -> Result<Send
     }
 }
 
-/// Emits a stored message to the sender's other devices and every recipient's devices.
-///
-/// Where receipts apply, each recipient gets its own emit asking for an ack; the first
-/// device to ack moves the recipient's delivered mark and the sender gets a receipt.
+/// Delivers a stored message to the sender's other devices and every recipient's devices:
+/// a DM to both users' rooms, a group message to the group's room. Where receipts apply,
+/// the devices' acks become delivered marks and receipts ([`delivery`]).
 async fn deliver<A: Adapter>(
     call: &Call<A>,
     message: &Message,
     audience: &[UserId],
     receipts: bool,
 ) {
-    let sock = &call.socket;
-    let result = if receipts {
-        for recipient in audience.iter().filter(|u| **u != call.user) {
-            watch_delivery(call, message, recipient.clone()).await;
-        }
-        sock.to(rooms::user(&call.user))
-            .emit(events::MESSAGE, message)
-            .await
-    } else {
-        let room = match &message.conversation {
-            ConversationId::Group(g) => rooms::group(g),
-            ConversationId::Dm(..) => rooms::user(&call.user),
-        };
-        sock.to(room).emit(events::MESSAGE, message).await
+    let rooms: Vec<String> = match &message.conversation {
+        ConversationId::Group(g) => vec![rooms::group(g)],
+        ConversationId::Dm(..) => audience.iter().map(rooms::user).collect(),
     };
-    if let Err(e) = result {
-        tracing::warn!(conversation = %message.conversation, cause = %e, "delivery failed");
-    }
-}
-
-async fn watch_delivery<A: Adapter>(call: &Call<A>, message: &Message, recipient: UserId) {
-    let stream = call
-        .socket
-        .broadcast()
-        .to(rooms::user(&recipient))
-        .timeout(call.ctx.delivery_ack_timeout)
-        .emit_with_ack::<_, serde::de::IgnoredAny>(events::MESSAGE, message)
-        .await;
-    let stream = match stream {
-        Ok(s) => s,
-        Err(e) => {
-            tracing::warn!(conversation = %message.conversation, cause = %e, "delivery failed");
-            return;
-        }
-    };
-    let (ctx, socket) = (call.ctx.clone(), call.socket.clone());
-    let (conversation, id) = (message.conversation.clone(), message.id);
-    tokio::spawn(async move {
-        let mut stream = std::pin::pin!(stream);
-        while let Some((_, res)) = stream.next().await {
-            // Any answer, even one we cannot decode, proves the device got the message.
-            if matches!(res, Ok(_) | Err(AckError::Decode(_))) {
-                let covered = ctx
-                    .stores
-                    .messages
-                    .advance(&recipient, &conversation, id, Mark::Delivered)
-                    .await;
-                match covered {
-                    Ok(covered) => {
-                        receipts::emit(&socket, &conversation, &recipient, covered, Mark::Delivered)
-                            .await
-                    }
-                    Err(e) => tracing::warn!(cause = %e, "cannot record delivery"),
-                }
-                break;
-            }
-        }
-    });
+    // This node's devices in those rooms, except the sending one (it gets the ack).
+    let here = call.socket.to(rooms.clone()).local();
+    delivery::deliver(&call.ctx, here, message, rooms, receipts).await;
 }

@@ -1,10 +1,9 @@
 //! `read`, and the `receipt` events that tell senders their messages arrived or were read.
 
 use serde::Deserialize;
-use serde_json::json;
 use socketioxide::{adapter::Adapter, extract::SocketRef};
 
-use super::{Call, rooms};
+use super::{Call, delivery::Receipt, rooms};
 use crate::{
     error::ChatError,
     protocol::{ConversationId, MessageId, UserId, events},
@@ -47,17 +46,13 @@ pub(crate) async fn emit<A: Adapter>(
     covered: Vec<(UserId, MessageId)>,
     mark: Mark,
 ) {
-    let status = match mark {
-        Mark::Delivered => "delivered",
-        Mark::Read => "read",
-    };
     for (sender, id) in covered {
-        let payload = json!({
-            "conversation": conversation,
-            "user": reader,
-            "messageId": id,
-            "status": status,
-        });
+        let payload = Receipt {
+            conversation: conversation.clone(),
+            user: reader.clone(),
+            message_id: id,
+            status: mark.into(),
+        };
         if let Err(e) = socket
             .within(rooms::user(&sender))
             .emit(events::RECEIPT, &payload)

@@ -112,6 +112,19 @@ pub trait MessageLog: Send + Sync + 'static {
         upto: MessageId,
         mark: Mark,
     ) -> Result<Vec<(UserId, MessageId)>, StoreError>;
+
+    /// [`MessageLog::advance`] for many (user, conversation, upto) at once, answers in order.
+    async fn advance_many(
+        &self,
+        marks: &[(UserId, ConversationId, MessageId)],
+        mark: Mark,
+    ) -> Result<Vec<Vec<(UserId, MessageId)>>, StoreError> {
+        let mut out = Vec::with_capacity(marks.len());
+        for (user, conversation, upto) in marks {
+            out.push(self.advance(user, conversation, *upto, mark).await?);
+        }
+        Ok(out)
+    }
 }
 
 /// Why a group operation did not happen.

@@ -668,6 +668,44 @@ impl MessageLog for RedisStore {
         upto: MessageId,
         mark: Mark,
     ) -> Result<Vec<(UserId, MessageId)>, StoreError> {
+        let inv = self.advance_invocation(user, conversation, upto, mark);
+        let flat: Vec<String> = self.redis.script(&inv).await.map_err(backend)?;
+        covered_senders(&flat)
+    }
+
+    /// One round trip: the script is loaded (a no-op when Redis has it) and run once per mark.
+    async fn advance_many(
+        &self,
+        marks: &[(UserId, ConversationId, MessageId)],
+        mark: Mark,
+    ) -> Result<Vec<Vec<(UserId, MessageId)>>, StoreError> {
+        if marks.is_empty() {
+            return Ok(Vec::new());
+        }
+        let invocations: Vec<_> = marks
+            .iter()
+            .map(|(user, conversation, upto)| {
+                self.advance_invocation(user, conversation, *upto, mark)
+            })
+            .collect();
+        let mut pipe = ::redis::pipe();
+        pipe.load_script(&self.scripts.advance).ignore();
+        for inv in &invocations {
+            pipe.invoke_script(inv);
+        }
+        let replies: Vec<Vec<String>> = self.query(&pipe).await?;
+        replies.iter().map(|flat| covered_senders(flat)).collect()
+    }
+}
+
+impl RedisStore {
+    fn advance_invocation<'a>(
+        &'a self,
+        user: &UserId,
+        conversation: &ConversationId,
+        upto: MessageId,
+        mark: Mark,
+    ) -> ::redis::ScriptInvocation<'a> {
         let mut inv = self
             .scripts
             .advance
@@ -681,16 +719,20 @@ impl MessageLog for RedisStore {
             })
             .arg(conversation.to_string())
             .arg(user.as_str());
-        let flat: Vec<String> = self.redis.script(&inv).await.map_err(backend)?;
-        flat.chunks_exact(2)
-            .map(|p| {
-                Ok((
-                    UserId::parse(p[0].as_str()).map_err(|_| corrupt("sender"))?,
-                    p[1].parse().map_err(|_| corrupt("message id"))?,
-                ))
-            })
-            .collect()
+        inv
     }
+}
+
+/// The advance script's answer: sender, newest covered id, sender, id...
+fn covered_senders(flat: &[String]) -> Result<Vec<(UserId, MessageId)>, StoreError> {
+    flat.chunks_exact(2)
+        .map(|p| {
+            Ok((
+                UserId::parse(p[0].as_str()).map_err(|_| corrupt("sender"))?,
+                p[1].parse().map_err(|_| corrupt("message id"))?,
+            ))
+        })
+        .collect()
 }
 
 #[async_trait]

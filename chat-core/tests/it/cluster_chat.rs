@@ -1,6 +1,6 @@
 //! The chat across nodes: several chat servers on one Redis behave as one.
 
-use std::{collections::BTreeMap, time::Duration};
+use std::{collections::BTreeMap, sync::atomic::Ordering, time::Duration};
 
 use serde_json::{Value, json};
 
@@ -119,6 +119,61 @@ async fn every_event_across_nodes() {
     let list1 = ok(a1.ack("conversations", json!({})).await);
     assert_eq!(list0, list1);
     drop(b2);
+}
+
+/// A group message crosses to another node once, however many members are there, and
+/// their delivery receipts come back in batches: before, each member cost one cluster
+/// entry each way.
+#[tokio::test]
+async fn group_messages_cross_once_per_node() {
+    let redis = RedisServer::start().await;
+    let n = cluster(&redis, 2).await;
+    let owner = uid("owner");
+    let mut sender = n[0].client(&owner).await;
+    let members: Vec<String> = (0..20).map(|i| uid(&format!("m{i}"))).collect();
+    let mut clients = Vec::new();
+    for m in &members {
+        clients.push(n[1].client(m).await);
+    }
+    let group = ok(sender
+        .ack("group:create", json!({"name": "g", "members": members}))
+        .await)["group"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let last = members.last().unwrap().as_str();
+    for c in &clients {
+        c.event("group:member", |e| e["user"] == last).await;
+    }
+    // Entries handled by each node: counted before they reach any socket.
+    let received = |i: usize| {
+        let cluster = n[i].handle.cluster().unwrap();
+        cluster.stats().received.load(Ordering::SeqCst)
+    };
+    let (before0, before1) = (received(0), received(1));
+
+    let m = ok(sender
+        .ack("message:send", json!({"group": group, "body": "hello all"}))
+        .await)["message"]
+        .clone();
+    for c in &clients {
+        assert_eq!(c.event("message", |v| v["id"] == m["id"]).await, m);
+    }
+    let mut confirmed = std::collections::BTreeSet::new();
+    while confirmed.len() < members.len() {
+        let r = sender
+            .event("receipt", |r| r["status"] == "delivered")
+            .await;
+        assert_eq!(r["messageId"], m["id"], "{r}");
+        confirmed.insert(r["user"].as_str().unwrap().to_owned());
+    }
+    let into1 = received(1) - before1;
+    let into0 = received(0) - before0;
+    assert!(
+        into1 <= 2,
+        "{into1} entries carried one message to 20 members"
+    );
+    assert!(into0 <= 5, "{into0} entries carried 20 receipts back");
 }
 
 /// A user who was offline catches up through `sync` on another node than the one they

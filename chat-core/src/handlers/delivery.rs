@@ -1,0 +1,292 @@
+//! Message delivery, once per node, with delivery receipts recorded where devices ack.
+//!
+//! A stored message goes to each other node that hosts one of its rooms as one chat-level
+//! cluster message ([`Envelope::Deliver`]), and every node, the sender's included, emits it
+//! to its own devices in those rooms: one broadcast per node, however many recipients.
+//! Where receipts apply the emit asks for acks, and the node that gets a device's ack queues
+//! the recipient's `delivered` mark. [`record_marks`] writes the queued marks in batches (one
+//! Redis round trip for whatever arrived meanwhile; marks are cumulative, so a user's newest
+//! one per conversation is enough) and sends the `receipt` events they produce to the
+//! senders' devices: one cluster message per sender and batch ([`Envelope::Receipts`]).
+//!
+//! Before this, every recipient cost an ack-asking broadcast of its own across the cluster,
+//! an ack travelling back, a Redis round trip and a receipt broadcast (issue 8).
+
+use std::{
+    collections::{HashMap, HashSet},
+    sync::Arc,
+};
+
+use futures_util::StreamExt;
+use serde::{Deserialize, Serialize, de::IgnoredAny};
+use socketioxide::{AckError, SocketIo, adapter::Adapter, operators::BroadcastOperators};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use super::{Ctx, rooms};
+use crate::{
+    auth::Identity,
+    protocol::{ConversationId, Message, MessageId, UserId, events},
+    store::Mark,
+};
+
+/// What nodes send each other about messages (msgpack with field names).
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum Envelope {
+    /// A stored message for the devices in `rooms`; with `receipts`, ask them for acks.
+    Deliver {
+        message: Message,
+        rooms: Vec<String>,
+        receipts: bool,
+    },
+    /// `receipt` events for the devices in `room`, in order.
+    Receipts {
+        room: String,
+        receipts: Vec<Receipt>,
+    },
+}
+
+/// The `receipt` event: `user` received or read the sender's messages up to `message_id`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct Receipt {
+    pub conversation: ConversationId,
+    pub user: UserId,
+    pub message_id: MessageId,
+    pub status: Status,
+}
+
+/// A receipt's status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum Status {
+    Delivered,
+    Read,
+}
+
+impl From<Mark> for Status {
+    fn from(mark: Mark) -> Self {
+        match mark {
+            Mark::Delivered => Status::Delivered,
+            Mark::Read => Status::Read,
+        }
+    }
+}
+
+/// A recipient's device acked a message: (recipient, conversation, message id).
+pub(crate) type PendingMark = (UserId, ConversationId, MessageId);
+
+/// Marks waiting to be written; when full, ack handling waits (back-pressure).
+const MARK_QUEUE: usize = 8192;
+/// Most marks written in one round trip.
+const MARK_BATCH: usize = 512;
+
+/// The queue between ack handling and [`record_marks`].
+pub(crate) fn mark_queue() -> (mpsc::Sender<PendingMark>, mpsc::Receiver<PendingMark>) {
+    mpsc::channel(MARK_QUEUE)
+}
+
+/// Delivers a stored message to `rooms`: to the other nodes hosting them, then through
+/// `here` (this node's devices in `rooms`, usually without the sending socket).
+pub(crate) async fn deliver<A: Adapter>(
+    ctx: &Arc<Ctx>,
+    here: BroadcastOperators<A>,
+    message: &Message,
+    rooms: Vec<String>,
+    receipts: bool,
+) {
+    if ctx.cluster.is_some() {
+        let envelope = Envelope::Deliver {
+            message: message.clone(),
+            rooms: rooms.clone(),
+            receipts,
+        };
+        to_other_nodes(ctx, &rooms, &envelope).await;
+    }
+    emit_local(ctx, here, message, receipts).await;
+}
+
+/// Sends `envelope` to the other nodes hosting one of `rooms`, in cluster mode.
+async fn to_other_nodes(ctx: &Ctx, rooms: &[String], envelope: &Envelope) {
+    let Some(cluster) = &ctx.cluster else {
+        return;
+    };
+    let sent = match rmp_serde::to_vec_named(envelope) {
+        Ok(data) => cluster
+            .send_chat(rooms, data)
+            .await
+            .map_err(|e| e.to_string()),
+        Err(e) => Err(e.to_string()),
+    };
+    if let Err(cause) = sent {
+        tracing::warn!(%cause, "cannot reach the other nodes");
+    }
+}
+
+/// Emits `message` to the devices `op` selects on this node; with `receipts`, queues a
+/// delivered mark for the first device of each recipient (not the sender) that acks.
+async fn emit_local<A: Adapter>(
+    ctx: &Arc<Ctx>,
+    op: BroadcastOperators<A>,
+    message: &Message,
+    receipts: bool,
+) {
+    if !receipts {
+        if let Err(e) = op.emit(events::MESSAGE, message).await {
+            tracing::warn!(conversation = %message.conversation, cause = %e, "delivery failed");
+        }
+        return;
+    }
+    let lookup = op.clone();
+    let acks = op
+        .timeout(ctx.delivery_ack_timeout)
+        .emit_with_ack::<_, IgnoredAny>(events::MESSAGE, message)
+        .await;
+    let acks = match acks {
+        Ok(acks) => acks,
+        Err(e) => {
+            tracing::warn!(conversation = %message.conversation, cause = %e, "delivery failed");
+            return;
+        }
+    };
+    let marks = ctx.marks.clone();
+    let (conversation, id, from) = (
+        message.conversation.clone(),
+        message.id,
+        message.from.clone(),
+    );
+    tokio::spawn(async move {
+        let mut acks = std::pin::pin!(acks);
+        let mut marked = HashSet::new();
+        while let Some((sid, res)) = acks.next().await {
+            // Any answer, even one we cannot decode, proves the device got the message.
+            if !matches!(res, Ok(_) | Err(AckError::Decode(_))) {
+                continue;
+            }
+            let Some(user) = lookup
+                .get_socket(sid)
+                .and_then(|s| s.extensions.get::<Identity>())
+                .map(|i| i.user)
+            else {
+                continue;
+            };
+            if user == from || !marked.insert(user.clone()) {
+                continue;
+            }
+            if marks.send((user, conversation.clone(), id)).await.is_err() {
+                break;
+            }
+        }
+    });
+}
+
+/// Writes queued delivered marks in batches and sends the receipts they produce, until
+/// `stop` fires (then it writes what is queued and returns).
+pub(crate) async fn record_marks<A: Adapter>(
+    ctx: Arc<Ctx>,
+    io: SocketIo<A>,
+    mut queue: mpsc::Receiver<PendingMark>,
+    stop: CancellationToken,
+) {
+    let mut batch = Vec::with_capacity(MARK_BATCH);
+    loop {
+        let n = tokio::select! {
+            n = queue.recv_many(&mut batch, MARK_BATCH) => n,
+            () = stop.cancelled() => {
+                queue.close();
+                queue.recv_many(&mut batch, MARK_QUEUE).await
+            }
+        };
+        if n == 0 {
+            return;
+        }
+        // Marks are cumulative: per user and conversation, only the newest counts.
+        let mut newest: HashMap<(UserId, ConversationId), MessageId> = HashMap::new();
+        for (user, conversation, id) in batch.drain(..) {
+            let upto = newest.entry((user, conversation)).or_insert(id);
+            *upto = (*upto).max(id);
+        }
+        let marks: Vec<PendingMark> = newest.into_iter().map(|((u, c), id)| (u, c, id)).collect();
+        let covered = match ctx
+            .stores
+            .messages
+            .advance_many(&marks, Mark::Delivered)
+            .await
+        {
+            Ok(covered) => covered,
+            Err(e) => {
+                tracing::warn!(marks = marks.len(), cause = %e, "cannot record deliveries");
+                continue;
+            }
+        };
+        let mut by_sender: HashMap<UserId, Vec<Receipt>> = HashMap::new();
+        for ((user, conversation, _), covered) in marks.into_iter().zip(covered) {
+            for (sender, id) in covered {
+                by_sender.entry(sender).or_default().push(Receipt {
+                    conversation: conversation.clone(),
+                    user: user.clone(),
+                    message_id: id,
+                    status: Status::Delivered,
+                });
+            }
+        }
+        for (sender, receipts) in by_sender {
+            send_receipts(&ctx, &io, rooms::user(&sender), receipts).await;
+        }
+    }
+}
+
+/// Sends `receipts` to the devices in `room`, on every node.
+pub(crate) async fn send_receipts<A: Adapter>(
+    ctx: &Arc<Ctx>,
+    io: &SocketIo<A>,
+    room: String,
+    receipts: Vec<Receipt>,
+) {
+    let envelope = Envelope::Receipts { room, receipts };
+    if let Envelope::Receipts { room, .. } = &envelope {
+        to_other_nodes(ctx, std::slice::from_ref(room), &envelope).await;
+    }
+    handle(ctx, io, envelope).await;
+}
+
+/// Carries out an envelope on this node's devices.
+async fn handle<A: Adapter>(ctx: &Arc<Ctx>, io: &SocketIo<A>, envelope: Envelope) {
+    match envelope {
+        Envelope::Deliver {
+            message,
+            rooms,
+            receipts,
+        } => emit_local(ctx, io.local().to(rooms), &message, receipts).await,
+        Envelope::Receipts { room, receipts } => {
+            let op = io.local().to(room);
+            for receipt in &receipts {
+                if let Err(e) = op.clone().emit(events::RECEIPT, receipt).await {
+                    tracing::warn!(cause = %e, "cannot send receipt");
+                }
+            }
+        }
+    }
+}
+
+/// Carries out the envelopes other nodes send this one, one at a time in arrival order
+/// (so messages reach devices in the order their nodes sent them), until `stop` fires.
+pub(crate) async fn handle_inbound<A: Adapter>(
+    ctx: Arc<Ctx>,
+    io: SocketIo<A>,
+    mut inbound: mpsc::UnboundedReceiver<Vec<u8>>,
+    stop: CancellationToken,
+) {
+    loop {
+        let data = tokio::select! {
+            data = inbound.recv() => data,
+            () = stop.cancelled() => None,
+        };
+        let Some(data) = data else { return };
+        match rmp_serde::from_slice::<Envelope>(&data) {
+            Ok(envelope) => handle(&ctx, &io, envelope).await,
+            Err(e) => tracing::warn!(cause = %e, "cluster: undecodable chat message"),
+        }
+    }
+}
