@@ -1,4 +1,7 @@
-// Benchmark peer: Node.js socket.io 4 + @socket.io/redis-adapter (classic, pub/sub).
+// Benchmark peer: Node.js socket.io 4 + @socket.io/redis-adapter, either the classic adapter
+// (Redis PUBLISH/SUBSCRIBE, the default) or the sharded one (`ADAPTER=sharded`:
+// createShardedAdapter, Redis 7 SPUBLISH/SSUBSCRIBE, default subscriptionMode "dynamic": one
+// channel per public room, so a node only receives what its rooms need).
 //
 // Implements the benchmarked subset of docs/protocol.md, nothing more:
 //   - dev auth: {user} in the handshake auth object; the socket joins room `user:<id>`; `ready`
@@ -12,19 +15,22 @@
 // compression, bufferutil + utf-8-validate installed for `ws`, and the reference to the
 // initial HTTP request dropped after the handshake.
 //
-// Environment: PORT (default 3000), REDIS_URL (default redis://127.0.0.1:6379), NODE_ID.
+// Environment: PORT (default 3000), HOST (default 127.0.0.1), REDIS_URL (default
+// redis://127.0.0.1:6379), NODE_ID, ADAPTER (classic | sharded; default classic).
 'use strict';
 
 const http = require('node:http');
 const crypto = require('node:crypto');
 const { Server } = require('socket.io');
-const { createAdapter } = require('@socket.io/redis-adapter');
+const { createAdapter, createShardedAdapter } = require('@socket.io/redis-adapter');
 const { createClient } = require('redis');
 
 const PORT = Number(process.env.PORT || 3000);
 const HOST = process.env.HOST || '127.0.0.1';
 const REDIS_URL = process.env.REDIS_URL || 'redis://127.0.0.1:6379';
 const NODE_ID = process.env.NODE_ID || crypto.randomBytes(4).toString('hex');
+const ADAPTER = process.env.ADAPTER || 'classic';
+const ADAPTERS = { classic: createAdapter, sharded: createShardedAdapter };
 const USER_RE = /^[A-Za-z0-9_.-]{1,64}$/;
 
 let seq = 0;
@@ -38,6 +44,9 @@ function dmId(a, b) {
 }
 
 async function main() {
+  if (!Object.hasOwn(ADAPTERS, ADAPTER)) {
+    throw new Error(`unknown ADAPTER ${ADAPTER}: classic or sharded`);
+  }
   const pub = createClient({ url: REDIS_URL });
   const sub = pub.duplicate();
   pub.on('error', (e) => console.error('redis pub:', e.message));
@@ -46,7 +55,9 @@ async function main() {
 
   const httpServer = http.createServer();
   const io = new Server(httpServer, {
-    adapter: createAdapter(pub, sub),
+    // As the adapter's README shows for both: a publishing client and a duplicate for
+    // subscriptions, both connected before the server starts.
+    adapter: ADAPTERS[ADAPTER](pub, sub),
     perMessageDeflate: false,
     httpCompression: false,
     serveClient: false,
@@ -123,7 +134,7 @@ async function main() {
   });
 
   httpServer.listen(PORT, HOST, () => {
-    console.error(`node peer ${NODE_ID} listening on ${HOST}:${PORT}`);
+    console.error(`node peer ${NODE_ID} listening on ${HOST}:${PORT} (${ADAPTER} adapter)`);
   });
 
   const stop = () => {
