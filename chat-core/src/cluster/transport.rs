@@ -74,6 +74,11 @@ pub(crate) struct Incoming {
 const BATCH: usize = 256;
 /// Most entries read per `XREAD`.
 const READ_COUNT: usize = 512;
+/// Handled entries are trimmed from the inbox once this many have piled up, or a second after
+/// the last trim, or when the inbox is idle: not after every read, which at low rates would
+/// double the round trips per entry.
+const TRIM_EVERY: usize = 1024;
+const TRIM_INTERVAL: Duration = Duration::from_secs(1);
 const BACKOFF_MIN: Duration = Duration::from_millis(50);
 const BACKOFF_MAX: Duration = Duration::from_secs(2);
 
@@ -241,6 +246,8 @@ pub(crate) async fn read_loop(
     let mut seen: HashMap<String, u64> = HashMap::new();
     let mut conn = None;
     let mut backoff = BACKOFF_MIN;
+    let mut untrimmed = 0usize;
+    let mut last_trim = tokio::time::Instant::now();
     let opts = StreamReadOptions::default()
         .count(READ_COUNT)
         .block(block.as_millis() as usize);
@@ -296,7 +303,12 @@ pub(crate) async fn read_loop(
                 }
             }
         }
-        if got > 0 {
+        untrimmed += got;
+        if untrimmed > 0
+            && (got == 0 || untrimmed >= TRIM_EVERY || last_trim.elapsed() >= TRIM_INTERVAL)
+        {
+            untrimmed = 0;
+            last_trim = tokio::time::Instant::now();
             // Everything up to last_id is handled; only this node reads its inbox.
             let trim = ::redis::cmd("XTRIM")
                 .arg(&key)

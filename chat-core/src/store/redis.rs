@@ -75,6 +75,7 @@ const WAIT_PAUSE: std::time::Duration = std::time::Duration::from_secs(5);
 
 #[derive(Debug)]
 struct Scripts {
+    append: Script,
     advance: Script,
     join: Script,
     leave: Script,
@@ -266,6 +267,7 @@ impl RedisStore {
             wait_timeout_ms: settings.wait_timeout.as_millis() as u64,
             wait_paused_until: std::sync::Mutex::new(None),
             scripts: Scripts {
+                append: Script::new(APPEND),
                 advance: Script::new(ADVANCE),
                 join: Script::new(JOIN),
                 leave: Script::new(LEAVE),
@@ -288,6 +290,29 @@ impl RedisStore {
         q: &impl crate::redis::Query,
     ) -> Result<T, StoreError> {
         self.redis.query(q).await.map_err(backend)
+    }
+
+    /// Runs a pipeline that calls `script` by its hash (`EVALSHA`). When Redis does not have
+    /// the script (first use, or a new master after a failover), loads it and runs the
+    /// pipeline again: one `SCRIPT LOAD` per script and master rather than per call.
+    async fn query_scripted<T: ::redis::FromRedisValue>(
+        &self,
+        script: &Script,
+        pipe: &::redis::Pipeline,
+    ) -> Result<T, StoreError> {
+        match self.redis.query(pipe).await {
+            Err(e)
+                if e.kind() == ::redis::ErrorKind::Server(::redis::ServerErrorKind::NoScript) =>
+            {
+                let mut again = ::redis::pipe();
+                again.load_script(script).ignore();
+                for cmd in pipe.cmd_iter() {
+                    again.add_command(cmd.clone());
+                }
+                self.query(&again).await
+            }
+            reply => reply.map_err(backend),
+        }
     }
 
     /// Messages by (conversation, id), in the order asked; trimmed ones are skipped.
@@ -411,8 +436,10 @@ impl MessageLog for RedisStore {
         let conv = msg.conversation.to_string();
         let cid = msg.client_id.clone().unwrap_or_default();
         let idem_key = self.key(format!("idem:{}:{}", msg.from, cid));
-        let mut eval = ::redis::cmd("EVAL");
-        eval.arg(APPEND)
+        // EVALSHA; EVAL with the body only when Redis does not have the script yet (first use,
+        // or a new master after a failover), which saves Redis hashing the body every time.
+        let mut eval = ::redis::cmd("EVALSHA");
+        eval.arg(self.scripts.append.get_hash())
             .arg(2)
             .arg(self.key(format!("conv:{conv}")))
             .arg(&idem_key)
@@ -448,7 +475,7 @@ impl MessageLog for RedisStore {
                 .arg(self.wait_replicas)
                 .arg(self.wait_timeout_ms);
         }
-        let mut reply: Vec<RValue> = self.query(&pipe).await?;
+        let mut reply: Vec<RValue> = self.query_scripted(&self.scripts.append, &pipe).await?;
         if wait {
             let acked: i64 = reply
                 .pop()
@@ -689,11 +716,10 @@ impl MessageLog for RedisStore {
             })
             .collect();
         let mut pipe = ::redis::pipe();
-        pipe.load_script(&self.scripts.advance).ignore();
         for inv in &invocations {
             pipe.invoke_script(inv);
         }
-        let replies: Vec<Vec<String>> = self.query(&pipe).await?;
+        let replies: Vec<Vec<String>> = self.query_scripted(&self.scripts.advance, &pipe).await?;
         replies.iter().map(|flat| covered_senders(flat)).collect()
     }
 }
