@@ -31,7 +31,7 @@ use serde_json::Value;
 use socketioxide::{
     SocketIo,
     adapter::Adapter,
-    extract::{AckSender, SocketRef, State, TryData},
+    extract::{AckSender, Event, SocketRef, State, TryData},
 };
 
 use crate::{
@@ -110,24 +110,56 @@ pub(crate) async fn node_lost<A: Adapter>(
     }
 }
 
-/// Registers every event handler on a freshly connected socket.
+/// Registers the event handler on a freshly connected socket: one handler that dispatches
+/// on the event name, rather than one per event, which every socket would keep in a map of
+/// boxed handlers of its own.
 fn register_events<A: Adapter>(s: &SocketRef<A>) {
-    on(s, "message:send", messages::send::<A>);
-    on(s, "group:create", groups::create::<A>);
-    on(s, "group:join", groups::join::<A>);
-    on(s, "group:leave", groups::leave::<A>);
-    on(s, "group:members", groups::members::<A>);
-    on(s, "history", history::history::<A>);
-    on(s, "sync", history::sync::<A>);
-    on(s, "conversations", history::conversations::<A>);
-    on(s, "read", receipts::read::<A>);
-    on(s, "presence:subscribe", presence::subscribe::<A>);
-    on(s, "block", blocks::block::<A>);
-    on(s, "unblock", blocks::unblock::<A>);
-    typing::register(s);
-    s.on_fallback(async |ack: AckSender<A>| {
-        let _ = ack.send(&reply::<()>(Err(ChatError::bad_request("unknown event"))));
-    });
+    s.on_fallback(
+        |s: SocketRef<A>,
+         State(ctx): State<Arc<Ctx>>,
+         Event(event): Event,
+         TryData(data): TryData<Value>,
+         ack: AckSender<A>| {
+            // Not an `async` closure: its body runs in socketioxide's receive loop, in packet
+            // order, and only queues the request.
+            let data = data.ok();
+            match event.as_str() {
+                "message:send" => queue(s, ctx, "message:send", data, ack, messages::send::<A>),
+                "group:create" => queue(s, ctx, "group:create", data, ack, groups::create::<A>),
+                "group:join" => queue(s, ctx, "group:join", data, ack, groups::join::<A>),
+                "group:leave" => queue(s, ctx, "group:leave", data, ack, groups::leave::<A>),
+                "group:members" => queue(s, ctx, "group:members", data, ack, groups::members::<A>),
+                "history" => queue(s, ctx, "history", data, ack, history::history::<A>),
+                "sync" => queue(s, ctx, "sync", data, ack, history::sync::<A>),
+                "conversations" => queue(
+                    s,
+                    ctx,
+                    "conversations",
+                    data,
+                    ack,
+                    history::conversations::<A>,
+                ),
+                "read" => queue(s, ctx, "read", data, ack, receipts::read::<A>),
+                "presence:subscribe" => queue(
+                    s,
+                    ctx,
+                    "presence:subscribe",
+                    data,
+                    ack,
+                    presence::subscribe::<A>,
+                ),
+                "block" => queue(s, ctx, "block", data, ack, blocks::block::<A>),
+                "unblock" => queue(s, ctx, "unblock", data, ack, blocks::unblock::<A>),
+                "typing" => {
+                    tokio::spawn(typing::handle(s, ctx, data));
+                }
+                _ => {
+                    let _ = ack.send(&reply::<()>(Err(ChatError::bad_request("unknown event"))));
+                }
+            }
+            std::future::ready(())
+        },
+    );
 }
 
 /// One acknowledged request in progress: who asked, on which socket.
@@ -264,48 +296,43 @@ impl RequestQueue {
     }
 }
 
-/// Registers an acknowledged event: `f` gets the parsed payload, its result is the ack.
-fn on<A, Req, Res, F, Fut>(s: &SocketRef<A>, event: &'static str, f: F)
-where
+/// Queues an acknowledged request behind the socket's earlier ones: `f` gets the parsed
+/// payload, its result is the ack.
+fn queue<A, Req, Res, F, Fut>(
+    s: SocketRef<A>,
+    ctx: Arc<Ctx>,
+    event: &'static str,
+    data: Option<Value>,
+    ack: AckSender<A>,
+    f: F,
+) where
     A: Adapter,
     Req: DeserializeOwned + Send + 'static,
     Res: Serialize + Send + 'static,
-    F: Fn(Call<A>, Req) -> Fut + Clone + Send + Sync + 'static,
+    F: FnOnce(Call<A>, Req) -> Fut + Send + 'static,
     Fut: Future<Output = Result<Res, ChatError>> + Send + 'static,
 {
-    // Not an `async` closure: its body runs in socketioxide's receive loop, in packet
-    // order, and only queues the request.
-    s.on(
-        event,
-        move |s: SocketRef<A>,
-              State(ctx): State<Arc<Ctx>>,
-              TryData(data): TryData<Value>,
-              ack: AckSender<A>| {
-            let Some(queue) = s.extensions.get::<RequestQueue>() else {
-                return std::future::ready(());
-            };
-            let Some(slot) = queue.reserve() else {
-                tracing::debug!(event, "request queue full");
-                let _ = ack.send(&reply::<()>(Err(rate_limited())));
-                return std::future::ready(());
-            };
-            let f = f.clone();
-            slot.push(Box::pin(async move {
-                let result = async {
-                    let call = Call::start(ctx, s).await?;
-                    let req = parse::<Req>(data.unwrap_or(Value::Null))?;
-                    f(call, req).await
-                }
-                .await;
-                if let Err(e) = &result {
-                    tracing::debug!(event, code = ?e.code, reason = %e.message, "request refused");
-                }
-                // The client may not have asked for an ack; nothing to do then.
-                let _ = ack.send(&reply(result));
-            }));
-            std::future::ready(())
-        },
-    );
+    let Some(queue) = s.extensions.get::<RequestQueue>() else {
+        return;
+    };
+    let Some(slot) = queue.reserve() else {
+        tracing::debug!(event, "request queue full");
+        let _ = ack.send(&reply::<()>(Err(rate_limited())));
+        return;
+    };
+    slot.push(Box::pin(async move {
+        let result = async {
+            let call = Call::start(ctx, s).await?;
+            let req = parse::<Req>(data.unwrap_or(Value::Null))?;
+            f(call, req).await
+        }
+        .await;
+        if let Err(e) = &result {
+            tracing::debug!(event, code = ?e.code, reason = %e.message, "request refused");
+        }
+        // The client may not have asked for an ack; nothing to do then.
+        let _ = ack.send(&reply(result));
+    }));
 }
 
 /// Deserializes a payload; a missing payload reads as `{}`.
