@@ -1,11 +1,20 @@
 #!/usr/bin/env bash
-# Side-by-side benchmark: ours (chat-server, cluster mode on one Redis) vs the Node peer
-# (socket.io 4 + @socket.io/redis-adapter), run alternately A/B/A/B.
+# Side-by-side benchmark: ours (chat-server, cluster mode on one Redis) vs socket.io peers,
+# run alternately A/B/A/B (ours, then each peer, back to back; the case list repeats --pairs
+# times).
 #
-#   bench/run.sh                 # full phase-1 suite, 3 pairs (~10 minutes)
-#   bench/run.sh --pairs 2       # fewer pairs
-#   bench/run.sh --only dm       # one workload family: dm | fanout | idle | connect
-#   bench/run.sh --quick         # CI: tiny loads, asserts every message arrives; no timings
+#   bench/run.sh                        # full suite, 3 pairs, peer node (~20 minutes)
+#   bench/run.sh --pairs 1 --only fanout10,idle    # some cases (labels or families, below)
+#   bench/run.sh --peers node,node-sharded,sxio,ceiling
+#   bench/run.sh --quick                # CI: tiny loads, asserts every message arrives; no timings
+#   bench/run.sh --out DIR              # where results go (default: a new /tmp/chat-bench.*)
+#
+# Families (--only takes families or case labels): dm (dm@R), dm-search, fanout (fanout10,
+# fanout100, fanout100-norcpt, fanout1000), fanout-partial, idle (idle1k, idle18k), connect
+# (connect10k), polling (polling500), ceilings (redis-benchmark on the server core).
+# Peers: node (socket.io + classic redis adapter), node-sharded (the same, ADAPTER=sharded),
+# sxio and ceiling (bench/peers/rust; ceiling has no Redis and runs in single-node cases only).
+# A peer that is not there (not built, not written yet) is skipped with a log line.
 #
 # Servers and Redis are pinned to CPU 0, the load generator to CPU 1; the Rust servers get one
 # Tokio worker thread (TOKIO_WORKER_THREADS=1). Every run starts a fresh Redis and fresh servers.
@@ -17,7 +26,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 BENCH="$ROOT/bench"
 QUICK=0
 PAIRS=3
-ONLY="dm,fanout,idle,connect"
+ONLY=""
 PEERS="node"
 OUT=""
 while [ $# -gt 0 ]; do
@@ -26,16 +35,20 @@ while [ $# -gt 0 ]; do
     --pairs) PAIRS="$2"; shift ;;
     --only) ONLY="$2"; shift ;;
     --out) OUT="$2"; shift ;;
+    --peers) PEERS="$2"; shift ;;
     --no-node) PEERS="" ;;
-    -h|--help) sed -n 2,14p "$0"; exit 0 ;;
+    -h|--help) sed -n 2,24p "$0"; exit 0 ;;
     *) echo "unknown argument $1" >&2; exit 2 ;;
   esac
   shift
 done
+case "$PAIRS" in ''|*[!0-9]*) echo "--pairs needs a number" >&2; exit 2 ;; esac
+if [ "$PAIRS" -lt 1 ] || [ "$PAIRS" -gt 20 ]; then echo "--pairs: 1 to 20" >&2; exit 2; fi
 [ -n "$OUT" ] || OUT="$(mktemp -d /tmp/chat-bench.XXXXXX)"
 mkdir -p "$OUT"
 RESULTS="$OUT/results.jsonl"
 : > "$RESULTS"
+SUITE_START=$SECONDS
 
 log() { echo "[bench] $*" >&2; }
 
@@ -51,6 +64,7 @@ else
 fi
 
 # --- File descriptors ------------------------------------------------------------------------
+# Servers and the load generator inherit this. idle18k needs about 18,900 on each side.
 HARD=$(ulimit -Hn)
 if [ "$HARD" = unlimited ] || [ "$HARD" -gt 65536 ]; then HARD=65536; fi
 ulimit -n "$HARD" || true
@@ -64,15 +78,67 @@ log "building chat-server and loadgen ($PROFILE)"
 (cd "$BENCH/loadgen" && CARGO_INCREMENTAL=0 cargo build "${PROFILE_FLAG[@]}" -q --locked)
 SERVER_BIN="$ROOT/target/$PROFILE/chat-server"
 LOADGEN="$BENCH/loadgen/target/$PROFILE/loadgen"
-if [[ " $PEERS " == *" node "* ]]; then
-  if ! command -v node >/dev/null; then
-    log "node not found: skipping the Node peer"; PEERS=""
-  elif [ ! -d "$BENCH/peers/node/node_modules/socket.io" ]; then
-    log "installing the Node peer (npm ci)"
-    (cd "$BENCH/peers/node" && timeout 120 npm ci --no-audit --no-fund --loglevel=error) \
-      || { log "npm ci failed: skipping the Node peer"; PEERS=""; }
+
+# --- Peers -------------------------------------------------------------------------------------
+NODE_SCRIPT="$BENCH/peers/node/server.js"
+RUST_PEERS="$BENCH/peers/rust"
+SXIO_BIN="$RUST_PEERS/target/$PROFILE/sxio-peer"
+CEILING_BIN="$RUST_PEERS/target/$PROFILE/ceiling-peer"
+NODE_READY=""
+node_ready() { # installs the Node peer once; 0 when usable
+  if [ -z "$NODE_READY" ]; then
+    NODE_READY=no
+    if ! command -v node >/dev/null; then
+      log "node not found"
+    elif [ ! -f "$NODE_SCRIPT" ]; then
+      log "$NODE_SCRIPT is missing"
+    elif [ -d "$BENCH/peers/node/node_modules/socket.io" ]; then
+      NODE_READY=yes
+    else
+      log "installing the Node peer (npm ci)"
+      if (cd "$BENCH/peers/node" && timeout 120 npm ci --no-audit --no-fund --loglevel=error); then
+        NODE_READY=yes
+      else
+        log "npm ci failed"
+      fi
+    fi
   fi
-fi
+  [ "$NODE_READY" = yes ]
+}
+RUST_BUILT=""
+rust_peers_built() { # builds bench/peers/rust once; 0 when it built
+  if [ -z "$RUST_BUILT" ]; then
+    RUST_BUILT=no
+    if [ ! -f "$RUST_PEERS/Cargo.toml" ]; then
+      log "bench/peers/rust does not exist (yet)"
+    elif (CARGO_INCREMENTAL=0 timeout 1200 cargo build "${PROFILE_FLAG[@]}" -q --locked \
+          --manifest-path "$RUST_PEERS/Cargo.toml"); then
+      RUST_BUILT=yes
+    else
+      log "bench/peers/rust did not build"
+    fi
+  fi
+  [ "$RUST_BUILT" = yes ]
+}
+AVAILABLE=""
+for peer in ${PEERS//,/ }; do
+  ok=0
+  case "$peer" in
+    node) node_ready && ok=1 ;;
+    node-sharded)
+      # The sharded mode lives in the same script (env ADAPTER=sharded).
+      if node_ready && grep -q ADAPTER "$NODE_SCRIPT"; then ok=1
+      else log "server.js has no ADAPTER=sharded mode (yet)"; fi ;;
+    sxio) rust_peers_built && [ -x "$SXIO_BIN" ] && ok=1 ;;
+    ceiling) rust_peers_built && [ -x "$CEILING_BIN" ] && ok=1 ;;
+    *) echo "unknown peer $peer (node | node-sharded | sxio | ceiling)" >&2; exit 2 ;;
+  esac
+  if [ $ok = 1 ]; then AVAILABLE="$AVAILABLE $peer"; else log "skipping peer $peer: not available"; fi
+done
+IMPLS="ours$AVAILABLE"
+log "implementations: $IMPLS"
+# The ceiling peer speaks WebSocket only unless told otherwise: its idle runs have no polling.
+CEILING_POLLING="${CEILING_POLLING:-0}"
 
 # --- Ports -----------------------------------------------------------------------------------
 # Below the ephemeral range, so no client socket (ours or another test's) holds the port.
@@ -83,13 +149,13 @@ port_free() {
   ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null &&
     [ -z "$(ss -Htan "( sport = :$1 )" 2>/dev/null)" ]
 }
-pick_base() {
-  local tries=0 base
+pick_base() { # count: base..base+count-1 free
+  local tries=0 base i ok
   while [ $tries -lt 50 ]; do
     base=$(( 20000 + (RANDOM % PORT_SPAN) * 10 ))
-    if port_free "$base" && port_free $((base + 1)) && port_free $((base + 2)); then
-      echo "$base"; return 0
-    fi
+    ok=1
+    for i in $(seq 0 $(( $1 - 1 ))); do port_free $((base + i)) || { ok=0; break; }; done
+    if [ $ok = 1 ]; then echo "$base"; return 0; fi
     tries=$((tries + 1))
   done
   echo "no free ports" >&2; return 1
@@ -102,47 +168,65 @@ wait_port() { # port, seconds
   done
   echo "port $1 did not open" >&2; return 1
 }
+load1() { awk '{print $1}' /proc/loadavg; }
 
 # --- Cluster lifecycle -------------------------------------------------------------------------
 PIDS=()
 REDIS_PID=""
+# The measurement is over when this runs: servers get 2 s to exit, then SIGKILL (ours drains
+# its sockets for up to CHAT_DRAIN_TIMEOUT on SIGTERM, which is no use here).
 stop_cluster() {
   local p
   for p in "${PIDS[@]}" $REDIS_PID; do kill "$p" 2>/dev/null || true; done
   for p in "${PIDS[@]}" $REDIS_PID; do
-    for _ in $(seq 1 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+    for _ in $(seq 1 20); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
     kill -9 "$p" 2>/dev/null || true
   done
   PIDS=(); REDIS_PID=""
 }
 trap stop_cluster EXIT
 
-start_cluster() { # impl nodes
-  local impl=$1 nodes=$2 base i port
-  base=$(pick_base) || return 1
-  REDIS_PORT=$base
-  "${PIN_SERVER[@]}" redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' \
+start_redis() { # port
+  "${PIN_SERVER[@]}" redis-server --port "$1" --bind 127.0.0.1 --save '' \
     --appendonly no --daemonize no --loglevel warning >"$OUT/redis.log" 2>&1 &
   REDIS_PID=$!
-  wait_port "$REDIS_PORT" 10 || return 1
+  disown $!
+  wait_port "$1" 10
+}
+
+start_cluster() { # impl nodes
+  local impl=$1 nodes=$2 base i port redis_url
+  base=$(pick_base $((nodes + 1))) || return 1
+  REDIS_PORT=$base
+  start_redis "$REDIS_PORT" || return 1
+  redis_url="redis://127.0.0.1:$REDIS_PORT"
   URLS=""
   for i in $(seq 1 "$nodes"); do
     port=$((base + i))
     case "$impl" in
       ours)
+        # shellcheck disable=SC2086 # OURS_ENV is a list of VAR=value words
         TOKIO_WORKER_THREADS=1 CHAT_LISTEN="127.0.0.1:$port" CHAT_NODE_ID="bench$i" \
-          CHAT_REDIS_URL="redis://127.0.0.1:$REDIS_PORT" CHAT_REDIS_PREFIX="bench:" \
+          CHAT_REDIS_URL="$redis_url" CHAT_REDIS_PREFIX="bench:" \
           CHAT_RATE_MESSAGES=1000000 CHAT_RATE_MESSAGES_BURST=1000000 \
           CHAT_RATE_EVENTS=1000000 CHAT_RATE_EVENTS_BURST=1000000 \
           CHAT_CAPACITY=100000 RUST_LOG=warn \
           "${PIN_SERVER[@]}" env $OURS_ENV "$SERVER_BIN" >"$OUT/ours$i.log" 2>&1 &
         ;;
-      node)
-        PORT=$port REDIS_URL="redis://127.0.0.1:$REDIS_PORT" NODE_ID="bench$i" \
-          "${PIN_SERVER[@]}" node "$BENCH/peers/node/server.js" >"$OUT/node$i.log" 2>&1 &
+      node|node-sharded)
+        ADAPTER=$([ "$impl" = node-sharded ] && echo sharded || echo classic) \
+          PORT=$port HOST=127.0.0.1 REDIS_URL="$redis_url" NODE_ID="bench$i" \
+          "${PIN_SERVER[@]}" node "$NODE_SCRIPT" >"$OUT/$impl$i.log" 2>&1 &
+        ;;
+      sxio|ceiling)
+        TOKIO_WORKER_THREADS=1 PORT=$port HOST=127.0.0.1 REDIS_URL="$redis_url" \
+          NODE_ID="bench$i" RUST_LOG=warn \
+          "${PIN_SERVER[@]}" "$([ "$impl" = sxio ] && echo "$SXIO_BIN" || echo "$CEILING_BIN")" \
+          >"$OUT/$impl$i.log" 2>&1 &
         ;;
     esac
     PIDS+=($!)
+    disown $!  # no "Killed" job notices
     URLS="${URLS:+$URLS,}ws://127.0.0.1:$port"
   done
   for i in $(seq 1 "$nodes"); do wait_port $((base + i)) 20 || return 1; done
@@ -152,6 +236,18 @@ start_cluster() { # impl nodes
 # run_case impl pair label nodes loadgen-args...
 run_case() {
   local impl=$1 pair=$2 label=$3 nodes=$4; shift 4
+  local extra=()
+  if [ "$impl" = ceiling ]; then
+    if [ "$nodes" -gt 1 ]; then
+      log "skip: ceiling $label (the ceiling peer has no Redis: single-node cases only)"
+      return 0
+    fi
+    if [ "$CEILING_POLLING" != 1 ] && [[ " $* " == *" --polling-share "* ]]; then
+      log "ceiling $label: WebSocket clients only (CEILING_POLLING=1 to keep the polling share)"
+      extra=(--polling-share 0)
+    fi
+  fi
+  local t0=$SECONDS l0; l0=$(load1)
   if ! start_cluster "$impl" "$nodes"; then
     stop_cluster
     log "FAILED: $impl $label: the cluster did not start (logs in $OUT)"
@@ -161,64 +257,89 @@ run_case() {
   fi
   local pids; pids=$(IFS=,; echo "${PIDS[*]}")
   local line rc=0
-  line=$("${PIN_LOADGEN[@]}" "$LOADGEN" "$@" --urls "$URLS" --pids "$pids" \
-    --redis-pid "$REDIS_PID" --label "$label" --tag "p${pair}" $ASSERT) || rc=$?
+  line=$("${PIN_LOADGEN[@]}" "$LOADGEN" "$@" "${extra[@]}" --urls "$URLS" --pids "$pids" \
+    --redis-pid "$REDIS_PID" --label "$label" --tag "p${pair}" --max-seconds 400 $ASSERT) || rc=$?
   stop_cluster
-  echo "$line" | jq -c --arg impl "$impl" --argjson pair "$pair" '. + {impl: $impl, pair: $pair}' \
+  local l1; l1=$(load1)
+  [ -n "$line" ] || line="{\"error\":\"the load generator printed nothing (exit $rc)\",\"label\":\"$label\"}"
+  echo "$line" | jq -c --arg impl "$impl" --argjson pair "$pair" --argjson nodes "$nodes" \
+    --argjson l0 "$l0" --argjson l1 "$l1" --argjson secs $((SECONDS - t0)) \
+    '. + {impl: $impl, pair: $pair, nodes: $nodes, load1_before: $l0, load1_after: $l1, case_s: $secs}' \
     >>"$RESULTS" 2>/dev/null || echo "$line" >>"$RESULTS"
   if [ $rc -ne 0 ]; then
-    log "FAILED: $impl $label (exit $rc): $line"
+    log "FAILED: $impl $label (exit $rc): ${line:0:600}"
     FAILED=$((FAILED + 1))
   else
-    log "ok: $impl $label"
+    log "ok: $impl $label ($((SECONDS - t0)) s, load $l0 -> $l1)"
   fi
 }
 
 FAILED=0
 OURS_ENV=""
-IMPLS="ours $PEERS"
-has() { [[ ",$ONLY," == *",$1,"* ]]; }
+# want family label: selected by --only (families or labels; empty: everything)
+want() { [ -z "$ONLY" ] || [[ ",$ONLY," == *",$1,"* ]] || [[ ",$ONLY," == *",$2,"* ]]; }
 
 if [ $QUICK = 1 ]; then
   ASSERT="--assert"
   for impl in $IMPLS; do
     run_case "$impl" 0 "dm-quick" 2 dm --pairs 5 --rate 50 --duration 1 --drain 5
+    run_case "$impl" 0 "polling-quick" 2 polling --clients 10 --rate 20 --duration 1 --drain 5
     run_case "$impl" 0 "fanout-quick" 2 fanout --groups 2 --size 10 --rate 10 --duration 1 \
       --drain 5 --settle-ms 200
+    run_case "$impl" 0 "fanout-partial-quick" 3 fanout --groups 3 --size 5 --rate 15 \
+      --duration 1 --drain 5 --settle-ms 200 --member-nodes 1
     run_case "$impl" 0 "connect-quick" 2 connect --conns 200 --concurrency 50
-    run_case "$impl" 0 "idle-quick" 1 idle --conns 200 --hold 0.5
+    run_case "$impl" 0 "idle-quick" 1 idle --conns 200 --hold 0.5 --polling-share 0.05
   done
   python3 "$BENCH/report.py" --quick "$RESULTS" || FAILED=$((FAILED + 1))
   if [ $FAILED -ne 0 ]; then echo "bench quick: $FAILED failed"; exit 1; fi
-  echo "bench quick: all runs delivered every message exactly once"
+  echo "bench quick: all runs delivered every message exactly once ($((SECONDS - SUITE_START)) s)"
   exit 0
 fi
 
 ASSERT=""
-DM_RATES="${DM_RATES:-500 2000 5000}"
-# Cases: label|nodes|extra environment for ours|loadgen arguments. Each case runs ours then the peer back to back (A/B), and
-# the whole list repeats $PAIRS times.
+DM_RATES="${DM_RATES:-500 2000}"
+SEARCH_RATES="${SEARCH_RATES:-500,1000,2000,3000,5000,8000,12000,16000,24000}"
+# Cases: family|label|nodes|extra environment for ours|loadgen arguments. Each case runs ours
+# then every peer back to back (A/B), and the whole list repeats $PAIRS times.
 CASES=()
-if has dm; then
-  for rate in $DM_RATES; do
-    CASES+=("dm@$rate|2||dm --pairs 100 --rate $rate --duration 10 --drain 10")
-  done
+for rate in $DM_RATES; do
+  CASES+=("dm|dm@$rate|2||dm --pairs 100 --rate $rate --duration 10 --drain 10")
+done
+# The highest cross-node 1:1 rate whose p99 stays under 50 ms: one connection set, 5 s per
+# rate, stops at the first rate that fails.
+CASES+=("dm-search|dm-search|2||dm-search --pairs 100 --rates $SEARCH_RATES --step-duration 5 --drain 5 --p99-ms 50")
+# Group fan-out over 3 nodes, members spread over all three; deliveries/s: 3,600 / 4,950 / 14,985.
+CASES+=("fanout|fanout10|3||fanout --groups 50 --size 10 --rate ${FANOUT10_RATE:-400} --duration 10 --drain 10")
+CASES+=("fanout|fanout100|3||fanout --groups 5 --size 100 --rate ${FANOUT_RATE:-50} --duration 10 --drain 10")
+# The same with ours' delivery receipts off for groups (CHAT_RECEIPT_GROUP_MAX=0): shows what
+# receipts cost. The peers have no receipts; their runs are identical to the one above.
+CASES+=("fanout|fanout100-norcpt|3|CHAT_RECEIPT_GROUP_MAX=0|fanout --groups 5 --size 100 --rate ${FANOUT_RATE:-50} --duration 10 --drain 10")
+CASES+=("fanout|fanout1000|3||fanout --groups 1 --size 1000 --rate ${FANOUT1000_RATE:-15} --duration 10 --drain 10")
+# Partial fan-out: group g's sender on node g mod 3, its other members all on the next node;
+# the third node has no member of the group. Redis and node CPU per delivery, separately.
+CASES+=("fanout-partial|fanout-partial|3||fanout --groups 6 --size 100 --rate ${FANOUT_RATE:-50} --duration 10 --drain 10 --member-nodes 1")
+# Idle memory on one node, 5% of the clients long-polling; slope between 1k and 18k.
+CASES+=("idle|idle1k|1||idle --conns 1000 --hold 3 --polling-share 0.05")
+if [ "${IDLE_5K:-0}" = 1 ]; then
+  CASES+=("idle|idle5k|1||idle --conns 5000 --hold 3 --polling-share 0.05 --concurrency 200")
 fi
-if has fanout; then
-  FAN="fanout --groups 5 --size 100 --rate ${FANOUT_RATE:-50} --duration 10 --drain 10"
-  CASES+=("fanout100|2||$FAN")
-  # The same with ours' delivery receipts off for groups (CHAT_RECEIPT_GROUP_MAX=0): shows
-  # what receipts cost. The Node peer has no receipts; its run is identical to the one above.
-  CASES+=("fanout100-norcpt|2|CHAT_RECEIPT_GROUP_MAX=0|$FAN")
-fi
-if has idle; then
-  CASES+=("idle1k|1||idle --conns 1000 --hold 3")
-  CASES+=("idle5k|1||idle --conns 5000 --hold 3 --concurrency 200")
-fi
-has connect && CASES+=("connect2k|2||connect --conns 2000 --concurrency 100")
+CASES+=("idle|idle18k|1||idle --conns 18000 --hold 3 --polling-share 0.05 --concurrency 200 --source-ips 4")
+CASES+=("connect|connect10k|2||connect --conns 10000 --concurrency 100")
+CASES+=("polling|polling500|2||polling --clients 500 --rate ${POLLING_RATE:-500} --duration 10 --drain 10")
+
+SELECTED=()
+for c in "${CASES[@]}"; do
+  IFS='|' read -r family label _ <<<"$c"
+  if want "$family" "$label"; then SELECTED+=("$c"); fi
+done
+log "${#SELECTED[@]} cases x $PAIRS pairs x ($IMPLS)"
 for pair in $(seq 1 "$PAIRS"); do
-  for c in "${CASES[@]}"; do
-    IFS='|' read -r label nodes OURS_ENV args <<<"$c"
+  # The load generator's own latency floor (WebSocket echo on its own core), once per pair.
+  fl=$("${PIN_LOADGEN[@]}" "$LOADGEN" floor --conns 10 --rate 1000 --duration 3 --label floor) || true
+  echo "$fl" | jq -c --argjson pair "$pair" '. + {impl: "loadgen", pair: $pair}' >>"$RESULTS" 2>/dev/null || true
+  for c in "${SELECTED[@]}"; do
+    IFS='|' read -r _ label nodes OURS_ENV args <<<"$c"
     for impl in $IMPLS; do
       # shellcheck disable=SC2086
       run_case "$impl" "$pair" "$label" "$nodes" $args
@@ -226,6 +347,35 @@ for pair in $(seq 1 "$PAIRS"); do
   done
 done
 
-log "results: $RESULTS"
+# --- Ceilings: what one core of Redis does (redis-benchmark, loopback, Redis on the server core).
+if want ceilings ceilings; then
+  base=$(pick_base 1)
+  start_redis "$base"
+  PAYLOAD=$(printf 'x%.0s' $(seq 1 100))
+  # One subscriber on the channel, as every socket.io node subscribes to the adapter's channel.
+  timeout 120 "${PIN_LOADGEN[@]}" redis-cli -p "$base" SUBSCRIBE bench:chan >/dev/null 2>&1 &
+  SUB_PID=$!
+  sleep 0.2
+  ceiling() { # name, redis-benchmark arguments...
+    local name=$1 csv rps p50; shift
+    csv=$(timeout 60 "${PIN_LOADGEN[@]}" redis-benchmark -p "$base" -q --csv -c 50 "$@" 2>/dev/null | tail -1) || true
+    rps=$(echo "$csv" | awk -F'","' '{print $2}')
+    p50=$(echo "$csv" | awk -F'","' '{print $5}')
+    if jq -nc --arg t "$name" --argjson rps "${rps:-null}" --argjson p50 "${p50:-null}" \
+        '{impl: "redis", label: "redis-ceiling", test: $t, rps: $rps, p50_ms: $p50}' >>"$RESULTS"; then
+      log "redis ceiling: $name: ${rps:-?} requests/s"
+    else
+      log "redis ceiling: $name: no result"
+    fi
+  }
+  ceiling "PUBLISH" -n 200000 PUBLISH bench:chan "$PAYLOAD"
+  ceiling "XADD" -n 200000 XADD bench:stream MAXLEN '~' 10000 '*' m "$PAYLOAD"
+  ceiling "PUBLISH, pipeline 16" -n 1000000 -P 16 PUBLISH bench:chan "$PAYLOAD"
+  ceiling "XADD, pipeline 16" -n 1000000 -P 16 XADD bench:stream MAXLEN '~' 10000 '*' m "$PAYLOAD"
+  kill "$SUB_PID" 2>/dev/null || true
+  stop_cluster
+fi
+
+log "results: $RESULTS ($((SECONDS - SUITE_START)) s)"
 python3 "$BENCH/report.py" "$RESULTS" | tee "$OUT/table.md"
 [ $FAILED -eq 0 ] || log "$FAILED runs failed (see above)"
