@@ -133,7 +133,14 @@ for peer in ${PEERS//,/ }; do
     ceiling) rust_peers_built && [ -x "$CEILING_BIN" ] && ok=1 ;;
     *) echo "unknown peer $peer (node | node-sharded | sxio | ceiling)" >&2; exit 2 ;;
   esac
-  if [ $ok = 1 ]; then AVAILABLE="$AVAILABLE $peer"; else log "skipping peer $peer: not available"; fi
+  if [ $ok = 1 ]; then
+    AVAILABLE="$AVAILABLE $peer"
+  elif [ $QUICK = 1 ]; then
+    # CI checks the harness: a peer asked for that cannot run is a failure, not a skip.
+    echo "bench quick: peer $peer is not available" >&2; exit 1
+  else
+    log "skipping peer $peer: not available"
+  fi
 done
 IMPLS="ours$AVAILABLE"
 log "implementations: $IMPLS"
