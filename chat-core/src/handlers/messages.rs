@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 use socketioxide::adapter::Adapter;
 
-use super::{Call, delivery, rate_limited, rooms};
+use super::{Call, delivery, rooms};
 use crate::{
     error::{ChatError, ErrorCode},
     protocol::{ConversationId, GroupId, Message, UserId, now_ms},
@@ -68,14 +68,6 @@ pub(crate) async fn send<A: Adapter>(call: Call<A>, req: SendReq) -> Result<Send
             ));
         }
     };
-    if !ctx
-        .stores
-        .rates
-        .try_acquire(&format!("msg:{}", call.user), ctx.limits.message_rate)
-        .await?
-    {
-        return Err(rate_limited());
-    }
     let new = NewMessage {
         conversation,
         from: call.user.clone(),

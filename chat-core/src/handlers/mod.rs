@@ -170,7 +170,11 @@ pub(crate) struct Call<A: Adapter> {
 }
 
 impl<A: Adapter> Call<A> {
-    async fn start(ctx: Arc<Ctx>, socket: SocketRef<A>) -> Result<Self, ChatError> {
+    async fn start(
+        ctx: Arc<Ctx>,
+        socket: SocketRef<A>,
+        event: &'static str,
+    ) -> Result<Self, ChatError> {
         let Some(identity) = socket.extensions.get::<Identity>() else {
             return Err(ChatError::new(ErrorCode::Unauthorized, "not signed in"));
         };
@@ -180,13 +184,15 @@ impl<A: Adapter> Call<A> {
                 "token expired; reconnect with a new token",
             ));
         }
-        let key = format!("ev:{}", identity.user);
-        if !ctx
-            .stores
-            .rates
-            .try_acquire(&key, ctx.limits.event_rate)
-            .await?
-        {
+        // Every acknowledged event takes a token from the user's event bucket; a message
+        // also from the message bucket, in the same round trip.
+        let events_key = format!("ev:{}", identity.user);
+        let messages_key = format!("msg:{}", identity.user);
+        let mut buckets = vec![(events_key.as_str(), ctx.limits.event_rate)];
+        if event == "message:send" {
+            buckets.push((messages_key.as_str(), ctx.limits.message_rate));
+        }
+        if !ctx.stores.rates.try_acquire_all(&buckets).await? {
             return Err(rate_limited());
         }
         Ok(Self {
@@ -322,7 +328,7 @@ fn queue<A, Req, Res, F, Fut>(
     };
     slot.push(Box::pin(async move {
         let result = async {
-            let call = Call::start(ctx, s).await?;
+            let call = Call::start(ctx, s, event).await?;
             let req = parse::<Req>(data.unwrap_or(Value::Null))?;
             f(call, req).await
         }

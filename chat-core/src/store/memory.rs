@@ -112,6 +112,11 @@ struct BucketMap {
 impl TokenBuckets {
     /// Takes a token from `key`'s bucket; false if it is empty.
     pub fn try_acquire(&self, key: &str, rate: Rate) -> bool {
+        self.try_acquire_all(&[(key, rate)])
+    }
+
+    /// Takes a token from every bucket if each has one; otherwise takes none and says false.
+    pub fn try_acquire_all(&self, buckets: &[(&str, Rate)]) -> bool {
         let now = Instant::now();
         let mut b = lock(&self.0);
         if b.last_prune
@@ -121,19 +126,25 @@ impl TokenBuckets {
                 .retain(|_, (_, at)| now.duration_since(*at) < BUCKET_IDLE);
             b.last_prune = Some(now);
         }
-        let (tokens, at) = b
-            .map
-            .entry(key.to_owned())
-            .or_insert((f64::from(rate.burst), now));
-        let refill = now.duration_since(*at).as_secs_f64() * rate.per_second;
-        *tokens = (*tokens + refill).min(f64::from(rate.burst));
-        *at = now;
-        if *tokens >= 1.0 {
-            *tokens -= 1.0;
-            true
-        } else {
-            false
+        let mut all = true;
+        for (key, rate) in buckets {
+            let (tokens, at) = b
+                .map
+                .entry((*key).to_owned())
+                .or_insert((f64::from(rate.burst), now));
+            let refill = now.duration_since(*at).as_secs_f64() * rate.per_second;
+            *tokens = (*tokens + refill).min(f64::from(rate.burst));
+            *at = now;
+            all &= *tokens >= 1.0;
         }
+        if all {
+            for (key, _) in buckets {
+                if let Some((tokens, _)) = b.map.get_mut(*key) {
+                    *tokens -= 1.0;
+                }
+            }
+        }
+        all
     }
 }
 
@@ -592,8 +603,8 @@ impl Presence for MemoryStore {
 
 #[async_trait]
 impl RateLimiter for MemoryStore {
-    async fn try_acquire(&self, key: &str, rate: Rate) -> Result<bool, StoreError> {
-        Ok(self.buckets.try_acquire(key, rate))
+    async fn try_acquire_all(&self, buckets: &[(&str, Rate)]) -> Result<bool, StoreError> {
+        Ok(self.buckets.try_acquire_all(buckets))
     }
 }
 

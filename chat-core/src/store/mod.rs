@@ -193,8 +193,14 @@ pub trait Presence: Send + Sync + 'static {
 /// Per-key token buckets shared by every device of a user.
 #[async_trait]
 pub trait RateLimiter: Send + Sync + 'static {
+    /// Takes a token from every bucket if each has one (atomically); otherwise takes none and
+    /// answers false.
+    async fn try_acquire_all(&self, buckets: &[(&str, Rate)]) -> Result<bool, StoreError>;
+
     /// Takes a token from `key`'s bucket; false if it is empty.
-    async fn try_acquire(&self, key: &str, rate: Rate) -> Result<bool, StoreError>;
+    async fn try_acquire(&self, key: &str, rate: Rate) -> Result<bool, StoreError> {
+        self.try_acquire_all(&[(key, rate)]).await
+    }
 }
 
 /// The set of stores a chat node runs on.

@@ -209,17 +209,24 @@ end
 return out
 ";
 
+/// Token buckets KEYS[i] with rate ARGV[2i-1] and burst ARGV[2i]: a token from each if every
+/// one has a token, else none. Returns 1 or 0.
 const RATE: &str = r"
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
-local rate, burst = tonumber(ARGV[1]), tonumber(ARGV[2])
-local v = redis.call('HMGET', KEYS[1], 'tk', 'ts')
-local tokens, ts = tonumber(v[1]) or burst, tonumber(v[2]) or now
-tokens = math.min(burst, tokens + math.max(0, now - ts) * rate)
-local ok = 0
-if tokens >= 1 then tokens = tokens - 1; ok = 1 end
-redis.call('HSET', KEYS[1], 'tk', string.format('%.6f', tokens), 'ts', string.format('%.6f', now))
-redis.call('PEXPIRE', KEYS[1], math.ceil(burst / rate * 1000) + 1000)
+local tokens, ok = {}, 1
+for i = 1, #KEYS do
+  local rate, burst = tonumber(ARGV[2 * i - 1]), tonumber(ARGV[2 * i])
+  local v = redis.call('HMGET', KEYS[i], 'tk', 'ts')
+  local tk, ts = tonumber(v[1]) or burst, tonumber(v[2]) or now
+  tokens[i] = math.min(burst, tk + math.max(0, now - ts) * rate)
+  if tokens[i] < 1 then ok = 0 end
+end
+for i = 1, #KEYS do
+  local rate, burst = tonumber(ARGV[2 * i - 1]), tonumber(ARGV[2 * i])
+  redis.call('HSET', KEYS[i], 'tk', string.format('%.6f', tokens[i] - ok), 'ts', string.format('%.6f', now))
+  redis.call('PEXPIRE', KEYS[i], math.ceil(burst / rate * 1000) + 1000)
+end
 return ok
 ";
 
@@ -949,9 +956,13 @@ impl Presence for RedisStore {
 
 #[async_trait]
 impl RateLimiter for RedisStore {
-    async fn try_acquire(&self, key: &str, rate: Rate) -> Result<bool, StoreError> {
-        let mut inv = self.scripts.rate.key(self.key(format!("rate:{key}")));
-        inv.arg(rate.per_second).arg(rate.burst);
+    async fn try_acquire_all(&self, buckets: &[(&str, Rate)]) -> Result<bool, StoreError> {
+        let mut inv = self.scripts.rate.prepare_invoke();
+        for (key, rate) in buckets {
+            inv.key(self.key(format!("rate:{key}")))
+                .arg(rate.per_second)
+                .arg(rate.burst);
+        }
         let ok: i64 = self.redis.script(&inv).await.map_err(backend)?;
         Ok(ok == 1)
     }

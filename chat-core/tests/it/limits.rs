@@ -55,6 +55,29 @@ async fn event_rate_limit() {
     );
 }
 
+/// A send refused by the message budget takes nothing from the event budget: both budgets
+/// are checked and spent together, in one step.
+#[tokio::test]
+async fn a_refused_send_spends_no_event_budget() {
+    let srv = TestServer::with(|c| {
+        c.limits.message_rate = Rate::new(0.001, 1);
+        c.limits.event_rate = Rate::new(0.001, 4);
+    })
+    .await;
+    let (a, b) = (uid("alice"), uid("bob"));
+    let mut c = srv.client(&a).await;
+    ok(c.ack("message:send", json!({"to": b, "body": "one"})).await);
+    assert_code(
+        &c.ack("message:send", json!({"to": b, "body": "two"})).await,
+        "rate_limited",
+    );
+    // 4 event tokens, 1 spent by the first send: 3 left, the refused send took none.
+    for _ in 0..3 {
+        ok(c.ack("conversations", json!({})).await);
+    }
+    assert_code(&c.ack("conversations", json!({})).await, "rate_limited");
+}
+
 /// A packet over the Engine.IO payload limit closes that connection only.
 #[tokio::test]
 async fn oversized_packets_close_only_their_connection() {
