@@ -380,19 +380,23 @@ impl Cluster {
         *self.chat.write().unwrap_or_else(|p| p.into_inner()) = Some(hook);
     }
 
-    /// Sends a chat-level message to every other node that hosts one of `rooms` (routed
-    /// rooms; any other room reaches every node), in order with this node's broadcasts.
-    pub(crate) async fn send_chat(
-        &self,
-        rooms: &[String],
-        data: Vec<u8>,
-    ) -> Result<(), ClusterError> {
+    /// The other nodes a chat-level message to `rooms` must reach: those hosting one of them
+    /// (routed rooms; any other room reaches every node).
+    pub(crate) async fn chat_targets(&self, rooms: &[String]) -> Vec<Uid> {
         let mut opts = BroadcastOptions::default();
         opts.rooms = rooms.iter().cloned().map(Room::from).collect();
         // Include recently expired nodes while recovering, as requests that wait do: right
         // after an outage, skipping a live node would lose the message until its next sync.
-        let targets = self.targets(&opts, true).await;
-        self.send(&targets, Kind::Chat, "", data, false).await
+        self.targets(&opts, true).await
+    }
+
+    /// Sends a chat-level message to `targets`, in order with this node's broadcasts.
+    pub(crate) async fn send_chat(
+        &self,
+        targets: &[Uid],
+        data: Vec<u8>,
+    ) -> Result<(), ClusterError> {
+        self.send(targets, Kind::Chat, "", data, false).await
     }
 
     /// Calls `hook` with the uid of every node found dead (its lease ended), on one live node.

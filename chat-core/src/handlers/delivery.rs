@@ -20,6 +20,7 @@ use std::{
 use futures_util::StreamExt;
 use serde::{Deserialize, Serialize, de::IgnoredAny};
 use socketioxide::{AckError, SocketIo, adapter::Adapter, operators::BroadcastOperators};
+use socketioxide_core::Uid;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -87,34 +88,49 @@ pub(crate) fn mark_queue() -> (mpsc::Sender<PendingMark>, mpsc::Receiver<Pending
     mpsc::channel(MARK_QUEUE)
 }
 
-/// Delivers a stored message to `rooms`: to the other nodes hosting them, then through
-/// `here` (this node's devices in `rooms`, usually without the sending socket).
+/// The other nodes hosting one of `rooms`, in cluster mode.
+pub(crate) async fn route(ctx: &Ctx, rooms: &[String]) -> Vec<Uid> {
+    match &ctx.cluster {
+        Some(cluster) => cluster.chat_targets(rooms).await,
+        None => Vec::new(),
+    }
+}
+
+/// Delivers a stored message to `rooms`: to the other nodes hosting them (`route`), then
+/// through `here` (this node's devices in `rooms`, usually without the sending socket).
 pub(crate) async fn deliver<A: Adapter>(
     ctx: &Arc<Ctx>,
     here: BroadcastOperators<A>,
     message: &Message,
     rooms: Vec<String>,
+    route: Vec<Uid>,
     receipts: bool,
 ) {
-    if ctx.cluster.is_some() {
+    if !route.is_empty() {
         let envelope = Envelope::Deliver {
             message: message.clone(),
-            rooms: rooms.clone(),
+            rooms,
             receipts,
         };
-        to_other_nodes(ctx, &rooms, &envelope).await;
+        to_nodes(ctx, &route, &envelope).await;
     }
     emit_local(ctx, here, message, receipts).await;
 }
 
 /// Sends `envelope` to the other nodes hosting one of `rooms`, in cluster mode.
 async fn to_other_nodes(ctx: &Ctx, rooms: &[String], envelope: &Envelope) {
-    let Some(cluster) = &ctx.cluster else {
+    let route = route(ctx, rooms).await;
+    to_nodes(ctx, &route, envelope).await;
+}
+
+/// Sends `envelope` to `nodes`.
+async fn to_nodes(ctx: &Ctx, nodes: &[Uid], envelope: &Envelope) {
+    let Some(cluster) = ctx.cluster.as_ref().filter(|_| !nodes.is_empty()) else {
         return;
     };
     let sent = match rmp_serde::to_vec_named(envelope) {
         Ok(data) => cluster
-            .send_chat(rooms, data)
+            .send_chat(nodes, data)
             .await
             .map_err(|e| e.to_string()),
         Err(e) => Err(e.to_string()),

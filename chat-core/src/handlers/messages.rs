@@ -68,6 +68,11 @@ pub(crate) async fn send<A: Adapter>(call: Call<A>, req: SendReq) -> Result<Send
             ));
         }
     };
+    // A DM goes to both users' rooms, a group message to the group's room.
+    let rooms: Vec<String> = match &conversation {
+        ConversationId::Group(g) => vec![rooms::group(g)],
+        ConversationId::Dm(..) => audience.iter().map(rooms::user).collect(),
+    };
     let new = NewMessage {
         conversation,
         from: call.user.clone(),
@@ -75,10 +80,18 @@ pub(crate) async fn send<A: Adapter>(call: Call<A>, req: SendReq) -> Result<Send
         ts: now_ms(),
         client_id: req.client_id,
     };
-    match ctx.stores.messages.append(new, &audience).await? {
+    // Which nodes host the rooms is looked up while the message is stored: both go to Redis
+    // in one round trip.
+    let (appended, route) = tokio::join!(
+        ctx.stores.messages.append(new, &audience),
+        delivery::route(ctx, &rooms)
+    );
+    match appended? {
         Appended::New(message) => {
             let receipts = call.receipts_for(group.as_ref());
-            deliver(&call, &message, &audience, receipts).await;
+            // This node's devices in those rooms, except the sending one (it gets the ack).
+            let here = call.socket.to(rooms.clone()).local();
+            delivery::deliver(ctx, here, &message, rooms, route, receipts).await;
             Ok(SendRes {
                 message,
                 duplicate: false,
@@ -93,22 +106,4 @@ pub(crate) async fn send<A: Adapter>(call: Call<A>, req: SendReq) -> Result<Send
             "clientId was already used for a different message",
         )),
     }
-}
-
-/// Delivers a stored message to the sender's other devices and every recipient's devices:
-/// a DM to both users' rooms, a group message to the group's room. Where receipts apply,
-/// the devices' acks become delivered marks and receipts ([`delivery`]).
-async fn deliver<A: Adapter>(
-    call: &Call<A>,
-    message: &Message,
-    audience: &[UserId],
-    receipts: bool,
-) {
-    let rooms: Vec<String> = match &message.conversation {
-        ConversationId::Group(g) => vec![rooms::group(g)],
-        ConversationId::Dm(..) => audience.iter().map(rooms::user).collect(),
-    };
-    // This node's devices in those rooms, except the sending one (it gets the ack).
-    let here = call.socket.to(rooms.clone()).local();
-    delivery::deliver(&call.ctx, here, message, rooms, receipts).await;
 }
