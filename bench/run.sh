@@ -10,7 +10,7 @@
 #   bench/run.sh --out DIR              # where results go (default: a new /tmp/chat-bench.*)
 #
 # Families (--only takes families or case labels): dm (dm@R), dm-search, fanout (fanout10,
-# fanout100, fanout100-norcpt, fanout1000), fanout-partial, idle (idle1k, idle18k), connect
+# fanout100, fanout100-norcpt, fanout1000, fanout100-1node), fanout-partial, idle (idle1k, idle18k), connect
 # (connect10k), polling (polling500), ceilings (redis-benchmark on the server core).
 # Peers: node (socket.io + classic redis adapter), node-sharded (the same, ADAPTER=sharded),
 # sxio and ceiling (bench/peers/rust; ceiling has no Redis and runs in single-node cases only).
@@ -323,6 +323,8 @@ CASES+=("fanout|fanout100|3||fanout --groups 5 --size 100 --rate ${FANOUT_RATE:-
 # receipts cost. The peers have no receipts; their runs are identical to the one above.
 CASES+=("fanout|fanout100-norcpt|3|CHAT_RECEIPT_GROUP_MAX=0|fanout --groups 5 --size 100 --rate ${FANOUT_RATE:-50} --duration 10 --drain 10")
 CASES+=("fanout|fanout1000|3||fanout --groups 1 --size 1000 --rate ${FANOUT1000_RATE:-15} --duration 10 --drain 10")
+# The same on one node: the one fan-out the ceiling peer (no Redis, one process) can run.
+CASES+=("fanout|fanout100-1node|1||fanout --groups 5 --size 100 --rate ${FANOUT_RATE:-50} --duration 10 --drain 10")
 # Partial fan-out: group g's sender on node g mod 3, its other members all on the next node;
 # the third node has no member of the group. Redis and node CPU per delivery, separately.
 CASES+=("fanout-partial|fanout-partial|3||fanout --groups 6 --size 100 --rate ${FANOUT_RATE:-50} --duration 10 --drain 10 --member-nodes 1")
