@@ -297,7 +297,14 @@ impl RequestQueue {
                     }
                 }
             };
-            job.await;
+            // A request that panics must not leave the socket without a worker (its state
+            // would still say one runs): the panic is logged and the next request goes on.
+            if futures_util::FutureExt::catch_unwind(std::panic::AssertUnwindSafe(job))
+                .await
+                .is_err()
+            {
+                tracing::error!("a request handler panicked");
+            }
         }
     }
 }
