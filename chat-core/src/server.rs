@@ -365,9 +365,8 @@ fn detach_head<B>(req: axum::http::Request<B>) -> axum::http::Request<B> {
     }
     let mut headers = axum::http::HeaderMap::with_capacity(parts.headers.len());
     for (name, value) in &parts.headers {
-        let Ok(mut copy) = HeaderValue::from_bytes(value.as_bytes()) else {
-            continue;
-        };
+        // A value hyper accepted but `HeaderValue` would not is kept as it is: never dropped.
+        let mut copy = HeaderValue::from_bytes(value.as_bytes()).unwrap_or_else(|_| value.clone());
         copy.set_sensitive(value.is_sensitive());
         headers.append(name.clone(), copy);
     }
