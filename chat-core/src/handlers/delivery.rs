@@ -82,6 +82,10 @@ pub(crate) type PendingMark = (UserId, ConversationId, MessageId);
 const MARK_QUEUE: usize = 8192;
 /// Most marks written in one round trip.
 const MARK_BATCH: usize = 512;
+/// How long a batch waits for more acks after its first: the acks of one message from a
+/// group's devices arrive within a few milliseconds, and written together they share one
+/// script call. Receipts are that much later; nobody sees 10 ms on a delivery tick.
+const MARK_LINGER: std::time::Duration = std::time::Duration::from_millis(10);
 
 /// The queue between ack handling and [`record_marks`].
 pub(crate) fn mark_queue() -> (mpsc::Sender<PendingMark>, mpsc::Receiver<PendingMark>) {
@@ -216,6 +220,15 @@ pub(crate) async fn record_marks<A: Adapter>(
         };
         if n == 0 {
             return;
+        }
+        if batch.len() < MARK_BATCH && !stop.is_cancelled() {
+            tokio::time::sleep(MARK_LINGER).await;
+            while batch.len() < MARK_BATCH {
+                match queue.try_recv() {
+                    Ok(mark) => batch.push(mark),
+                    Err(_) => break,
+                }
+            }
         }
         // Marks are cumulative: per user and conversation, only the newest counts.
         let mut newest: HashMap<(UserId, ConversationId), MessageId> = HashMap::new();

@@ -77,6 +77,7 @@ const WAIT_PAUSE: std::time::Duration = std::time::Duration::from_secs(5);
 struct Scripts {
     append: Script,
     advance: Script,
+    advance_delivered: Script,
     join: Script,
     leave: Script,
     connect: Script,
@@ -137,6 +138,57 @@ if ARGV[2] == 'r' then
     if sender(e) ~= ARGV[4] then n = n + 1 end
   end
   redis.call('HSET', KEYS[3], ARGV[3], n)
+end
+return out
+";
+
+/// Delivered marks of many users in one conversation: KEYS[1] the conversation stream,
+/// KEYS[i + 1] user i's marks hash; ARGV[1] the conversation, then (user, upto) per user.
+/// One `XRANGE` over the union of the users' ranges instead of one per user. Returns, per
+/// user, what ADVANCE returns: sender, newest newly covered id, sender, id...
+const ADVANCE_DELIVERED: &str = r"
+local function parse(id)
+  local ms, seq = string.match(id, '^(%d+)-(%d+)$')
+  return tonumber(ms), tonumber(seq)
+end
+local function less(x, y)
+  local xm, xs = parse(x)
+  local ym, ys = parse(y)
+  return xm < ym or (xm == ym and xs < ys)
+end
+local function sender(e)
+  for j = 1, #e[2], 2 do if e[2][j] == 'f' then return e[2][j + 1] end end
+end
+local field = 'd:' .. ARGV[1]
+local n = #KEYS - 1
+local olds, lo, hi = {}, nil, nil
+for i = 1, n do
+  local old = redis.call('HGET', KEYS[i + 1], field) or '0-0'
+  local upto = ARGV[2 * i + 1]
+  olds[i] = old
+  if lo == nil or less(old, lo) then lo = old end
+  if hi == nil or less(hi, upto) then hi = upto end
+end
+local entries = {}
+if less(lo, hi) then entries = redis.call('XRANGE', KEYS[1], '(' .. lo, hi) end
+local out = {}
+for i = 1, n do
+  local user, upto, old = ARGV[2 * i], ARGV[2 * i + 1], olds[i]
+  local res, seen, newest = {}, {}, nil
+  for j = #entries, 1, -1 do
+    local id = entries[j][1]
+    if less(old, id) and not less(upto, id) then
+      if newest == nil then newest = id end
+      local from = sender(entries[j])
+      if from ~= user and not seen[from] then
+        seen[from] = true
+        table.insert(res, from)
+        table.insert(res, id)
+      end
+    end
+  end
+  if newest then redis.call('HSET', KEYS[i + 1], field, newest) end
+  out[i] = res
 end
 return out
 ";
@@ -276,6 +328,7 @@ impl RedisStore {
             scripts: Scripts {
                 append: Script::new(APPEND),
                 advance: Script::new(ADVANCE),
+                advance_delivered: Script::new(ADVANCE_DELIVERED),
                 join: Script::new(JOIN),
                 leave: Script::new(LEAVE),
                 connect: with_lib(CONNECT),
@@ -716,6 +769,9 @@ impl MessageLog for RedisStore {
         if marks.is_empty() {
             return Ok(Vec::new());
         }
+        if mark == Mark::Delivered {
+            return self.advance_delivered(marks).await;
+        }
         let invocations: Vec<_> = marks
             .iter()
             .map(|(user, conversation, upto)| {
@@ -732,6 +788,49 @@ impl MessageLog for RedisStore {
 }
 
 impl RedisStore {
+    /// Delivered marks, one script call per conversation: acks of one message from many
+    /// members come in together, and they share one range of the conversation stream.
+    async fn advance_delivered(
+        &self,
+        marks: &[(UserId, ConversationId, MessageId)],
+    ) -> Result<Vec<Vec<(UserId, MessageId)>>, StoreError> {
+        let mut by_conversation: Vec<(&ConversationId, Vec<usize>)> = Vec::new();
+        for (i, (_, conversation, _)) in marks.iter().enumerate() {
+            match by_conversation.iter_mut().find(|(c, _)| *c == conversation) {
+                Some((_, indices)) => indices.push(i),
+                None => by_conversation.push((conversation, vec![i])),
+            }
+        }
+        let mut pipe = ::redis::pipe();
+        for (conversation, indices) in &by_conversation {
+            let mut inv = self
+                .scripts
+                .advance_delivered
+                .key(self.key(format!("conv:{conversation}")));
+            inv.arg(conversation.to_string());
+            for &i in indices {
+                let (user, _, upto) = &marks[i];
+                inv.key(self.key(format!("marks:{user}")))
+                    .arg(user.as_str())
+                    .arg(upto.to_string());
+            }
+            pipe.invoke_script(&inv);
+        }
+        let replies: Vec<Vec<Vec<String>>> = self
+            .query_scripted(&self.scripts.advance_delivered, &pipe)
+            .await?;
+        let mut out = vec![Vec::new(); marks.len()];
+        for ((_, indices), reply) in by_conversation.iter().zip(replies) {
+            if reply.len() != indices.len() {
+                return Err(corrupt("delivered marks reply"));
+            }
+            for (&i, flat) in indices.iter().zip(reply) {
+                out[i] = covered_senders(&flat)?;
+            }
+        }
+        Ok(out)
+    }
+
     fn advance_invocation<'a>(
         &'a self,
         user: &UserId,

@@ -19,3 +19,4 @@ mod presence;
 mod receipts;
 mod registry;
 mod shutdown;
+mod store;

@@ -67,6 +67,78 @@ async fn no_ack_no_delivered() {
     assert!(ca.received("receipt").is_empty());
 }
 
+/// Group members at different delivered positions confirm the same message: each covers what
+/// lies after its own position, so a member who never confirmed the first message confirms it
+/// now, and the others do not again. (store.rs checks the same for marks written in one call.)
+#[tokio::test]
+async fn group_receipts_start_from_each_members_position() {
+    let srv = TestServer::start().await;
+    let (o, a, b, c) = (uid("owner"), uid("ann"), uid("ben"), uid("cid"));
+    let mut co = srv.client(&o).await;
+    let ca = srv.client(&a).await;
+    let cb = srv.client(&b).await;
+    let cc = srv.client(&c).await.without_delivery_acks();
+    let group = ok(co
+        .ack("group:create", json!({"name": "g", "members": [a, b, c]}))
+        .await)["group"]["id"]
+        .clone();
+    let m1 = ok(co
+        .ack("message:send", json!({"group": group, "body": "one"}))
+        .await)["message"]
+        .clone();
+    for client in [&ca, &cb, &cc] {
+        client.event("message", |v| v["id"] == m1["id"]).await;
+    }
+    for _ in 0..2 {
+        let r = co.event("receipt", |_| true).await;
+        assert_eq!(
+            (&r["messageId"], &r["status"]),
+            (&m1["id"], &json!("delivered"))
+        );
+    }
+    // cid comes back on a device that confirms; ann's message reaches three devices that do.
+    drop(cc);
+    let cc = srv.client(&c).await;
+    let mut ca = ca;
+    let m2 = ok(ca
+        .ack("message:send", json!({"group": group, "body": "two"}))
+        .await)["message"]
+        .clone();
+    for client in [&co, &cb, &cc] {
+        client.event("message", |v| v["id"] == m2["id"]).await;
+    }
+    let mut confirmed = std::collections::BTreeSet::new();
+    while confirmed.len() < 3 {
+        let r = ca.event("receipt", |_| true).await;
+        assert_eq!(
+            (&r["messageId"], &r["status"]),
+            (&m2["id"], &json!("delivered"))
+        );
+        assert!(
+            confirmed.insert(r["user"].as_str().unwrap().to_owned()),
+            "{r}"
+        );
+    }
+    // The owner hears once more: cid has the first message now. Not ben again.
+    let late = co.event("receipt", |_| true).await;
+    assert_eq!(
+        late,
+        json!({"conversation": m1["conversation"], "user": c, "messageId": m1["id"], "status": "delivered"})
+    );
+    co.barrier().await;
+    ca.barrier().await;
+    assert!(
+        co.received("receipt").is_empty(),
+        "{:?}",
+        co.received("receipt")
+    );
+    assert!(
+        ca.received("receipt").is_empty(),
+        "{:?}",
+        ca.received("receipt")
+    );
+}
+
 /// Typing reaches the other participants, never non-members, and is throttled.
 #[tokio::test]
 async fn typing_reaches_participants_only() {
