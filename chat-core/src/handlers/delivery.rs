@@ -55,24 +55,7 @@ pub(crate) struct Receipt {
     pub conversation: ConversationId,
     pub user: UserId,
     pub message_id: MessageId,
-    pub status: Status,
-}
-
-/// A receipt's status.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub(crate) enum Status {
-    Delivered,
-    Read,
-}
-
-impl From<Mark> for Status {
-    fn from(mark: Mark) -> Self {
-        match mark {
-            Mark::Delivered => Status::Delivered,
-            Mark::Read => Status::Read,
-        }
-    }
+    pub status: Mark,
 }
 
 /// A recipient's device acked a message: (recipient, conversation, message id).
@@ -237,12 +220,7 @@ pub(crate) async fn record_marks<A: Adapter>(
             *upto = (*upto).max(id);
         }
         let marks: Vec<PendingMark> = newest.into_iter().map(|((u, c), id)| (u, c, id)).collect();
-        let covered = match ctx
-            .stores
-            .messages
-            .advance_many(&marks, Mark::Delivered)
-            .await
-        {
+        let covered = match ctx.stores.messages.advance_delivered(&marks).await {
             Ok(covered) => covered,
             Err(e) => {
                 tracing::warn!(marks = marks.len(), cause = %e, "cannot record deliveries");
@@ -256,7 +234,7 @@ pub(crate) async fn record_marks<A: Adapter>(
                     conversation: conversation.clone(),
                     user: user.clone(),
                     message_id: id,
-                    status: Status::Delivered,
+                    status: Mark::Delivered,
                 });
             }
         }

@@ -187,9 +187,10 @@ impl<A: Adapter> Call<A> {
         // Every acknowledged event takes a token from the user's event bucket; a message
         // also from the message bucket, in the same round trip.
         let events_key = format!("ev:{}", identity.user);
-        let messages_key = format!("msg:{}", identity.user);
+        let messages_key;
         let mut buckets = vec![(events_key.as_str(), ctx.limits.event_rate)];
         if event == "message:send" {
+            messages_key = format!("msg:{}", identity.user);
             buckets.push((messages_key.as_str(), ctx.limits.message_rate));
         }
         if !ctx.stores.rates.try_acquire_all(&buckets).await? {

@@ -51,7 +51,7 @@ pub(crate) async fn emit<A: Adapter>(
             conversation: conversation.clone(),
             user: reader.clone(),
             message_id: id,
-            status: mark.into(),
+            status: mark,
         };
         if let Err(e) = socket
             .within(rooms::user(&sender))

@@ -59,8 +59,10 @@ pub struct SyncPage {
     pub truncated: bool,
 }
 
-/// Which watermark [`MessageLog::advance`] moves.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Which watermark [`MessageLog::advance`] moves; also a `receipt`'s `status`
+/// (`"delivered"`, `"read"`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Mark {
     /// Some device received the messages.
     Delivered,
@@ -113,15 +115,18 @@ pub trait MessageLog: Send + Sync + 'static {
         mark: Mark,
     ) -> Result<Vec<(UserId, MessageId)>, StoreError>;
 
-    /// [`MessageLog::advance`] for many (user, conversation, upto) at once, answers in order.
-    async fn advance_many(
+    /// [`MessageLog::advance`] of the delivered mark for many (user, conversation, upto) at
+    /// once, answers in order.
+    async fn advance_delivered(
         &self,
         marks: &[(UserId, ConversationId, MessageId)],
-        mark: Mark,
     ) -> Result<Vec<Vec<(UserId, MessageId)>>, StoreError> {
         let mut out = Vec::with_capacity(marks.len());
         for (user, conversation, upto) in marks {
-            out.push(self.advance(user, conversation, *upto, mark).await?);
+            out.push(
+                self.advance(user, conversation, *upto, Mark::Delivered)
+                    .await?,
+            );
         }
         Ok(out)
     }

@@ -755,45 +755,33 @@ impl MessageLog for RedisStore {
         upto: MessageId,
         mark: Mark,
     ) -> Result<Vec<(UserId, MessageId)>, StoreError> {
-        let inv = self.advance_invocation(user, conversation, upto, mark);
+        let mut inv = self
+            .scripts
+            .advance
+            .key(self.key(format!("conv:{conversation}")));
+        inv.key(self.key(format!("marks:{user}")))
+            .key(self.key(format!("unread:{user}")))
+            .arg(upto.to_string())
+            .arg(match mark {
+                Mark::Read => "r",
+                Mark::Delivered => "d",
+            })
+            .arg(conversation.to_string())
+            .arg(user.as_str());
         let flat: Vec<String> = self.redis.script(&inv).await.map_err(backend)?;
         covered_senders(&flat)
     }
 
-    /// One round trip: the script is loaded (a no-op when Redis has it) and run once per mark.
-    async fn advance_many(
-        &self,
-        marks: &[(UserId, ConversationId, MessageId)],
-        mark: Mark,
-    ) -> Result<Vec<Vec<(UserId, MessageId)>>, StoreError> {
-        if marks.is_empty() {
-            return Ok(Vec::new());
-        }
-        if mark == Mark::Delivered {
-            return self.advance_delivered(marks).await;
-        }
-        let invocations: Vec<_> = marks
-            .iter()
-            .map(|(user, conversation, upto)| {
-                self.advance_invocation(user, conversation, *upto, mark)
-            })
-            .collect();
-        let mut pipe = ::redis::pipe();
-        for inv in &invocations {
-            pipe.invoke_script(inv);
-        }
-        let replies: Vec<Vec<String>> = self.query_scripted(&self.scripts.advance, &pipe).await?;
-        replies.iter().map(|flat| covered_senders(flat)).collect()
-    }
-}
-
-impl RedisStore {
-    /// Delivered marks, one script call per conversation: acks of one message from many
-    /// members come in together, and they share one range of the conversation stream.
+    /// Delivered marks, one script call per conversation, all in one round trip: acks of one
+    /// message from many members come in together, and they share one range of the
+    /// conversation stream.
     async fn advance_delivered(
         &self,
         marks: &[(UserId, ConversationId, MessageId)],
     ) -> Result<Vec<Vec<(UserId, MessageId)>>, StoreError> {
+        if marks.is_empty() {
+            return Ok(Vec::new());
+        }
         let mut by_conversation: Vec<(&ConversationId, Vec<usize>)> = Vec::new();
         for (i, (_, conversation, _)) in marks.iter().enumerate() {
             match by_conversation.iter_mut().find(|(c, _)| *c == conversation) {
@@ -829,29 +817,6 @@ impl RedisStore {
             }
         }
         Ok(out)
-    }
-
-    fn advance_invocation<'a>(
-        &'a self,
-        user: &UserId,
-        conversation: &ConversationId,
-        upto: MessageId,
-        mark: Mark,
-    ) -> ::redis::ScriptInvocation<'a> {
-        let mut inv = self
-            .scripts
-            .advance
-            .key(self.key(format!("conv:{conversation}")));
-        inv.key(self.key(format!("marks:{user}")))
-            .key(self.key(format!("unread:{user}")))
-            .arg(upto.to_string())
-            .arg(match mark {
-                Mark::Read => "r",
-                Mark::Delivered => "d",
-            })
-            .arg(conversation.to_string())
-            .arg(user.as_str());
-        inv
     }
 }
 

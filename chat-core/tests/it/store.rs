@@ -49,7 +49,7 @@ async fn delivered_marks_in_one_call(store: &dyn MessageLog) {
         .into_iter()
         .map(|u| (u.clone(), g.clone(), m2))
         .collect();
-    let covered = store.advance_many(&marks, Mark::Delivered).await.unwrap();
+    let covered = store.advance_delivered(&marks).await.unwrap();
     assert_eq!(
         covered,
         vec![
@@ -60,7 +60,7 @@ async fn delivered_marks_in_one_call(store: &dyn MessageLog) {
         ]
     );
     // Marks never go back, and nothing is covered twice.
-    let again = store.advance_many(&marks, Mark::Delivered).await.unwrap();
+    let again = store.advance_delivered(&marks).await.unwrap();
     assert!(again.iter().all(Vec::is_empty), "{again:?}");
 }
 
