@@ -37,7 +37,7 @@ use socketioxide::{
 use crate::{
     auth::{Authenticator, Identity},
     cluster::Cluster,
-    config::Limits,
+    config::{Limits, Rate},
     error::{ChatError, ErrorCode},
     protocol::{ConversationId, Group, UserId, now_ms},
     store::{Stores, memory::TokenBuckets},
@@ -65,6 +65,12 @@ pub(crate) struct Ctx {
 impl Ctx {
     pub fn is_draining(&self) -> bool {
         self.draining.load(Ordering::SeqCst)
+    }
+
+    /// Whether receipts are sent in a conversation: DMs (`None`), and groups of up to
+    /// `receipt_group_max` members.
+    pub fn receipts_for(&self, group_size: Option<usize>) -> bool {
+        group_size.is_none_or(|n| n <= self.limits.receipt_group_max)
     }
 
     /// Joins a socket to rooms; in a cluster, records this node as their host first-hand
@@ -167,6 +173,24 @@ pub(crate) struct Call<A: Adapter> {
     pub ctx: Arc<Ctx>,
     pub socket: SocketRef<A>,
     pub user: UserId,
+    event: &'static str,
+}
+
+/// The rate buckets a request takes a token from: the user's event bucket, and the message
+/// bucket for `message:send`.
+pub(crate) struct Budget(Vec<(String, Rate)>);
+
+impl Budget {
+    /// The buckets, as the stores take them.
+    pub fn buckets(&self) -> Vec<(&str, Rate)> {
+        self.0.iter().map(|(k, r)| (k.as_str(), *r)).collect()
+    }
+}
+
+/// `message:send` takes its budget in the same store step as the append (one round trip);
+/// every other event before its handler runs.
+fn budget_in_store(event: &str) -> bool {
+    event == "message:send"
 }
 
 impl<A: Adapter> Call<A> {
@@ -184,23 +208,55 @@ impl<A: Adapter> Call<A> {
                 "token expired; reconnect with a new token",
             ));
         }
-        // Every acknowledged event takes a token from the user's event bucket; a message
-        // also from the message bucket, in the same round trip.
-        let events_key = format!("ev:{}", identity.user);
-        let messages_key;
-        let mut buckets = vec![(events_key.as_str(), ctx.limits.event_rate)];
-        if event == "message:send" {
-            messages_key = format!("msg:{}", identity.user);
-            buckets.push((messages_key.as_str(), ctx.limits.message_rate));
-        }
-        if !ctx.stores.rates.try_acquire_all(&buckets).await? {
-            return Err(rate_limited());
-        }
-        Ok(Self {
+        let call = Self {
             ctx,
             socket,
             user: identity.user,
-        })
+            event,
+        };
+        if !budget_in_store(event) {
+            call.spend_budget().await?;
+        }
+        Ok(call)
+    }
+
+    /// What this request spends from the user's rate budgets.
+    pub fn budget(&self) -> Budget {
+        let limits = &self.ctx.limits;
+        let mut buckets = vec![(format!("ev:{}", self.user), limits.event_rate)];
+        if self.event == "message:send" {
+            buckets.push((format!("msg:{}", self.user), limits.message_rate));
+        }
+        Budget(buckets)
+    }
+
+    /// Takes the request's budget (every bucket or none); `rate_limited` if one is empty.
+    async fn spend_budget(&self) -> Result<(), ChatError> {
+        let budget = self.budget();
+        if self
+            .ctx
+            .stores
+            .rates
+            .try_acquire_all(&budget.buckets())
+            .await?
+        {
+            Ok(())
+        } else {
+            Err(rate_limited())
+        }
+    }
+
+    /// The answer to a request refused before its store step. One whose budget is taken in
+    /// that step takes it here instead: refused requests count against the rates as well,
+    /// and being over the rate wins over any other refusal, as for every other event.
+    pub async fn refuse(&self, e: ChatError) -> ChatError {
+        if !budget_in_store(self.event) {
+            return e;
+        }
+        match self.spend_budget().await {
+            Ok(()) => e,
+            Err(over) => over,
+        }
     }
 
     /// Checks that the caller may read and write `conversation`; returns the group for groups.
@@ -234,7 +290,7 @@ impl<A: Adapter> Call<A> {
 
     /// Whether receipts are sent in a conversation (DMs, and groups up to the limit).
     pub fn receipts_for(&self, group: Option<&Group>) -> bool {
-        group.is_none_or(|g| g.members.len() <= self.ctx.limits.receipt_group_max)
+        self.ctx.receipts_for(group.map(|g| g.members.len()))
     }
 }
 
@@ -337,8 +393,10 @@ fn queue<A, Req, Res, F, Fut>(
     slot.push(Box::pin(async move {
         let result = async {
             let call = Call::start(ctx, s, event).await?;
-            let req = parse::<Req>(data.unwrap_or(Value::Null))?;
-            f(call, req).await
+            match parse::<Req>(data.unwrap_or(Value::Null)) {
+                Ok(req) => f(call, req).await,
+                Err(e) => Err(call.refuse(e).await),
+            }
         }
         .await;
         if let Err(e) = &result {

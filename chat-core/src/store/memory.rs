@@ -18,7 +18,7 @@ use tokio::time::Instant;
 
 use super::{
     Appended, Blocks, GroupRefusal, Groups, Mark, MessageLog, NewMessage, Presence, RateLimiter,
-    SyncPage,
+    Refusal, SyncPage,
 };
 use crate::{
     config::{Limits, Rate},
@@ -242,8 +242,37 @@ impl LogState {
 
 #[async_trait]
 impl MessageLog for MemoryStore {
-    async fn append(&self, msg: NewMessage, audience: &[UserId]) -> Result<Appended, StoreError> {
+    async fn append(
+        &self,
+        msg: NewMessage,
+        budget: &[(&str, Rate)],
+    ) -> Result<Appended, StoreError> {
         self.writable()?;
+        if !self.buckets.try_acquire_all(budget) {
+            return Ok(Appended::Refused(Refusal::RateLimited));
+        }
+        // The checks and the append hold the locks of everything they read (blocks, then
+        // groups, then the log; nothing takes them in another order).
+        let blocks = lock(&self.blocks);
+        let groups = lock(&self.groups);
+        let audience = match &msg.conversation {
+            ConversationId::Dm(..) => {
+                let Some(peer) = msg.conversation.dm_peer(&msg.from) else {
+                    return Ok(Appended::Refused(Refusal::NotMember));
+                };
+                if blocks.get(peer).is_some_and(|b| b.contains(&msg.from)) {
+                    return Ok(Appended::Refused(Refusal::Blocked));
+                }
+                vec![msg.from.clone(), peer.clone()]
+            }
+            ConversationId::Group(id) => match groups.groups.get(id) {
+                None => return Ok(Appended::Refused(Refusal::NoGroup)),
+                Some(g) if !g.members.contains(&msg.from) => {
+                    return Ok(Appended::Refused(Refusal::NotMember));
+                }
+                Some(g) => g.members.clone(),
+            },
+        };
         let now = Instant::now();
         let mut st = lock(&self.log);
         st.expire_idempotency(self.idempotency_ttl, now);
@@ -272,7 +301,7 @@ impl MessageLog for MemoryStore {
         while conv.msgs.len() > self.history_max {
             conv.msgs.pop_front();
         }
-        for user in audience {
+        for user in &audience {
             let feed = st.feeds.entry(user.clone()).or_default();
             feed.last = feed.last.next(message.ts);
             feed.entries.push_back(FeedEntry {
@@ -293,7 +322,10 @@ impl MessageLog for MemoryStore {
                 .push_back((now, user.clone(), k.clone()));
             st.idempotency.insert((user, k), (now, message.clone()));
         }
-        Ok(Appended::New(message))
+        Ok(Appended::New {
+            message,
+            audience: audience.len(),
+        })
     }
 
     async fn history(
@@ -633,8 +665,8 @@ mod tests {
             ts,
             client_id: None,
         };
-        match s.append(new, &[a, b]).await.unwrap() {
-            Appended::New(m) => m,
+        match s.append(new, &[]).await.unwrap() {
+            Appended::New { message, .. } => message,
             other => panic!("{other:?}"),
         }
     }
@@ -667,7 +699,7 @@ mod tests {
             ts: 1,
             client_id: Some("k".into()),
         };
-        let Appended::New(first) = s.append(new("x"), &[]).await.unwrap() else {
+        let Appended::New { message: first, .. } = s.append(new("x"), &[]).await.unwrap() else {
             panic!()
         };
         assert_eq!(

@@ -38,12 +38,32 @@ pub struct NewMessage {
 /// What [`MessageLog::append`] did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Appended {
-    /// A new message was stored.
-    New(Message),
+    /// A new message was stored, in the feeds of `audience` users (the sender included).
+    New {
+        /// The stored message.
+        message: Message,
+        /// How many users' feeds have it: 2 for a DM, a group's member count.
+        audience: usize,
+    },
     /// The sender had used this `clientId` for the same message: the first one.
     Duplicate(Message),
     /// The sender had used this `clientId` for a different message.
     Conflict,
+    /// Nothing was stored.
+    Refused(Refusal),
+}
+
+/// Why [`MessageLog::append`] stored nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// A budget bucket was empty (none was spent).
+    RateLimited,
+    /// The other user of the DM blocked the sender.
+    Blocked,
+    /// The group does not exist.
+    NoGroup,
+    /// The sender is not in the conversation (not a member of the group).
+    NotMember,
 }
 
 /// One page of [`MessageLog::sync`].
@@ -73,9 +93,21 @@ pub enum Mark {
 /// Conversation logs, per-user sync feeds, read/delivered positions and idempotency keys.
 #[async_trait]
 pub trait MessageLog: Send + Sync + 'static {
-    /// Appends `msg` to its conversation and to the feed of every user in `audience`
-    /// (the sender included), unless the sender already used its `client_id`.
-    async fn append(&self, msg: NewMessage, audience: &[UserId]) -> Result<Appended, StoreError>;
+    /// Appends `msg` to its conversation and to the feed of every user in its audience: both
+    /// users of a DM, every member of a group. One atomic step with its checks, which run in
+    /// this order, each ending the step if it fails:
+    /// 1. a token from each bucket of `budget` ([`RateLimiter::try_acquire_all`]);
+    /// 2. the other user of a DM has not blocked the sender; the group exists and the sender
+    ///    is a member;
+    /// 3. the sender has not used `client_id` yet (else the first message, or a conflict).
+    ///
+    /// Checks and append are one step so that a message costs one round trip, and so that
+    /// no block or leave slips in between.
+    async fn append(
+        &self,
+        msg: NewMessage,
+        budget: &[(&str, Rate)],
+    ) -> Result<Appended, StoreError>;
 
     /// Up to `limit` messages older than `before` (or the newest), oldest first, and
     /// whether older ones exist.

@@ -38,7 +38,7 @@ use socketioxide_core::Uid;
 
 use super::{
     Appended, Blocks, GroupRefusal, Groups, Mark, MessageLog, NewMessage, Presence, RateLimiter,
-    SyncPage,
+    Refusal, SyncPage,
 };
 use crate::{
     config::{Limits, Rate, RedisSettings},
@@ -88,7 +88,24 @@ struct Scripts {
     reap: Script,
 }
 
+/// Appends a message after its checks (see [`MessageLog::append`]). KEYS: 1 the conversation,
+/// 2 the sender's idempotency key, 3 the blocks of the DM's other user or the group's
+/// members, 4 the group (groups only), then the budget's buckets (the last ARGV[12]).
+/// ARGV: 1 sender, 2 body, 3 ts, 4 clientId or '', 5 history cap, 6 feed cap, 7 idempotency
+/// TTL, 8 conversation id, 9 '1' for a DM, 10 key prefix, 11 the DM's other user or '',
+/// 12 bucket count, then rate and burst per bucket.
 const APPEND: &str = r"
+local nb = tonumber(ARGV[12])
+if take(#KEYS - nb + 1, nb, 12) == 0 then return {'limited'} end
+local audience
+if ARGV[9] == '1' then
+  if redis.call('SISMEMBER', KEYS[3], ARGV[1]) == 1 then return {'blocked'} end
+  audience = {ARGV[1], ARGV[11]}
+else
+  if redis.call('EXISTS', KEYS[4]) == 0 then return {'nogroup'} end
+  if not redis.call('ZSCORE', KEYS[3], ARGV[1]) then return {'notmember'} end
+  audience = redis.call('ZRANGE', KEYS[3], 0, -1)
+end
 local cid = ARGV[4]
 if cid ~= '' then
   local prev = redis.call('GET', KEYS[2])
@@ -96,8 +113,7 @@ if cid ~= '' then
 end
 local id = redis.call('XADD', KEYS[1], 'MAXLEN', ARGV[5], '*', 'f', ARGV[1], 'b', ARGV[2], 't', ARGV[3], 'c', cid)
 local p = ARGV[10]
-for i = 11, #ARGV do
-  local u = ARGV[i]
+for _, u in ipairs(audience) do
   redis.call('XADD', p .. 'feed:' .. u, 'MAXLEN', ARGV[6], '*', 'c', ARGV[8], 'm', id, 'f', ARGV[1])
   if ARGV[9] == '1' then redis.call('SADD', p .. 'dms:' .. u, ARGV[8]) end
   if u ~= ARGV[1] then redis.call('HINCRBY', p .. 'unread:' .. u, ARGV[8], 1) end
@@ -105,7 +121,7 @@ end
 if cid ~= '' then
   redis.call('SET', KEYS[2], cjson.encode({id = id, c = ARGV[8], b = ARGV[2], t = ARGV[3]}), 'EX', ARGV[7])
 end
-return {'new', id}
+return {'new', id, #audience}
 ";
 
 const ADVANCE: &str = r"
@@ -261,26 +277,34 @@ end
 return out
 ";
 
-/// Token buckets KEYS[i] with rate ARGV[2i-1] and burst ARGV[2i]: a token from each if every
-/// one has a token, else none. Returns 1 or 0.
-const RATE: &str = r"
-local t = redis.call('TIME')
-local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
-local tokens, ok = {}, 1
-for i = 1, #KEYS do
-  local rate, burst = tonumber(ARGV[2 * i - 1]), tonumber(ARGV[2 * i])
-  local v = redis.call('HMGET', KEYS[i], 'tk', 'ts')
-  local tk, ts = tonumber(v[1]) or burst, tonumber(v[2]) or now
-  tokens[i] = math.min(burst, tk + math.max(0, now - ts) * rate)
-  if tokens[i] < 1 then ok = 0 end
+/// Shared by the scripts that spend rate budgets: `take(first, n, at)` takes a token from each
+/// token bucket KEYS[first + i - 1] (rate ARGV[at + 2i - 1], burst ARGV[at + 2i]) for i in
+/// 1..n if every one has a token, else none. Returns 1 or 0.
+const RATE_LIB: &str = r"
+local function take(first, n, at)
+  if n == 0 then return 1 end
+  local t = redis.call('TIME')
+  local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+  local tokens, ok = {}, 1
+  for i = 1, n do
+    local rate, burst = tonumber(ARGV[at + 2 * i - 1]), tonumber(ARGV[at + 2 * i])
+    local v = redis.call('HMGET', KEYS[first + i - 1], 'tk', 'ts')
+    local tk, ts = tonumber(v[1]) or burst, tonumber(v[2]) or now
+    tokens[i] = math.min(burst, tk + math.max(0, now - ts) * rate)
+    if tokens[i] < 1 then ok = 0 end
+  end
+  for i = 1, n do
+    local key = KEYS[first + i - 1]
+    local rate, burst = tonumber(ARGV[at + 2 * i - 1]), tonumber(ARGV[at + 2 * i])
+    redis.call('HSET', key, 'tk', string.format('%.6f', tokens[i] - ok), 'ts', string.format('%.6f', now))
+    redis.call('PEXPIRE', key, math.ceil(burst / rate * 1000) + 1000)
+  end
+  return ok
 end
-for i = 1, #KEYS do
-  local rate, burst = tonumber(ARGV[2 * i - 1]), tonumber(ARGV[2 * i])
-  redis.call('HSET', KEYS[i], 'tk', string.format('%.6f', tokens[i] - ok), 'ts', string.format('%.6f', now))
-  redis.call('PEXPIRE', KEYS[i], math.ceil(burst / rate * 1000) + 1000)
-end
-return ok
 ";
+
+/// Token buckets KEYS[i] with rate ARGV[2i-1] and burst ARGV[2i], all or none.
+const RATE: &str = "return take(1, #KEYS, 0)";
 
 /// A feed page after a cursor, and the newest id ever trimmed from the feed.
 const FEED: &str = r"
@@ -314,7 +338,7 @@ struct IdemRecord {
 impl RedisStore {
     /// Stores in `redis` under `settings.prefix`; presence entries name `node`.
     pub fn new(redis: Redis, settings: &RedisSettings, limits: &Limits, node: Uid) -> Self {
-        let with_lib = |s: &str| Script::new(&format!("{PRESENCE_LIB}\n{s}"));
+        let with_lib = |lib: &str, s: &str| Script::new(&format!("{lib}\n{s}"));
         Self {
             redis,
             prefix: settings.prefix.clone(),
@@ -326,15 +350,15 @@ impl RedisStore {
             wait_timeout_ms: settings.wait_timeout.as_millis() as u64,
             wait_paused_until: std::sync::Mutex::new(None),
             scripts: Scripts {
-                append: Script::new(APPEND),
+                append: with_lib(RATE_LIB, APPEND),
                 advance: Script::new(ADVANCE),
                 advance_delivered: Script::new(ADVANCE_DELIVERED),
                 join: Script::new(JOIN),
                 leave: Script::new(LEAVE),
-                connect: with_lib(CONNECT),
-                disconnect: with_lib(DISCONNECT),
-                presence: with_lib(PRESENCE),
-                rate: Script::new(RATE),
+                connect: with_lib(PRESENCE_LIB, CONNECT),
+                disconnect: with_lib(PRESENCE_LIB, DISCONNECT),
+                presence: with_lib(PRESENCE_LIB, PRESENCE),
+                rate: with_lib(RATE_LIB, RATE),
                 feed: Script::new(FEED),
                 reap: Script::new(REAP),
             },
@@ -492,18 +516,40 @@ fn parse_feed(e: &REntry) -> Option<FeedEntry> {
 
 #[async_trait]
 impl MessageLog for RedisStore {
-    async fn append(&self, msg: NewMessage, audience: &[UserId]) -> Result<Appended, StoreError> {
+    async fn append(
+        &self,
+        msg: NewMessage,
+        budget: &[(&str, Rate)],
+    ) -> Result<Appended, StoreError> {
         let conv = msg.conversation.to_string();
         let cid = msg.client_id.clone().unwrap_or_default();
         let idem_key = self.key(format!("idem:{}:{}", msg.from, cid));
+        let (guard, group, peer) = match &msg.conversation {
+            ConversationId::Dm(..) => {
+                let Some(peer) = msg.conversation.dm_peer(&msg.from) else {
+                    return Ok(Appended::Refused(Refusal::NotMember));
+                };
+                (self.key(format!("blocks:{peer}")), None, peer.as_str())
+            }
+            ConversationId::Group(id) => (
+                self.key(format!("gmembers:{id}")),
+                Some(self.key(format!("group:{id}"))),
+                "",
+            ),
+        };
         // EVALSHA; EVAL with the body only when Redis does not have the script yet (first use,
         // or a new master after a failover), which saves Redis hashing the body every time.
         let mut eval = ::redis::cmd("EVALSHA");
         eval.arg(self.scripts.append.get_hash())
-            .arg(2)
+            .arg(3 + usize::from(group.is_some()) + budget.len())
             .arg(self.key(format!("conv:{conv}")))
             .arg(&idem_key)
-            .arg(msg.from.as_str())
+            .arg(&guard)
+            .arg(group.as_deref());
+        for (key, _) in budget {
+            eval.arg(self.key(format!("rate:{key}")));
+        }
+        eval.arg(msg.from.as_str())
             .arg(&msg.body)
             .arg(msg.ts)
             .arg(&cid)
@@ -516,9 +562,11 @@ impl MessageLog for RedisStore {
             } else {
                 "0"
             })
-            .arg(&self.prefix);
-        for u in audience {
-            eval.arg(u.as_str());
+            .arg(&self.prefix)
+            .arg(peer)
+            .arg(budget.len());
+        for (_, rate) in budget {
+            eval.arg(rate.per_second).arg(rate.burst);
         }
         let mut pipe = ::redis::pipe();
         pipe.add_command(eval);
@@ -555,20 +603,44 @@ impl MessageLog for RedisStore {
                     Some(tokio::time::Instant::now() + WAIT_PAUSE);
             }
         }
-        let (kind, value): (String, String) = reply
+        // [kind], [kind, id or idempotency record], or [kind, id, audience].
+        let mut parts: std::vec::IntoIter<RValue> = reply
             .pop()
-            .and_then(|v| ::redis::from_redis_value(v).ok())
-            .ok_or_else(|| corrupt("append reply"))?;
-        if kind == "new" {
-            return Ok(Appended::New(Message {
-                id: value.parse().map_err(|_| corrupt("message id"))?,
-                conversation: msg.conversation,
-                from: msg.from,
-                body: msg.body,
-                ts: msg.ts,
-                client_id: msg.client_id,
-            }));
-        }
+            .and_then(|v| ::redis::from_redis_value::<Vec<RValue>>(v).ok())
+            .ok_or_else(|| corrupt("append reply"))?
+            .into_iter();
+        let mut next = |what| {
+            parts
+                .next()
+                .map(::redis::from_redis_value::<String>)
+                .transpose()
+                .map_err(|_| corrupt(what))
+        };
+        let kind = next("append reply")?.unwrap_or_default();
+        let value = next("append reply")?;
+        let audience = next("audience")?.and_then(|n| n.parse::<usize>().ok());
+        let refused = |why| Ok(Appended::Refused(why));
+        let value = match (kind.as_str(), value) {
+            ("limited", _) => return refused(Refusal::RateLimited),
+            ("blocked", _) => return refused(Refusal::Blocked),
+            ("nogroup", _) => return refused(Refusal::NoGroup),
+            ("notmember", _) => return refused(Refusal::NotMember),
+            ("new", Some(id)) => {
+                return Ok(Appended::New {
+                    message: Message {
+                        id: id.parse().map_err(|_| corrupt("message id"))?,
+                        conversation: msg.conversation,
+                        from: msg.from,
+                        body: msg.body,
+                        ts: msg.ts,
+                        client_id: msg.client_id,
+                    },
+                    audience: audience.ok_or_else(|| corrupt("append reply"))?,
+                });
+            }
+            ("dup", Some(record)) => record,
+            _ => return Err(corrupt("append reply")),
+        };
         let first: IdemRecord =
             serde_json::from_str(&value).map_err(|_| corrupt("idempotency record"))?;
         if first.c != conv || first.b != msg.body {

@@ -55,6 +55,31 @@ async fn event_rate_limit() {
     );
 }
 
+/// Sends refused for other reasons count against the message budget too, whether they fail
+/// before the store (bad payload, bad input) or in it (blocked); over the budget,
+/// `rate_limited` is the answer.
+#[tokio::test]
+async fn refused_sends_spend_the_message_budget() {
+    let srv = TestServer::with(|c| c.limits.message_rate = Rate::new(0.001, 3)).await;
+    let (a, b) = (uid("alice"), uid("bob"));
+    let mut ca = srv.client(&a).await;
+    let mut cb = srv.client(&b).await;
+    ok(cb.ack("block", json!({"user": a})).await);
+    let refusals = [
+        (json!({"to": b, "body": ""}), "bad_request"),
+        (json!({"to": b, "body": 5}), "bad_request"),
+        (json!({"to": b, "body": "hi"}), "forbidden"),
+    ];
+    for (payload, code) in refusals {
+        assert_code(&ca.ack("message:send", payload).await, code);
+    }
+    ok(cb.ack("unblock", json!({"user": a})).await);
+    assert_code(
+        &ca.ack("message:send", json!({"to": b, "body": "hi"})).await,
+        "rate_limited",
+    );
+}
+
 /// A send refused by the message budget takes nothing from the event budget: both budgets
 /// are checked and spent together, in one step.
 #[tokio::test]
