@@ -238,9 +238,13 @@ pub(crate) async fn record_marks<A: Adapter>(
                 });
             }
         }
-        for (sender, receipts) in by_sender {
-            send_receipts(&ctx, &io, rooms::user(&sender), receipts).await;
-        }
+        // Concurrently: their route lookups share one round trip to Redis.
+        futures_util::future::join_all(
+            by_sender
+                .into_iter()
+                .map(|(sender, receipts)| send_receipts(&ctx, &io, rooms::user(&sender), receipts)),
+        )
+        .await;
     }
 }
 
