@@ -111,11 +111,16 @@ if cid ~= '' then
   local prev = redis.call('GET', KEYS[2])
   if prev then return {'dup', prev} end
 end
-local id = redis.call('XADD', KEYS[1], 'MAXLEN', ARGV[5], '*', 'f', ARGV[1], 'b', ARGV[2], 't', ARGV[3], 'c', cid)
+local entry = {'MAXLEN', ARGV[5], '*', 'f', ARGV[1], 'b', ARGV[2], 't', ARGV[3], 'c', cid}
+-- Only a conversation's first message makes its stream, and only then does a DM need
+-- recording in its users' DM lists (trimming never removes a stream).
+local id = redis.call('XADD', KEYS[1], 'NOMKSTREAM', unpack(entry))
+local first = not id
+if first then id = redis.call('XADD', KEYS[1], unpack(entry)) end
 local p = ARGV[10]
 for _, u in ipairs(audience) do
   redis.call('XADD', p .. 'feed:' .. u, 'MAXLEN', ARGV[6], '*', 'c', ARGV[8], 'm', id, 'f', ARGV[1])
-  if ARGV[9] == '1' then redis.call('SADD', p .. 'dms:' .. u, ARGV[8]) end
+  if first and ARGV[9] == '1' then redis.call('SADD', p .. 'dms:' .. u, ARGV[8]) end
   if u ~= ARGV[1] then redis.call('HINCRBY', p .. 'unread:' .. u, ARGV[8], 1) end
 end
 if cid ~= '' then
@@ -158,10 +163,11 @@ end
 return out
 ";
 
-/// Delivered marks of many users in one conversation: KEYS[1] the conversation stream,
-/// KEYS[i + 1] user i's marks hash; ARGV[1] the conversation, then (user, upto) per user.
-/// One `XRANGE` over the union of the users' ranges instead of one per user. Returns, per
-/// user, what ADVANCE returns: sender, newest newly covered id, sender, id...
+/// Delivered marks of many users in many conversations, in one call (a script call costs
+/// Redis more than the few commands it runs). Per conversation, in order: KEYS its stream,
+/// then the marks hash of each of its n users; ARGV the conversation, n, then (user, upto)
+/// per user. One `XRANGE` per conversation over the union of its users' ranges. Returns,
+/// per user in order, what ADVANCE returns: sender, newest newly covered id, sender, id...
 const ADVANCE_DELIVERED: &str = r"
 local function parse(id)
   local ms, seq = string.match(id, '^(%d+)-(%d+)$')
@@ -175,36 +181,39 @@ end
 local function sender(e)
   for j = 1, #e[2], 2 do if e[2][j] == 'f' then return e[2][j + 1] end end
 end
-local field = 'd:' .. ARGV[1]
-local n = #KEYS - 1
-local olds, lo, hi = {}, nil, nil
-for i = 1, n do
-  local old = redis.call('HGET', KEYS[i + 1], field) or '0-0'
-  local upto = ARGV[2 * i + 1]
-  olds[i] = old
-  if lo == nil or less(old, lo) then lo = old end
-  if hi == nil or less(hi, upto) then hi = upto end
-end
-local entries = {}
-if less(lo, hi) then entries = redis.call('XRANGE', KEYS[1], '(' .. lo, hi) end
 local out = {}
-for i = 1, n do
-  local user, upto, old = ARGV[2 * i], ARGV[2 * i + 1], olds[i]
-  local res, seen, newest = {}, {}, nil
-  for j = #entries, 1, -1 do
-    local id = entries[j][1]
-    if less(old, id) and not less(upto, id) then
-      if newest == nil then newest = id end
-      local from = sender(entries[j])
-      if from ~= user and not seen[from] then
-        seen[from] = true
-        table.insert(res, from)
-        table.insert(res, id)
+local k, a = 1, 1
+while a <= #ARGV do
+  local stream, field, n = KEYS[k], 'd:' .. ARGV[a], tonumber(ARGV[a + 1])
+  local olds, lo, hi = {}, nil, nil
+  for i = 1, n do
+    local old = redis.call('HGET', KEYS[k + i], field) or '0-0'
+    local upto = ARGV[a + 2 * i + 1]
+    olds[i] = old
+    if lo == nil or less(old, lo) then lo = old end
+    if hi == nil or less(hi, upto) then hi = upto end
+  end
+  local entries = {}
+  if less(lo, hi) then entries = redis.call('XRANGE', stream, '(' .. lo, hi) end
+  for i = 1, n do
+    local user, upto, old = ARGV[a + 2 * i], ARGV[a + 2 * i + 1], olds[i]
+    local res, seen, newest = {}, {}, nil
+    for j = #entries, 1, -1 do
+      local id = entries[j][1]
+      if less(old, id) and not less(upto, id) then
+        if newest == nil then newest = id end
+        local from = sender(entries[j])
+        if from ~= user and not seen[from] then
+          seen[from] = true
+          table.insert(res, from)
+          table.insert(res, id)
+        end
       end
     end
+    if newest then redis.call('HSET', KEYS[k + i], field, newest) end
+    table.insert(out, res)
   end
-  if newest then redis.call('HSET', KEYS[i + 1], field, newest) end
-  out[i] = res
+  k, a = k + 1 + n, a + 2 + 2 * n
 end
 return out
 ";
@@ -861,32 +870,30 @@ impl MessageLog for RedisStore {
                 None => by_conversation.push((conversation, vec![i])),
             }
         }
-        let mut pipe = ::redis::pipe();
+        let mut inv = self.scripts.advance_delivered.prepare_invoke();
         for (conversation, indices) in &by_conversation {
-            let mut inv = self
-                .scripts
-                .advance_delivered
-                .key(self.key(format!("conv:{conversation}")));
-            inv.arg(conversation.to_string());
+            inv.key(self.key(format!("conv:{conversation}")))
+                .arg(conversation.to_string())
+                .arg(indices.len());
             for &i in indices {
                 let (user, _, upto) = &marks[i];
                 inv.key(self.key(format!("marks:{user}")))
                     .arg(user.as_str())
                     .arg(upto.to_string());
             }
-            pipe.invoke_script(&inv);
         }
-        let replies: Vec<Vec<Vec<String>>> = self
+        let mut pipe = ::redis::pipe();
+        pipe.invoke_script(&inv);
+        let (reply,): (Vec<Vec<String>>,) = self
             .query_scripted(&self.scripts.advance_delivered, &pipe)
             .await?;
+        if reply.len() != marks.len() {
+            return Err(corrupt("delivered marks reply"));
+        }
         let mut out = vec![Vec::new(); marks.len()];
-        for ((_, indices), reply) in by_conversation.iter().zip(replies) {
-            if reply.len() != indices.len() {
-                return Err(corrupt("delivered marks reply"));
-            }
-            for (&i, flat) in indices.iter().zip(reply) {
-                out[i] = covered_senders(&flat)?;
-            }
+        let order = by_conversation.iter().flat_map(|(_, indices)| indices);
+        for (&i, flat) in order.zip(reply) {
+            out[i] = covered_senders(&flat)?;
         }
         Ok(out)
     }

@@ -54,7 +54,8 @@ async fn group(store: &dyn Store, members: &[UserId]) -> GroupId {
 }
 
 /// Delivered marks of several members, written in one call from different positions: each
-/// covers only what lies after its own mark, and never its own messages.
+/// covers only what lies after its own mark, and never its own messages. The same call
+/// carries marks of another conversation, between them: each answer lands in its place.
 async fn delivered_marks_in_one_call(store: &dyn Store) {
     let (owner, ann, ben, cid) = (user("owner"), user("ann"), user("ben"), user("cid"));
     let all = [owner.clone(), ann.clone(), ben.clone(), cid.clone()];
@@ -65,18 +66,24 @@ async fn delivered_marks_in_one_call(store: &dyn Store) {
         let covered = store.advance(u, &g, m1, Mark::Delivered).await.unwrap();
         assert_eq!(covered, vec![(owner.clone(), m1)]);
     }
-    let marks: Vec<_> = [&ann, &ben, &cid, &owner]
+    let dm = ConversationId::dm(&ben, &cid);
+    let d1 = append(store, &dm, &cid).await;
+    let mut marks: Vec<_> = [&ann, &ben, &cid, &owner]
         .into_iter()
         .map(|u| (u.clone(), g.clone(), m2))
         .collect();
+    marks.insert(2, (ben.clone(), dm.clone(), d1));
+    marks.push((cid.clone(), dm.clone(), d1));
     let covered = store.advance_delivered(&marks).await.unwrap();
     assert_eq!(
         covered,
         vec![
             vec![],                                       // ann: only her own m2 is new
             vec![(ann.clone(), m2)],                      // ben: had m1
+            vec![(cid.clone(), d1)],                      // ben, in the DM
             vec![(ann.clone(), m2), (owner.clone(), m1)], // cid: had nothing
             vec![(ann.clone(), m2)],                      // owner: m1 is his own
+            vec![],                                       // cid, in the DM: his own d1
         ]
     );
     // Marks never go back, and nothing is covered twice.
