@@ -240,7 +240,9 @@ pub trait RateLimiter: Send + Sync + 'static {
     }
 }
 
-/// The set of stores a chat node runs on.
+/// The set of stores a chat node runs on. `messages` must sit on the same data as `groups`,
+/// `blocks` and `rates`: its append checks them in the same step ([`MessageLog::append`]);
+/// [`Stores::all_in`] makes such a set.
 #[derive(Clone)]
 pub struct Stores {
     /// Messages, feeds, positions, idempotency.
