@@ -180,6 +180,7 @@ load1() { awk '{print $1}' /proc/loadavg; }
 # --- Cluster lifecycle -------------------------------------------------------------------------
 PIDS=()
 REDIS_PID=""
+REDIS_PORT=""
 # The measurement is over when this runs: servers get 2 s to exit, then SIGKILL (ours drains
 # its sockets for up to CHAT_DRAIN_TIMEOUT on SIGTERM, which is no use here).
 stop_cluster() {
@@ -195,7 +196,7 @@ trap stop_cluster EXIT
 
 start_redis() { # port
   "${PIN_SERVER[@]}" redis-server --port "$1" --bind 127.0.0.1 --save '' \
-    --appendonly no --daemonize no --loglevel warning >"$OUT/redis.log" 2>&1 &
+    --appendonly no --daemonize no --loglevel warning ${BENCH_REDIS_ARGS:-} >"$OUT/redis.log" 2>&1 &
   REDIS_PID=$!
   disown $!
   wait_port "$1" 10
@@ -266,6 +267,14 @@ run_case() {
   local line rc=0
   line=$("${PIN_LOADGEN[@]}" "$LOADGEN" "$@" "${extra[@]}" --urls "$URLS" --pids "$pids" \
     --redis-pid "$REDIS_PID" --label "$label" --tag "p${pair}" --max-seconds 400 $ASSERT) || rc=$?
+  # What Redis spent per command in the run (setup included): calls and CPU µs per command.
+  if [ -n "$REDIS_PORT" ] && command -v redis-cli >/dev/null; then
+    redis-cli -p "$REDIS_PORT" INFO commandstats >"$OUT/redis-$impl-$label-p$pair.txt" 2>/dev/null || true
+    # With BENCH_REDIS_ARGS='--slowlog-log-slower-than 0 --slowlog-max-len 1000000': every call.
+    if [[ "${BENCH_REDIS_ARGS:-}" == *slowlog* ]]; then
+      redis-cli -p "$REDIS_PORT" --json SLOWLOG GET -1 >"$OUT/slowlog-$impl-$label-p$pair.json" 2>/dev/null || true
+    fi
+  fi
   stop_cluster
   local l1; l1=$(load1)
   [ -n "$line" ] || line="{\"error\":\"the load generator printed nothing (exit $rc)\",\"label\":\"$label\"}"
