@@ -32,8 +32,6 @@ pub struct Limits {
     pub max_group_size: usize,
     /// Messages kept per conversation (`CHAT_HISTORY_MAX`, default 10000).
     pub history_max: usize,
-    /// Sync feed entries kept per user (`CHAT_FEED_MAX`, default 10000).
-    pub feed_max: usize,
     /// `message:send` per user (`CHAT_RATE_MESSAGES` per second, `CHAT_RATE_MESSAGES_BURST`).
     pub message_rate: Rate,
     /// Acknowledged events per user (`CHAT_RATE_EVENTS`, `CHAT_RATE_EVENTS_BURST`).
@@ -59,7 +57,6 @@ impl Default for Limits {
             max_payload: 64 * 1024,
             max_group_size: 1000,
             history_max: 10_000,
-            feed_max: 10_000,
             message_rate: Rate::new(10.0, 20),
             event_rate: Rate::new(30.0, 60),
             typing_rate: Rate::new(5.0, 5),
@@ -154,7 +151,6 @@ impl Config {
             max_payload: env.parse("CHAT_MAX_PAYLOAD", dl.max_payload, 1024..=64 << 20)?,
             max_group_size: env.parse("CHAT_MAX_GROUP_SIZE", dl.max_group_size, 2..=100_000)?,
             history_max: env.parse("CHAT_HISTORY_MAX", dl.history_max, 1..=10_000_000)?,
-            feed_max: env.parse("CHAT_FEED_MAX", dl.feed_max, 1..=10_000_000)?,
             message_rate: Rate::new(
                 env.parse("CHAT_RATE_MESSAGES", dl.message_rate.per_second, 0.01..=1e6)?,
                 env.parse(

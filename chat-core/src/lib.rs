@@ -23,16 +23,18 @@
 //! ## How it works
 //! Every socket of user `u` joins the room `user:u`, and every member socket of group `g`
 //! the room `group:g`; presence subscribers join `presence:u`. A `message:send` is checked
-//! (membership, blocks, limits, rate), appended to the conversation log and to the sync
-//! feed of every participant in one store step, acknowledged, then emitted: to each
-//! recipient's `user:` room with an ack request (the first device to ack moves the
-//! recipient's delivered mark and the sender gets a `receipt`), and to the sender's other
-//! devices. Large groups get a single emit to the group room, without receipts.
+//! (membership, blocks, limits, rate) and appended to the conversation log in one store
+//! step, acknowledged, then emitted: to each recipient's `user:` room with an ack request
+//! (the first device to ack moves the recipient's delivered mark and the sender gets a
+//! `receipt`), and to the sender's other devices. Large groups get a single emit to the
+//! group room, without receipts.
 //!
-//! Message ids are `<ms>-<seq>`, like Redis stream ids, and grow in send order within a
-//! conversation. Each user has a feed, a log of `(conversation, message)` entries with ids
-//! of the same form; a `sync` cursor is a feed id, so a client that keeps its cursor gets
-//! every message once. `clientId`s are idempotency keys per sender, kept 24 hours.
+//! A message is stored once, in its conversation, whatever the number of recipients; each
+//! user's view (`sync`, unread counts) is read from their conversations. Message ids are
+//! `<ms>-<seq>`, like Redis stream ids, and grow in send order across all conversations, so
+//! one id is a position in all of them: a `sync` cursor is a message id, and a client that
+//! keeps its cursor gets every message once. `clientId`s are idempotency keys per sender,
+//! kept 24 hours.
 //!
 //! Embedded mode keeps all of this in memory ([`store::memory::MemoryStore`]); on shutdown
 //! it refuses writes (`unavailable`) rather than acknowledge what would be lost.

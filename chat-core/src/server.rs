@@ -135,14 +135,14 @@ impl ChatBuilder {
             // Remote sockets and requests name their node by this id.
             sio.server_id = c.uid();
         }
-        let (marks, mark_queue) = handlers::delivery::mark_queue();
+        let (delivered, receipt_queue) = handlers::delivery::receipt_queue();
         let ctx = Arc::new(Ctx {
             stores,
             limits: config.limits.clone(),
             node_id: config.node_id.clone(),
             auth: Authenticator::new(config.auth_secret.as_deref()),
             delivery_ack_timeout: Duration::from_secs(10),
-            marks,
+            delivered,
             typing: Default::default(),
             draining: Default::default(),
             cluster: cluster.clone(),
@@ -163,10 +163,10 @@ impl ChatBuilder {
             .build_svc();
         handlers::register(&io);
         let stop = CancellationToken::new();
-        tokio::spawn(handlers::delivery::record_marks(
+        tokio::spawn(handlers::delivery::send_delivered(
             ctx.clone(),
             io.clone(),
-            mark_queue,
+            receipt_queue,
             stop.clone(),
         ));
         if let Some(c) = &cluster {

@@ -204,9 +204,10 @@ test('sync with a malformed cursor is bad_request', async () => {
   await expectError(sb, 'sync', { cursor: { a: 1 } }, 'bad_request');
 });
 
-// A cursor older than the retained feed (CHAT_FEED_MAX) answers truncated: true with the newest.
-test('sync reports truncated when the cursor is older than the feed', async (t) => {
-  const small = await startServer({ ...HIGH_LIMITS, CHAT_FEED_MAX: '5' });
+// A cursor older than a conversation's retained history (CHAT_HISTORY_MAX) answers
+// truncated: true with the oldest messages kept.
+test('sync reports truncated when the cursor is older than the history kept', async (t) => {
+  const small = await startServer({ ...HIGH_LIMITS, CHAT_HISTORY_MAX: '5' });
   t.after(() => small.stop());
   const alice = uid('alice');
   const bob = uid('bob');

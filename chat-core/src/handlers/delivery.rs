@@ -1,16 +1,18 @@
-//! Message delivery, once per node, with delivery receipts recorded where devices ack.
+//! Message delivery, once per node, with delivery receipts straight from the devices' acks.
 //!
 //! A stored message goes to each other node that hosts one of its rooms as one chat-level
 //! cluster message ([`Envelope::Deliver`]), and every node, the sender's included, emits it
 //! to its own devices in those rooms: one broadcast per node, however many recipients.
-//! Where receipts apply the emit asks for acks, and the node that gets a device's ack queues
-//! the recipient's `delivered` mark. [`record_marks`] writes the queued marks in batches (one
-//! Redis round trip for whatever arrived meanwhile; marks are cumulative, so a user's newest
-//! one per conversation is enough) and sends the `receipt` events they produce to the
-//! senders' devices: one cluster message per sender and batch ([`Envelope::Receipts`]).
+//! Where receipts apply the emit asks for acks, and the node that gets a recipient's first
+//! ack queues a `delivered` receipt for the sender. [`send_delivered`] sends the queued
+//! receipts in batches: one cluster message per sender and batch ([`Envelope::Receipts`]),
+//! with one receipt per recipient and conversation (receipts are cumulative).
 //!
-//! Before this, every recipient cost an ack-asking broadcast of its own across the cluster,
-//! an ack travelling back, a Redis round trip and a receipt broadcast (issue 8).
+//! Live deliveries touch no store: the ack names the message and its sender, which is all a
+//! receipt needs. The stored delivered mark moves only when a device fetches messages
+//! (`sync`, `history`) or the user reads, where it says which senders are owed a receipt.
+//! A recipient with devices on several nodes may send a receipt from each; clients keep the
+//! newest per user.
 
 use std::{
     collections::{HashMap, HashSet},
@@ -58,21 +60,27 @@ pub(crate) struct Receipt {
     pub status: Mark,
 }
 
-/// A recipient's device acked a message: (recipient, conversation, message id).
-pub(crate) type PendingMark = (UserId, ConversationId, MessageId);
+/// A recipient's device acked a message.
+#[derive(Debug)]
+pub(crate) struct Delivered {
+    recipient: UserId,
+    conversation: ConversationId,
+    message: MessageId,
+    sender: UserId,
+}
 
-/// Marks waiting to be written; when full, ack handling waits (back-pressure).
-const MARK_QUEUE: usize = 8192;
-/// Most marks written in one round trip.
-const MARK_BATCH: usize = 512;
+/// Receipts waiting to go out; when full, ack handling waits (back-pressure).
+const RECEIPT_QUEUE: usize = 8192;
+/// Most acks turned into receipts at once.
+const RECEIPT_BATCH: usize = 512;
 /// How long a batch waits for more acks after its first: the acks of one message from a
-/// group's devices arrive within a few milliseconds, and written together they share one
-/// script call. Receipts are that much later; nobody sees 10 ms on a delivery tick.
-const MARK_LINGER: std::time::Duration = std::time::Duration::from_millis(10);
+/// group's devices arrive within a few milliseconds, and sent together they reach the
+/// sender as one cluster message. Nobody sees 10 ms on a delivery tick.
+const RECEIPT_LINGER: std::time::Duration = std::time::Duration::from_millis(10);
 
-/// The queue between ack handling and [`record_marks`].
-pub(crate) fn mark_queue() -> (mpsc::Sender<PendingMark>, mpsc::Receiver<PendingMark>) {
-    mpsc::channel(MARK_QUEUE)
+/// The queue between ack handling and [`send_delivered`].
+pub(crate) fn receipt_queue() -> (mpsc::Sender<Delivered>, mpsc::Receiver<Delivered>) {
+    mpsc::channel(RECEIPT_QUEUE)
 }
 
 /// The other nodes hosting one of `rooms`, in cluster mode.
@@ -128,7 +136,7 @@ async fn to_nodes(ctx: &Ctx, nodes: &[Uid], envelope: &Envelope) {
 }
 
 /// Emits `message` to the devices `op` selects on this node; with `receipts`, queues a
-/// delivered mark for the first device of each recipient (not the sender) that acks.
+/// delivered receipt for the first device of each recipient (not the sender) that acks.
 async fn emit_local<A: Adapter>(
     ctx: &Arc<Ctx>,
     op: BroadcastOperators<A>,
@@ -153,7 +161,7 @@ async fn emit_local<A: Adapter>(
             return;
         }
     };
-    let marks = ctx.marks.clone();
+    let queue = ctx.delivered.clone();
     let (conversation, id, from) = (
         message.conversation.clone(),
         message.id,
@@ -177,66 +185,64 @@ async fn emit_local<A: Adapter>(
             if user == from || !marked.insert(user.clone()) {
                 continue;
             }
-            if marks.send((user, conversation.clone(), id)).await.is_err() {
+            let delivered = Delivered {
+                recipient: user,
+                conversation: conversation.clone(),
+                message: id,
+                sender: from.clone(),
+            };
+            if queue.send(delivered).await.is_err() {
                 break;
             }
         }
     });
 }
 
-/// Writes queued delivered marks in batches and sends the receipts they produce, until
-/// `stop` fires (then it writes what is queued and returns).
-pub(crate) async fn record_marks<A: Adapter>(
+/// Sends the queued delivered receipts in batches, until `stop` fires (then it sends what
+/// is queued and returns).
+pub(crate) async fn send_delivered<A: Adapter>(
     ctx: Arc<Ctx>,
     io: SocketIo<A>,
-    mut queue: mpsc::Receiver<PendingMark>,
+    mut queue: mpsc::Receiver<Delivered>,
     stop: CancellationToken,
 ) {
-    let mut batch = Vec::with_capacity(MARK_BATCH);
+    let mut batch = Vec::with_capacity(RECEIPT_BATCH);
     loop {
         let n = tokio::select! {
-            n = queue.recv_many(&mut batch, MARK_BATCH) => n,
+            n = queue.recv_many(&mut batch, RECEIPT_BATCH) => n,
             () = stop.cancelled() => {
                 queue.close();
-                queue.recv_many(&mut batch, MARK_QUEUE).await
+                queue.recv_many(&mut batch, RECEIPT_QUEUE).await
             }
         };
         if n == 0 {
             return;
         }
-        if batch.len() < MARK_BATCH && !stop.is_cancelled() {
-            tokio::time::sleep(MARK_LINGER).await;
-            while batch.len() < MARK_BATCH {
+        if batch.len() < RECEIPT_BATCH && !stop.is_cancelled() {
+            tokio::time::sleep(RECEIPT_LINGER).await;
+            while batch.len() < RECEIPT_BATCH {
                 match queue.try_recv() {
-                    Ok(mark) => batch.push(mark),
+                    Ok(ack) => batch.push(ack),
                     Err(_) => break,
                 }
             }
         }
-        // Marks are cumulative: per user and conversation, only the newest counts.
-        let mut newest: HashMap<(UserId, ConversationId), MessageId> = HashMap::new();
-        for (user, conversation, id) in batch.drain(..) {
-            let upto = newest.entry((user, conversation)).or_insert(id);
-            *upto = (*upto).max(id);
+        // Receipts are cumulative: per sender, recipient and conversation, the newest counts.
+        let mut newest: HashMap<(UserId, UserId, ConversationId), MessageId> = HashMap::new();
+        for d in batch.drain(..) {
+            let upto = newest
+                .entry((d.sender, d.recipient, d.conversation))
+                .or_insert(d.message);
+            *upto = (*upto).max(d.message);
         }
-        let marks: Vec<PendingMark> = newest.into_iter().map(|((u, c), id)| (u, c, id)).collect();
-        let covered = match ctx.stores.messages.advance_delivered(&marks).await {
-            Ok(covered) => covered,
-            Err(e) => {
-                tracing::warn!(marks = marks.len(), cause = %e, "cannot record deliveries");
-                continue;
-            }
-        };
         let mut by_sender: HashMap<UserId, Vec<Receipt>> = HashMap::new();
-        for ((user, conversation, _), covered) in marks.into_iter().zip(covered) {
-            for (sender, id) in covered {
-                by_sender.entry(sender).or_default().push(Receipt {
-                    conversation: conversation.clone(),
-                    user: user.clone(),
-                    message_id: id,
-                    status: Mark::Delivered,
-                });
-            }
+        for ((sender, user, conversation), message_id) in newest {
+            by_sender.entry(sender).or_default().push(Receipt {
+                conversation,
+                user,
+                message_id,
+                status: Mark::Delivered,
+            });
         }
         // Concurrently: their route lookups share one round trip to Redis.
         futures_util::future::join_all(

@@ -52,8 +52,8 @@ pub(crate) struct Ctx {
     pub auth: Authenticator,
     /// How long a `message` emit waits for a device's ack before giving up on `delivered`.
     pub delivery_ack_timeout: Duration,
-    /// Devices' acks of `message`, on their way to the delivered marks.
-    pub marks: tokio::sync::mpsc::Sender<delivery::PendingMark>,
+    /// Devices' acks of `message`, on their way to the senders as receipts.
+    pub delivered: tokio::sync::mpsc::Sender<delivery::Delivered>,
     /// Typing throttle; volatile, so per node is enough.
     pub typing: TokenBuckets,
     /// Set when the node starts shutting down: new connections are refused.

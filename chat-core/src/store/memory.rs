@@ -5,7 +5,7 @@
 //! so a node that is shutting down never acknowledges what it would lose.
 
 use std::{
-    collections::{BTreeMap, HashMap, HashSet, VecDeque},
+    collections::{HashMap, HashSet, VecDeque},
     sync::{
         Mutex, MutexGuard,
         atomic::{AtomicBool, Ordering},
@@ -17,8 +17,8 @@ use async_trait::async_trait;
 use tokio::time::Instant;
 
 use super::{
-    Appended, Blocks, GroupRefusal, Groups, Mark, MessageLog, NewMessage, Presence, RateLimiter,
-    Refusal, SyncPage,
+    Appended, Blocks, GroupRefusal, Groups, MARK_SCAN, Mark, MessageLog, NewMessage, Presence,
+    RateLimiter, Refusal, SyncPage,
 };
 use crate::{
     config::{Limits, Rate},
@@ -38,7 +38,6 @@ const BUCKET_IDLE: Duration = Duration::from_secs(120);
 #[derive(Debug)]
 pub struct MemoryStore {
     history_max: usize,
-    feed_max: usize,
     idempotency_ttl: Duration,
     closed: AtomicBool,
     log: Mutex<LogState>,
@@ -50,8 +49,11 @@ pub struct MemoryStore {
 
 #[derive(Debug, Default)]
 struct LogState {
+    /// The newest message id handed out, in any conversation.
+    clock: StreamId,
     convs: HashMap<ConversationId, Conv>,
-    feeds: HashMap<UserId, Feed>,
+    /// Each user's DMs that have messages.
+    dms: HashMap<UserId, HashSet<ConversationId>>,
     marks: HashMap<(UserId, ConversationId), Marks>,
     idempotency: HashMap<(UserId, String), (Instant, Message)>,
     idempotency_order: VecDeque<(Instant, UserId, String)>,
@@ -60,25 +62,6 @@ struct LogState {
 #[derive(Debug, Default)]
 struct Conv {
     msgs: VecDeque<Message>,
-    last: StreamId,
-}
-
-#[derive(Debug, Default)]
-struct Feed {
-    entries: VecDeque<FeedEntry>,
-    last: StreamId,
-    /// Id of the newest entry trimmed away, if any was.
-    trimmed_upto: Option<StreamId>,
-    /// DMs the user has messages in.
-    dms: HashSet<ConversationId>,
-}
-
-#[derive(Debug)]
-struct FeedEntry {
-    id: StreamId,
-    conversation: ConversationId,
-    message: MessageId,
-    from: UserId,
 }
 
 #[derive(Debug, Default, Clone, Copy)]
@@ -159,7 +142,6 @@ impl MemoryStore {
     pub fn new(limits: &Limits) -> Self {
         Self {
             history_max: limits.history_max,
-            feed_max: limits.feed_max,
             idempotency_ttl: limits.idempotency_ttl,
             closed: AtomicBool::new(false),
             log: Mutex::default(),
@@ -198,13 +180,6 @@ impl LogState {
                 }
             }
         }
-    }
-
-    fn message(&self, conversation: &ConversationId, id: MessageId) -> Option<&Message> {
-        let msgs = &self.convs.get(conversation)?.msgs;
-        msgs.binary_search_by(|m| m.id.cmp(&id))
-            .ok()
-            .map(|i| &msgs[i])
     }
 
     fn read_mark(&self, user: &UserId, conversation: &ConversationId) -> StreamId {
@@ -286,9 +261,8 @@ impl MessageLog for MemoryStore {
                 },
             );
         }
-        let conv = st.convs.entry(msg.conversation.clone()).or_default();
-        let id = conv.last.next(msg.ts);
-        conv.last = id;
+        let id = st.clock.next(msg.ts);
+        st.clock = id;
         let message = Message {
             id,
             conversation: msg.conversation,
@@ -297,24 +271,15 @@ impl MessageLog for MemoryStore {
             ts: msg.ts,
             client_id: msg.client_id,
         };
+        let conv = st.convs.entry(message.conversation.clone()).or_default();
         conv.msgs.push_back(message.clone());
         while conv.msgs.len() > self.history_max {
             conv.msgs.pop_front();
         }
-        for user in &audience {
-            let feed = st.feeds.entry(user.clone()).or_default();
-            feed.last = feed.last.next(message.ts);
-            feed.entries.push_back(FeedEntry {
-                id: feed.last,
-                conversation: message.conversation.clone(),
-                message: id,
-                from: message.from.clone(),
-            });
-            while feed.entries.len() > self.feed_max {
-                feed.trimmed_upto = feed.entries.pop_front().map(|e| e.id);
-            }
-            if let ConversationId::Dm(..) = message.conversation {
-                feed.dms.insert(message.conversation.clone());
+        if let ConversationId::Dm(..) = message.conversation {
+            for user in &audience {
+                let dms = st.dms.entry(user.clone()).or_default();
+                dms.insert(message.conversation.clone());
             }
         }
         if let Some((user, k)) = key {
@@ -352,40 +317,52 @@ impl MessageLog for MemoryStore {
         cursor: Option<StreamId>,
         limit: usize,
     ) -> Result<SyncPage, StoreError> {
+        // Groups before the log, as in append.
+        let groups: Vec<ConversationId> = lock(&self.groups)
+            .by_user
+            .get(user)
+            .into_iter()
+            .flatten()
+            .map(|g| ConversationId::Group(g.clone()))
+            .collect();
         let st = lock(&self.log);
-        let Some(feed) = st.feeds.get(user) else {
-            return Ok(SyncPage {
-                messages: Vec::new(),
-                cursor: cursor.unwrap_or_default(),
-                has_more: false,
-                truncated: false,
-            });
-        };
-        let start = cursor.map_or(0, |c| feed.entries.partition_point(|e| e.id <= c));
-        let truncated = matches!((cursor, feed.trimmed_upto), (Some(c), Some(t)) if c < t);
-        let mut messages = Vec::new();
-        let mut next = cursor.unwrap_or_default();
-        let mut examined = start;
-        for entry in feed.entries.range(start..) {
-            if messages.len() == limit {
-                break;
-            }
-            examined += 1;
-            next = entry.id;
-            let unread_only = cursor.is_none();
-            if unread_only
-                && (&entry.from == user || entry.message <= st.read_mark(user, &entry.conversation))
-            {
+        let dms = st.dms.get(user).into_iter().flatten().cloned();
+        let mut newest = cursor.unwrap_or_default();
+        let mut truncated = false;
+        let mut found: Vec<&Message> = Vec::new();
+        for id in dms.chain(groups) {
+            let Some(conv) = st.convs.get(&id) else {
                 continue;
+            };
+            if let Some(last) = conv.msgs.back() {
+                newest = newest.max(last.id);
             }
-            if let Some(m) = st.message(&entry.conversation, entry.message) {
-                messages.push(m.clone());
-            }
+            let from = match cursor {
+                Some(c) => {
+                    // As on Redis: older than the oldest message a full history kept.
+                    truncated |= conv.msgs.len() >= self.history_max
+                        && conv.msgs.front().is_some_and(|m| c < m.id);
+                    c
+                }
+                None => st.read_mark(user, &id),
+            };
+            let start = conv.msgs.partition_point(|m| m.id <= from);
+            found.extend(
+                conv.msgs
+                    .range(start..)
+                    .filter(|m| cursor.is_some() || &m.from != user),
+            );
         }
+        found.sort_by_key(|m| m.id);
+        let has_more = found.len() > limit;
+        found.truncate(limit);
         Ok(SyncPage {
-            messages,
-            cursor: next,
-            has_more: examined < feed.entries.len(),
+            cursor: match found.last() {
+                Some(m) if has_more => m.id,
+                _ => newest,
+            },
+            messages: found.into_iter().cloned().collect(),
+            has_more,
             truncated,
         })
     }
@@ -393,15 +370,12 @@ impl MessageLog for MemoryStore {
     async fn dm_peers(&self, user: &UserId) -> Result<Vec<UserId>, StoreError> {
         let st = lock(&self.log);
         Ok(st
-            .feeds
+            .dms
             .get(user)
-            .map(|f| {
-                f.dms
-                    .iter()
-                    .filter_map(|c| c.dm_peer(user).cloned())
-                    .collect()
-            })
-            .unwrap_or_default())
+            .into_iter()
+            .flatten()
+            .filter_map(|c| c.dm_peer(user).cloned())
+            .collect())
     }
 
     async fn conversations(
@@ -411,10 +385,12 @@ impl MessageLog for MemoryStore {
     ) -> Result<Vec<ConversationSummary>, StoreError> {
         let st = lock(&self.log);
         let mut out: Vec<ConversationSummary> = st
-            .feeds
+            .dms
             .get(user)
-            .map(|f| f.dms.iter().map(|id| st.summary(user, id, None)).collect())
-            .unwrap_or_default();
+            .into_iter()
+            .flatten()
+            .map(|id| st.summary(user, id, None))
+            .collect();
         out.extend(groups.iter().map(|g| {
             st.summary(
                 user,
@@ -459,18 +435,17 @@ impl MessageLog for MemoryStore {
         if mark == Mark::Read {
             marks.read = upto;
         }
-        let mut newest_by_sender: BTreeMap<UserId, MessageId> = BTreeMap::new();
+        let mut covered = Vec::new();
+        let mut seen = HashSet::new();
         if let Some(conv) = st.convs.get(conversation) {
-            for m in conv.msgs.iter().rev().skip_while(|m| m.id > upto) {
-                if m.id <= old {
-                    break;
-                }
-                if &m.from != user {
-                    newest_by_sender.entry(m.from.clone()).or_insert(m.id);
+            let newer = conv.msgs.iter().rev().skip_while(|m| m.id > upto);
+            for m in newer.take_while(|m| m.id > old).take(MARK_SCAN) {
+                if &m.from != user && seen.insert(&m.from) {
+                    covered.push((m.from.clone(), m.id));
                 }
             }
         }
-        Ok(newest_by_sender.into_iter().collect())
+        Ok(covered)
     }
 }
 
@@ -651,7 +626,6 @@ mod tests {
     fn store() -> MemoryStore {
         MemoryStore::new(&Limits {
             history_max: 5,
-            feed_max: 4,
             ..Limits::default()
         })
     }
@@ -729,19 +703,67 @@ mod tests {
     #[tokio::test]
     async fn sync_pages_and_reports_truncation() {
         let s = store();
-        for i in 0..6 {
+        for i in 0..7 {
             send(&s, "a", "b", &i.to_string(), 100 + i).await;
         }
         let first = s
             .sync(&user("b"), Some(StreamId::default()), 2)
             .await
             .unwrap();
-        assert!(first.truncated, "feed_max 4 trimmed two entries");
-        assert_eq!(first.messages.len(), 2);
+        assert!(first.truncated, "history_max 5 trimmed two messages");
+        assert_eq!(bodies(&first.messages), ["2", "3"]);
         assert!(first.has_more);
         let rest = s.sync(&user("b"), Some(first.cursor), 10).await.unwrap();
-        assert_eq!(rest.messages.len(), 2);
+        assert_eq!(bodies(&rest.messages), ["4", "5", "6"]);
         assert!(!rest.has_more && !rest.truncated);
+    }
+
+    fn bodies(messages: &[Message]) -> Vec<&str> {
+        messages.iter().map(|m| m.body.as_str()).collect()
+    }
+
+    #[tokio::test]
+    async fn ids_grow_across_conversations_and_sync_merges_them() {
+        let s = MemoryStore::new(&Limits::default());
+        let (a, b, c) = (user("a"), user("b"), user("c"));
+        let g = Group {
+            id: GroupId::parse("g1").unwrap(),
+            name: "g".into(),
+            owner: a.clone(),
+            members: vec![a.clone(), b.clone(), c.clone()],
+        };
+        s.create(g.clone()).await.unwrap();
+        let group = ConversationId::Group(g.id.clone());
+        let to_group = |from: &UserId, body: &str, ts| NewMessage {
+            conversation: group.clone(),
+            from: from.clone(),
+            body: body.into(),
+            ts,
+            client_id: None,
+        };
+        // The clock runs back between sends: ids still grow, across conversations.
+        let m1 = send(&s, "a", "b", "dm1", 50).await;
+        let Appended::New { message: g1, .. } =
+            s.append(to_group(&c, "g1", 40), &[]).await.unwrap()
+        else {
+            panic!()
+        };
+        let m2 = send(&s, "c", "b", "dm2", 30).await;
+        assert!(m1.id < g1.id && g1.id < m2.id);
+        let page = s.sync(&b, None, 100).await.unwrap();
+        assert_eq!(bodies(&page.messages), ["dm1", "g1", "dm2"]);
+        assert_eq!(page.cursor, m2.id);
+        let paged = s.sync(&b, Some(m1.id), 1).await.unwrap();
+        assert_eq!(bodies(&paged.messages), ["g1"]);
+        assert!(paged.has_more);
+        assert_eq!(paged.cursor, g1.id);
+        s.leave(&g.id, &b).await.unwrap();
+        let after_leaving = s.sync(&b, Some(m1.id), 10).await.unwrap();
+        assert_eq!(
+            bodies(&after_leaving.messages),
+            ["dm2"],
+            "only current groups"
+        );
     }
 
     #[tokio::test]

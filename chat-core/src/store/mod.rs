@@ -38,11 +38,11 @@ pub struct NewMessage {
 /// What [`MessageLog::append`] did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Appended {
-    /// A new message was stored, in the feeds of `audience` users (the sender included).
+    /// A new message was stored.
     New {
         /// The stored message.
         message: Message,
-        /// How many users' feeds have it: 2 for a DM, a group's member count.
+        /// How many users the conversation has: 2 for a DM, a group's member count.
         audience: usize,
     },
     /// The sender had used this `clientId` for the same message: the first one.
@@ -69,13 +69,14 @@ pub enum Refusal {
 /// One page of [`MessageLog::sync`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SyncPage {
-    /// Messages in feed order (oldest first).
+    /// Messages in id order (oldest first), across conversations.
     pub messages: Vec<Message>,
-    /// Where the next call continues.
+    /// Where the next call continues: a message id.
     pub cursor: StreamId,
-    /// More entries follow the cursor.
+    /// More messages follow the cursor.
     pub has_more: bool,
-    /// The given cursor was older than what the feed retains.
+    /// The given cursor is older than the oldest message a full conversation history
+    /// (`history_max`) kept: messages after it may have been trimmed.
     pub truncated: bool,
 }
 
@@ -90,12 +91,20 @@ pub enum Mark {
     Read,
 }
 
-/// Conversation logs, per-user sync feeds, read/delivered positions and idempotency keys.
+/// Most entries of a conversation looked at when a mark moves: receipts cover the newest
+/// messages of each sender among them, however far behind the old mark was.
+pub(crate) const MARK_SCAN: usize = 1000;
+
+/// Conversation logs, read/delivered positions and idempotency keys.
+///
+/// Message ids grow across all conversations of a store, not only within one: one id is a
+/// position in every conversation, which is what a `sync` cursor is. A message is stored
+/// once, in its conversation; `sync` and `conversations` read each user's conversations.
 #[async_trait]
 pub trait MessageLog: Send + Sync + 'static {
-    /// Appends `msg` to its conversation and to the feed of every user in its audience: both
-    /// users of a DM, every member of a group. One atomic step with its checks, which run in
-    /// this order, each ending the step if it fails:
+    /// Appends `msg` to its conversation, with an id greater than any the store has handed
+    /// out. One atomic step with its checks, which run in this order, each ending the step
+    /// if it fails:
     /// 1. a token from each bucket of `budget` ([`RateLimiter::try_acquire_all`]);
     /// 2. the other user of a DM has not blocked the sender; the group exists and the sender
     ///    is a member;
@@ -118,7 +127,9 @@ pub trait MessageLog: Send + Sync + 'static {
         limit: usize,
     ) -> Result<(Vec<Message>, bool), StoreError>;
 
-    /// The user's feed after `cursor`; without one, the user's unread messages.
+    /// Up to `limit` messages of the user's conversations (DMs with messages, and the groups
+    /// the user is a member of now) after `cursor`, or without one, the user's unread
+    /// messages (after their read mark, not their own); oldest first.
     async fn sync(
         &self,
         user: &UserId,
@@ -138,7 +149,9 @@ pub trait MessageLog: Send + Sync + 'static {
     ) -> Result<Vec<ConversationSummary>, StoreError>;
 
     /// Moves the user's `mark` in `conversation` up to `upto` (clamped to the newest message;
-    /// never backwards). Returns, per sender of a newly covered message, the newest such id.
+    /// never backwards); a read mark moves the delivered mark along. Returns, per sender of a
+    /// newly covered message (among the newest [`MARK_SCAN`] covered), the newest such id,
+    /// newest first, the user's own messages left out.
     async fn advance(
         &self,
         user: &UserId,
@@ -146,22 +159,6 @@ pub trait MessageLog: Send + Sync + 'static {
         upto: MessageId,
         mark: Mark,
     ) -> Result<Vec<(UserId, MessageId)>, StoreError>;
-
-    /// [`MessageLog::advance`] of the delivered mark for many (user, conversation, upto) at
-    /// once, answers in order.
-    async fn advance_delivered(
-        &self,
-        marks: &[(UserId, ConversationId, MessageId)],
-    ) -> Result<Vec<Vec<(UserId, MessageId)>>, StoreError> {
-        let mut out = Vec::with_capacity(marks.len());
-        for (user, conversation, upto) in marks {
-            out.push(
-                self.advance(user, conversation, *upto, Mark::Delivered)
-                    .await?,
-            );
-        }
-        Ok(out)
-    }
 }
 
 /// Why a group operation did not happen.
@@ -245,7 +242,7 @@ pub trait RateLimiter: Send + Sync + 'static {
 /// [`Stores::all_in`] makes such a set.
 #[derive(Clone)]
 pub struct Stores {
-    /// Messages, feeds, positions, idempotency.
+    /// Messages, positions, idempotency.
     pub messages: Arc<dyn MessageLog>,
     /// Groups.
     pub groups: Arc<dyn Groups>,

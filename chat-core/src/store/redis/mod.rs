@@ -1,0 +1,437 @@
+//! Every store in Redis: cluster mode. Same behaviour as [`super::memory`], shared by all
+//! nodes.
+//!
+//! Keys (after the prefix, `chat:` by default):
+//!
+//! | key | type | holds |
+//! |---|---|---|
+//! | `conv:<conversation>` | stream | messages: `f` sender, `b` body, `t` ms, `c` clientId; the stream id is the message id; capped at `CHAT_HISTORY_MAX` |
+//! | `clock` | string | the newest message id handed out, in any conversation |
+//! | `last` | hash | conversation → its newest message id |
+//! | `count` | hash | conversation → messages ever sent to it |
+//! | `sent:<user>` | hash | conversation → messages the user sent to it |
+//! | `dms:<user>` | set | the user's DM conversations |
+//! | `marks:<user>` | hash | `r:<conversation>` read mark; `u:<conversation>` the unread count, `count` and `sent` when the read mark was set |
+//! | `delivered:<conversation>` | hash | user → delivered mark |
+//! | `idem:<user>:<clientId>` | string | the first message sent with that key (JSON), 24 hours |
+//! | `group:<id>` | hash | `name`, `owner`, `seq` (join counter) |
+//! | `gmembers:<id>` | sorted set | member → join order |
+//! | `usergroups:<user>` | set | the user's groups |
+//! | `blocks:<user>` | set | users this user blocked |
+//! | `presence:<user>` | hash | socket id → uid of the node holding it |
+//! | `lastseen` | hash | user → ms when the last device left |
+//! | `nodeusers:<uid>` | set | users who connected through that node |
+//! | `rate:<key>` | hash | token bucket `tk`, `ts` |
+//!
+//! **Messages are written once and read per user.** An append is one Lua script: the
+//! budget, the block or membership check, the idempotency check, the conversation stream and
+//! the conversation's counters change together. Nothing is written per recipient, so a
+//! message to a group of 1,000 costs Redis what a DM does. Message ids come from one clock
+//! (`clock`) for every conversation, so one id orders all of a user's conversations: `sync`
+//! reads, after the cursor, the streams of the user's DMs and groups whose `last` is newer,
+//! and merges them. A user's unread count in a conversation is what it was at their last
+//! read mark, plus the messages sent since (`count`), minus their own (`sent`). With replicas
+//! the append is followed, on the same connection, by `WAIT`, so an acknowledged message
+//! survives a failover.
+//!
+//! Presence entries name their node: an entry counts only while that node's lease in the node
+//! table runs, so a crashed node's users go offline without any cleanup.
+
+mod messages;
+mod scripts;
+
+use std::collections::HashMap;
+
+use ::redis::{RedisError, Script, Value as RValue};
+use async_trait::async_trait;
+use socketioxide_core::Uid;
+
+use super::{Blocks, GroupRefusal, Groups, Presence, RateLimiter};
+use crate::{
+    config::{Limits, Rate, RedisSettings},
+    error::StoreError,
+    protocol::{Group, GroupId, PresenceState, UserId},
+    redis::Redis,
+};
+
+/// Every store trait over one Redis deployment.
+#[derive(Debug)]
+pub struct RedisStore {
+    redis: Redis,
+    prefix: String,
+    node: Uid,
+    history_max: usize,
+    idempotency_ttl_secs: u64,
+    wait_replicas: u32,
+    wait_timeout_ms: u64,
+    /// After a `WAIT` came back short (no replica in reach, e.g. right after a failover),
+    /// appends skip it until then instead of each paying the whole timeout.
+    wait_paused_until: std::sync::Mutex<Option<tokio::time::Instant>>,
+    scripts: Scripts,
+}
+
+/// How long appends stop waiting for replicas after a wait came back short.
+const WAIT_PAUSE: std::time::Duration = std::time::Duration::from_secs(5);
+
+#[derive(Debug)]
+struct Scripts {
+    append: Script,
+    advance: Script,
+    sync: Script,
+    join: Script,
+    leave: Script,
+    connect: Script,
+    disconnect: Script,
+    presence: Script,
+    rate: Script,
+    reap: Script,
+}
+
+fn backend(e: RedisError) -> StoreError {
+    StoreError::Backend(e.to_string())
+}
+
+fn corrupt(what: &str) -> StoreError {
+    StoreError::Backend(format!("unexpected data in redis: {what}"))
+}
+
+impl RedisStore {
+    /// Stores in `redis` under `settings.prefix`; presence entries name `node`.
+    pub fn new(redis: Redis, settings: &RedisSettings, limits: &Limits, node: Uid) -> Self {
+        use scripts::*;
+        let with = |libs: &[&str], s: &str| Script::new(&format!("{}\n{s}", libs.join("\n")));
+        Self {
+            redis,
+            prefix: settings.prefix.clone(),
+            node,
+            history_max: limits.history_max,
+            idempotency_ttl_secs: limits.idempotency_ttl.as_secs().max(1),
+            wait_replicas: settings.wait_replicas,
+            wait_timeout_ms: settings.wait_timeout.as_millis() as u64,
+            wait_paused_until: std::sync::Mutex::new(None),
+            scripts: Scripts {
+                append: with(&[RATE_LIB, ID_LIB], APPEND),
+                advance: with(&[ID_LIB], ADVANCE),
+                sync: with(&[ID_LIB], SYNC),
+                join: Script::new(JOIN),
+                leave: Script::new(LEAVE),
+                connect: with(&[PRESENCE_LIB], CONNECT),
+                disconnect: with(&[PRESENCE_LIB], DISCONNECT),
+                presence: with(&[PRESENCE_LIB], PRESENCE),
+                rate: with(&[RATE_LIB], RATE),
+                reap: Script::new(REAP),
+            },
+        }
+    }
+
+    fn key(&self, rest: impl std::fmt::Display) -> String {
+        format!("{}{rest}", self.prefix)
+    }
+
+    async fn query<T: ::redis::FromRedisValue>(
+        &self,
+        q: &impl crate::redis::Query,
+    ) -> Result<T, StoreError> {
+        self.redis.query(q).await.map_err(backend)
+    }
+
+    /// Runs a pipeline that calls `script` by its hash (`EVALSHA`). When Redis does not have
+    /// the script (first use, or a new master after a failover), loads it and runs the
+    /// pipeline again: one `SCRIPT LOAD` per script and master rather than per call.
+    async fn query_scripted<T: ::redis::FromRedisValue>(
+        &self,
+        script: &Script,
+        pipe: &::redis::Pipeline,
+    ) -> Result<T, StoreError> {
+        match self.redis.query(pipe).await {
+            Err(e)
+                if e.kind() == ::redis::ErrorKind::Server(::redis::ServerErrorKind::NoScript) =>
+            {
+                let mut again = ::redis::pipe();
+                again.load_script(script).ignore();
+                for cmd in pipe.cmd_iter() {
+                    again.add_command(cmd.clone());
+                }
+                self.query(&again).await
+            }
+            reply => reply.map_err(backend),
+        }
+    }
+
+    async fn group(&self, id: &GroupId) -> Result<Option<Group>, StoreError> {
+        Ok(self
+            .groups_by_id(std::slice::from_ref(id))
+            .await?
+            .pop()
+            .flatten())
+    }
+
+    async fn groups_by_id(&self, ids: &[GroupId]) -> Result<Vec<Option<Group>>, StoreError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut pipe = ::redis::pipe();
+        for id in ids {
+            pipe.hgetall(self.key(format!("group:{id}"))).zrange(
+                self.key(format!("gmembers:{id}")),
+                0,
+                -1,
+            );
+        }
+        let raw: Vec<RValue> = self.query(&pipe).await?;
+        let mut out = Vec::with_capacity(ids.len());
+        for (id, pair) in ids.iter().zip(raw.chunks(2)) {
+            let info: HashMap<String, String> =
+                ::redis::from_redis_value(pair[0].clone()).map_err(|_| corrupt("group"))?;
+            let members: Vec<String> =
+                ::redis::from_redis_value(pair[1].clone()).map_err(|_| corrupt("members"))?;
+            let (Some(name), Some(owner)) = (info.get("name"), info.get("owner")) else {
+                out.push(None);
+                continue;
+            };
+            out.push(Some(Group {
+                id: id.clone(),
+                name: name.clone(),
+                owner: UserId::parse(owner.as_str()).map_err(|_| corrupt("owner"))?,
+                members: members
+                    .into_iter()
+                    .map(UserId::parse)
+                    .collect::<Result<_, _>>()
+                    .map_err(|_| corrupt("member"))?,
+            }));
+        }
+        Ok(out)
+    }
+}
+
+#[async_trait]
+impl Groups for RedisStore {
+    async fn create(&self, group: Group) -> Result<Group, StoreError> {
+        let id = &group.id;
+        let mut pipe = ::redis::pipe();
+        pipe.atomic()
+            .hset_multiple(
+                self.key(format!("group:{id}")),
+                &[
+                    ("name", group.name.clone()),
+                    ("owner", group.owner.to_string()),
+                    ("seq", group.members.len().to_string()),
+                ],
+            )
+            .ignore();
+        for (i, m) in group.members.iter().enumerate() {
+            pipe.zadd(self.key(format!("gmembers:{id}")), m.as_str(), i + 1)
+                .ignore()
+                .sadd(self.key(format!("usergroups:{m}")), id.as_str())
+                .ignore();
+        }
+        self.query::<()>(&pipe).await?;
+        Ok(group)
+    }
+
+    async fn get(&self, id: &GroupId) -> Result<Option<Group>, StoreError> {
+        self.group(id).await
+    }
+
+    async fn join(
+        &self,
+        id: &GroupId,
+        user: &UserId,
+        max_size: usize,
+        max_groups: usize,
+    ) -> Result<Result<(Group, bool), GroupRefusal>, StoreError> {
+        let mut inv = self.scripts.join.key(self.key(format!("group:{id}")));
+        inv.key(self.key(format!("gmembers:{id}")))
+            .key(self.key(format!("usergroups:{user}")))
+            .arg(user.as_str())
+            .arg(max_size)
+            .arg(max_groups)
+            .arg(id.as_str());
+        let outcome: String = self.redis.script(&inv).await.map_err(backend)?;
+        let added = match outcome.as_str() {
+            "notfound" => return Ok(Err(GroupRefusal::NotFound)),
+            "full" => return Ok(Err(GroupRefusal::Full)),
+            "toomany" => return Ok(Err(GroupRefusal::TooManyGroups)),
+            "added" => true,
+            _ => false,
+        };
+        match self.group(id).await? {
+            Some(g) => Ok(Ok((g, added))),
+            None => Ok(Err(GroupRefusal::NotFound)),
+        }
+    }
+
+    async fn leave(&self, id: &GroupId, user: &UserId) -> Result<bool, StoreError> {
+        let mut inv = self.scripts.leave.key(self.key(format!("group:{id}")));
+        inv.key(self.key(format!("gmembers:{id}")))
+            .key(self.key(format!("usergroups:{user}")))
+            .arg(user.as_str())
+            .arg(id.as_str());
+        let left: i64 = self.redis.script(&inv).await.map_err(backend)?;
+        Ok(left == 1)
+    }
+
+    async fn of_user(&self, user: &UserId) -> Result<Vec<Group>, StoreError> {
+        let ids: Vec<String> = self
+            .query(::redis::cmd("SMEMBERS").arg(self.key(format!("usergroups:{user}"))))
+            .await?;
+        let mut ids: Vec<GroupId> = ids
+            .into_iter()
+            .filter_map(|i| GroupId::parse(i).ok())
+            .collect();
+        ids.sort();
+        Ok(self
+            .groups_by_id(&ids)
+            .await?
+            .into_iter()
+            .flatten()
+            .collect())
+    }
+}
+
+#[async_trait]
+impl Blocks for RedisStore {
+    async fn block(&self, user: &UserId, target: &UserId) -> Result<(), StoreError> {
+        self.query(
+            ::redis::cmd("SADD")
+                .arg(self.key(format!("blocks:{user}")))
+                .arg(target.as_str()),
+        )
+        .await
+    }
+
+    async fn unblock(&self, user: &UserId, target: &UserId) -> Result<(), StoreError> {
+        self.query(
+            ::redis::cmd("SREM")
+                .arg(self.key(format!("blocks:{user}")))
+                .arg(target.as_str()),
+        )
+        .await
+    }
+
+    async fn is_blocked(&self, user: &UserId, target: &UserId) -> Result<bool, StoreError> {
+        self.query(
+            ::redis::cmd("SISMEMBER")
+                .arg(self.key(format!("blocks:{user}")))
+                .arg(target.as_str()),
+        )
+        .await
+    }
+}
+
+#[async_trait]
+impl Presence for RedisStore {
+    async fn connect(&self, user: &UserId, socket: &str) -> Result<bool, StoreError> {
+        let mut inv = self
+            .scripts
+            .connect
+            .key(self.key(format!("presence:{user}")));
+        inv.key(self.key("nodes"))
+            .key(self.key(format!("nodeusers:{}", self.node)))
+            .arg(socket)
+            .arg(self.node.to_string())
+            .arg(user.as_str());
+        let first: i64 = self.redis.script(&inv).await.map_err(backend)?;
+        Ok(first == 1)
+    }
+
+    async fn disconnect(
+        &self,
+        user: &UserId,
+        socket: &str,
+        now_ms: u64,
+    ) -> Result<Option<u64>, StoreError> {
+        let mut inv = self
+            .scripts
+            .disconnect
+            .key(self.key(format!("presence:{user}")));
+        inv.key(self.key("nodes"))
+            .key(self.key("lastseen"))
+            .arg(socket)
+            .arg(user.as_str())
+            .arg(now_ms);
+        let last: i64 = self.redis.script(&inv).await.map_err(backend)?;
+        Ok(u64::try_from(last).ok())
+    }
+
+    async fn node_lost(&self, node: &str, now_ms: u64) -> Result<Vec<(UserId, u64)>, StoreError> {
+        let mut inv = self.scripts.reap.key(self.key(format!("nodeusers:{node}")));
+        inv.arg(&self.prefix).arg(node).arg(now_ms);
+        let gone: Vec<String> = self.redis.script(&inv).await.map_err(backend)?;
+        Ok(gone
+            .into_iter()
+            .filter_map(|u| UserId::parse(u).ok())
+            .map(|u| (u, now_ms))
+            .collect())
+    }
+
+    async fn get(&self, users: &[UserId]) -> Result<Vec<PresenceState>, StoreError> {
+        if users.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut inv = self.scripts.presence.prepare_invoke();
+        for u in users {
+            inv.key(self.key(format!("presence:{u}"))).arg(u.as_str());
+        }
+        inv.key(self.key("nodes")).key(self.key("lastseen"));
+        let flat: Vec<RValue> = self.redis.script(&inv).await.map_err(backend)?;
+        flat.chunks_exact(2)
+            .map(|p| {
+                let online: i64 =
+                    ::redis::from_redis_value(p[0].clone()).map_err(|_| corrupt("presence"))?;
+                let seen: String =
+                    ::redis::from_redis_value(p[1].clone()).map_err(|_| corrupt("lastseen"))?;
+                Ok(PresenceState {
+                    online: online == 1,
+                    last_seen: seen.parse().ok(),
+                })
+            })
+            .collect()
+    }
+}
+
+#[async_trait]
+impl RateLimiter for RedisStore {
+    async fn try_acquire_all(&self, buckets: &[(&str, Rate)]) -> Result<bool, StoreError> {
+        let mut inv = self.scripts.rate.prepare_invoke();
+        for (key, rate) in buckets {
+            inv.key(self.key(format!("rate:{key}")))
+                .arg(rate.per_second)
+                .arg(rate.burst);
+        }
+        let ok: i64 = self.redis.script(&inv).await.map_err(backend)?;
+        Ok(ok == 1)
+    }
+}
+
+/// The health checker's presence cleanup for dead nodes (see [`crate::health::NodeReaper`]).
+#[derive(Debug)]
+pub struct PresenceReaper {
+    redis: Redis,
+    prefix: String,
+    script: Script,
+}
+
+impl PresenceReaper {
+    /// Cleans presence under `prefix` in `redis`.
+    pub fn new(redis: Redis, prefix: impl Into<String>) -> Self {
+        Self {
+            redis,
+            prefix: prefix.into(),
+            script: Script::new(scripts::REAP),
+        }
+    }
+}
+
+#[async_trait]
+impl crate::health::NodeReaper for PresenceReaper {
+    async fn reap(&self, uid: &str) -> Result<(), StoreError> {
+        let mut inv = self.script.key(format!("{}nodeusers:{uid}", self.prefix));
+        inv.arg(&self.prefix).arg(uid);
+        self.redis
+            .script::<Vec<String>>(&inv)
+            .await
+            .map_err(backend)?;
+        Ok(())
+    }
+}
