@@ -38,6 +38,9 @@ pub struct Limits {
     pub event_rate: Rate,
     /// `typing` events per user; more are dropped (5 per second, bursts of 5).
     pub typing_rate: Rate,
+    /// Whether `delivered` and `read` receipts are sent at all (`CHAT_RECEIPTS`, default
+    /// true). Off, read marks still count unread messages; nothing asks devices for acks.
+    pub receipts: bool,
     /// Largest group that gets receipts (`CHAT_RECEIPT_GROUP_MAX`, default 100).
     pub receipt_group_max: usize,
     /// Users per `presence:subscribe` call (100).
@@ -60,6 +63,7 @@ impl Default for Limits {
             message_rate: Rate::new(10.0, 20),
             event_rate: Rate::new(30.0, 60),
             typing_rate: Rate::new(5.0, 5),
+            receipts: true,
             receipt_group_max: 100,
             presence_batch: 100,
             presence_per_socket: 1000,
@@ -163,6 +167,7 @@ impl Config {
                 env.parse("CHAT_RATE_EVENTS", dl.event_rate.per_second, 0.01..=1e6)?,
                 env.parse("CHAT_RATE_EVENTS_BURST", dl.event_rate.burst, 1..=1_000_000)?,
             ),
+            receipts: env.parse("CHAT_RECEIPTS", dl.receipts, ..)?,
             receipt_group_max: env.parse(
                 "CHAT_RECEIPT_GROUP_MAX",
                 dl.receipt_group_max,
@@ -266,8 +271,10 @@ mod tests {
             ("CHAT_CORS_ORIGINS", "http://a, http://b"),
             ("CHAT_LOG_FORMAT", "json"),
             ("CHAT_RATE_MESSAGES", "2.5"),
+            ("CHAT_RECEIPTS", "false"),
         ])
         .unwrap();
+        assert!(!c.limits.receipts);
         assert_eq!(c.listen.port(), 0);
         assert_eq!(c.limits.max_body, 10);
         assert_eq!(c.drain_timeout, Duration::from_millis(500));
@@ -293,6 +300,7 @@ mod tests {
             ("CHAT_LOG_FORMAT", "xml"),
             ("CHAT_NODE_ID", "a b"),
             ("CHAT_AUTH_SECRET", "short"),
+            ("CHAT_RECEIPTS", "maybe"),
         ] {
             let err = config(&[(var, value)]).unwrap_err().to_string();
             assert!(err.starts_with(var), "{err}");

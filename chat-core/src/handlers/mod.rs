@@ -67,10 +67,10 @@ impl Ctx {
         self.draining.load(Ordering::SeqCst)
     }
 
-    /// Whether receipts are sent in a conversation: DMs (`None`), and groups of up to
-    /// `receipt_group_max` members.
+    /// Whether receipts are sent in a conversation: unless they are off, DMs (`None`), and
+    /// groups of up to `receipt_group_max` members.
     pub fn receipts_for(&self, group_size: Option<usize>) -> bool {
-        group_size.is_none_or(|n| n <= self.limits.receipt_group_max)
+        self.limits.receipts && group_size.is_none_or(|n| n <= self.limits.receipt_group_max)
     }
 
     /// Joins a socket to rooms; in a cluster, records this node as their host first-hand

@@ -154,6 +154,47 @@ async fn group_receipts_come_from_what_each_member_got() {
     );
 }
 
+/// With receipts off (`CHAT_RECEIPTS=false`) nobody hears of deliveries or reads, in DMs or
+/// groups, and unread counts still follow read marks.
+#[tokio::test]
+async fn receipts_can_be_off() {
+    let srv = TestServer::with(|c| c.limits.receipts = false).await;
+    let (a, b) = (uid("alice"), uid("bob"));
+    let mut ca = srv.client(&a).await;
+    let mut cb = srv.client(&b).await;
+    let group = ok(ca
+        .ack("group:create", json!({"name": "g", "members": [b]}))
+        .await)["group"]["id"]
+        .clone();
+    let dm = ok(ca.ack("message:send", json!({"to": b, "body": "1"})).await)["message"].clone();
+    let gm = ok(ca
+        .ack("message:send", json!({"group": group, "body": "2"}))
+        .await)["message"]
+        .clone();
+    for m in [&dm, &gm] {
+        cb.event("message", |v| v["id"] == m["id"]).await;
+        ok(cb
+            .ack(
+                "read",
+                json!({"conversation": m["conversation"], "messageId": m["id"]}),
+            )
+            .await);
+    }
+    ok(cb.ack("sync", json!({})).await);
+    let list = ok(cb.ack("conversations", json!({})).await)["conversations"].clone();
+    assert!(
+        list.as_array().unwrap().iter().all(|c| c["unread"] == 0),
+        "{list}"
+    );
+    cb.barrier().await;
+    ca.barrier().await;
+    assert!(
+        ca.received("receipt").is_empty(),
+        "{:?}",
+        ca.received("receipt")
+    );
+}
+
 /// Typing reaches the other participants, never non-members, and is throttled.
 #[tokio::test]
 async fn typing_reaches_participants_only() {
