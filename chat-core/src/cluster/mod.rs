@@ -383,11 +383,36 @@ impl Cluster {
     /// The other nodes a chat-level message to `rooms` must reach: those hosting one of them
     /// (routed rooms; any other room reaches every node).
     pub(crate) async fn chat_targets(&self, rooms: &[String]) -> Vec<Uid> {
-        let mut opts = BroadcastOptions::default();
-        opts.rooms = rooms.iter().cloned().map(Room::from).collect();
+        self.chat_routes(&[rooms]).await.pop().unwrap_or_default()
+    }
+
+    /// [`Cluster::chat_targets`] of several room sets, in one round trip.
+    pub(crate) async fn chat_routes(&self, sets: &[&[String]]) -> Vec<Vec<Uid>> {
         // Include recently expired nodes while recovering, as requests that wait do: right
         // after an outage, skipping a live node would lose the message until its next sync.
-        self.targets(&opts, true).await
+        let wait = !self.recovering();
+        let candidates = if wait {
+            self.live_nodes()
+        } else {
+            self.reachable_nodes()
+        };
+        if sets
+            .iter()
+            .any(|rooms| !rooms.iter().all(|r| self.is_routed(r)))
+        {
+            let others: Vec<Uid> = candidates
+                .iter()
+                .copied()
+                .filter(|u| *u != self.uid)
+                .collect();
+            return vec![others; sets.len()];
+        }
+        let sets: Vec<Vec<&str>> = sets
+            .iter()
+            .map(|rooms| rooms.iter().map(String::as_str).collect())
+            .collect();
+        let sets: Vec<&[&str]> = sets.iter().map(Vec::as_slice).collect();
+        self.hosting(&sets, &candidates, wait).await
     }
 
     /// Sends a chat-level message to `targets`, in order with this node's broadcasts.
@@ -536,39 +561,55 @@ impl Cluster {
         if opts.rooms.is_empty() || !opts.rooms.iter().all(|r| self.is_routed(r)) {
             return others();
         }
-        let keys: Vec<String> = opts
-            .rooms
-            .iter()
-            .map(|r| self.key(&format!("room:{r}")))
-            .collect();
-        let hosts = match self
-            .redis
-            .query::<Vec<String>>(::redis::cmd("SUNION").arg(&keys))
+        let rooms: Vec<&str> = opts.rooms.iter().map(|r| r.as_ref()).collect();
+        self.hosting(&[&rooms], &candidates, wait)
             .await
-        {
-            Ok(hosts) => hosts,
-            Err(e) => {
-                tracing::debug!(cause = %e, "cluster: room lookup failed; sending to every node");
-                return others();
+            .pop()
+            .unwrap_or_default()
+    }
+
+    /// For each set of routed rooms, the other nodes among `candidates` that host one of them,
+    /// in one round trip. If Redis cannot say, every candidate.
+    async fn hosting(&self, sets: &[&[&str]], candidates: &[Uid], wait: bool) -> Vec<Vec<Uid>> {
+        let me = self.uid;
+        let mut pipe = ::redis::pipe();
+        for rooms in sets {
+            let keys: Vec<String> = rooms
+                .iter()
+                .map(|r| self.key(&format!("room:{r}")))
+                .collect();
+            pipe.cmd("SUNION").arg(&keys);
+        }
+        let hosts = match self.redis.query::<Vec<Vec<String>>>(&pipe).await {
+            Ok(hosts) if hosts.len() == sets.len() => hosts,
+            reply => {
+                let cause = reply.err().map(|e| e.to_string()).unwrap_or_default();
+                tracing::debug!(%cause, "cluster: room lookup failed; sending to every node");
+                let others: Vec<Uid> = candidates.iter().copied().filter(|u| *u != me).collect();
+                return vec![others; sets.len()];
             }
         };
         let reachable = self.reachable_nodes();
-        let mut targets = Vec::new();
-        let mut unknown = Vec::new();
-        for host in hosts.iter().filter_map(|h| h.parse::<Uid>().ok()) {
-            if host == me {
-                continue;
+        let mut out = Vec::with_capacity(sets.len());
+        for hosts in hosts {
+            let mut targets = Vec::new();
+            let mut unknown = Vec::new();
+            for host in hosts.iter().filter_map(|h| h.parse::<Uid>().ok()) {
+                if host == me {
+                    continue;
+                }
+                if candidates.contains(&host) {
+                    targets.push(host);
+                } else if !reachable.contains(&host) {
+                    unknown.push(host);
+                }
             }
-            if candidates.contains(&host) {
-                targets.push(host);
-            } else if !reachable.contains(&host) {
-                unknown.push(host);
+            if !unknown.is_empty() {
+                targets.extend(self.check_unknown(unknown, wait).await);
             }
+            out.push(targets);
         }
-        if !unknown.is_empty() {
-            targets.extend(self.check_unknown(unknown, wait).await);
-        }
-        targets
+        out
     }
 
     /// Whether heartbeats failed within the last lease (or never succeeded since a failure).

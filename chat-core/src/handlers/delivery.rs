@@ -42,6 +42,10 @@ pub(crate) enum Envelope {
         message: Message,
         rooms: Vec<String>,
         receipts: bool,
+        /// The nodes hosting the sender's devices when the message was sent, the sending
+        /// node included: where its receipts go, without a lookup. Absent from older nodes.
+        #[serde(default)]
+        reply: Option<Vec<Uid>>,
     },
     /// `receipt` events for the devices in `room`, in order.
     Receipts {
@@ -67,6 +71,8 @@ pub(crate) struct Delivered {
     conversation: ConversationId,
     message: MessageId,
     sender: UserId,
+    /// The nodes hosting the sender's devices, if the message said.
+    reply: Option<Arc<Vec<Uid>>>,
 }
 
 /// Receipts waiting to go out; when full, ack handling waits (back-pressure).
@@ -83,11 +89,31 @@ pub(crate) fn receipt_queue() -> (mpsc::Sender<Delivered>, mpsc::Receiver<Delive
     mpsc::channel(RECEIPT_QUEUE)
 }
 
-/// The other nodes hosting one of `rooms`, in cluster mode.
-pub(crate) async fn route(ctx: &Ctx, rooms: &[String]) -> Vec<Uid> {
-    match &ctx.cluster {
-        Some(cluster) => cluster.chat_targets(rooms).await,
-        None => Vec::new(),
+/// Where a message goes and where its receipts come back, in cluster mode.
+#[derive(Debug, Default)]
+pub(crate) struct Route {
+    /// The other nodes hosting one of the message's rooms.
+    targets: Vec<Uid>,
+    /// The nodes hosting the sender's devices, this one included.
+    reply: Option<Vec<Uid>>,
+}
+
+/// The route of a message from `sender` to `rooms`: one round trip for both lookups.
+pub(crate) async fn route(ctx: &Ctx, rooms: &[String], sender: &UserId) -> Route {
+    let Some(cluster) = &ctx.cluster else {
+        return Route::default();
+    };
+    let sender_room = [rooms::user(sender)];
+    let mut found = cluster
+        .chat_routes(&[rooms, &sender_room])
+        .await
+        .into_iter();
+    let targets = found.next().unwrap_or_default();
+    let mut reply = found.next().unwrap_or_default();
+    reply.push(cluster.uid());
+    Route {
+        targets,
+        reply: Some(reply),
     }
 }
 
@@ -98,24 +124,27 @@ pub(crate) async fn deliver<A: Adapter>(
     here: BroadcastOperators<A>,
     message: &Message,
     rooms: Vec<String>,
-    route: Vec<Uid>,
+    route: Route,
     receipts: bool,
 ) {
-    if !route.is_empty() {
+    let reply = receipts.then_some(route.reply).flatten();
+    if !route.targets.is_empty() {
         let envelope = Envelope::Deliver {
             message: message.clone(),
             rooms,
             receipts,
+            reply: reply.clone(),
         };
-        to_nodes(ctx, &route, &envelope).await;
+        to_nodes(ctx, &route.targets, &envelope).await;
     }
-    emit_local(ctx, here, message, receipts).await;
+    emit_local(ctx, here, message, receipts, reply.map(Arc::new)).await;
 }
 
 /// Sends `envelope` to the other nodes hosting one of `rooms`, in cluster mode.
 async fn to_other_nodes(ctx: &Ctx, rooms: &[String], envelope: &Envelope) {
-    let route = route(ctx, rooms).await;
-    to_nodes(ctx, &route, envelope).await;
+    if let Some(cluster) = &ctx.cluster {
+        to_nodes(ctx, &cluster.chat_targets(rooms).await, envelope).await;
+    }
 }
 
 /// Sends `envelope` to `nodes`.
@@ -142,6 +171,7 @@ async fn emit_local<A: Adapter>(
     op: BroadcastOperators<A>,
     message: &Message,
     receipts: bool,
+    reply: Option<Arc<Vec<Uid>>>,
 ) {
     if !receipts {
         if let Err(e) = op.emit(events::MESSAGE, message).await {
@@ -190,6 +220,7 @@ async fn emit_local<A: Adapter>(
                 conversation: conversation.clone(),
                 message: id,
                 sender: from.clone(),
+                reply: reply.clone(),
             };
             if queue.send(delivered).await.is_err() {
                 break;
@@ -229,7 +260,23 @@ pub(crate) async fn send_delivered<A: Adapter>(
         }
         // Receipts are cumulative: per sender, recipient and conversation, the newest counts.
         let mut newest: HashMap<(UserId, UserId, ConversationId), MessageId> = HashMap::new();
+        // Where each sender's receipts go: the nodes its messages named (all of them, as the
+        // sender's devices may have moved between messages), or None to look them up.
+        let mut reply: HashMap<UserId, Option<Vec<Uid>>> = HashMap::new();
         for d in batch.drain(..) {
+            let nodes = reply
+                .entry(d.sender.clone())
+                .or_insert_with(|| Some(Vec::new()));
+            match (nodes.as_mut(), &d.reply) {
+                (Some(known), Some(more)) => {
+                    for n in more.iter() {
+                        if !known.contains(n) {
+                            known.push(*n);
+                        }
+                    }
+                }
+                _ => *nodes = None,
+            }
             let upto = newest
                 .entry((d.sender, d.recipient, d.conversation))
                 .or_insert(d.message);
@@ -244,26 +291,37 @@ pub(crate) async fn send_delivered<A: Adapter>(
                 status: Mark::Delivered,
             });
         }
-        // Concurrently: their route lookups share one round trip to Redis.
-        futures_util::future::join_all(
-            by_sender
-                .into_iter()
-                .map(|(sender, receipts)| send_receipts(&ctx, &io, rooms::user(&sender), receipts)),
-        )
+        futures_util::future::join_all(by_sender.into_iter().map(|(sender, receipts)| {
+            let nodes = reply.remove(&sender).flatten();
+            send_receipts_to(&ctx, &io, rooms::user(&sender), receipts, nodes)
+        }))
         .await;
     }
 }
 
-/// Sends `receipts` to the devices in `room`, on every node.
-pub(crate) async fn send_receipts<A: Adapter>(
+/// Sends `receipts` to the devices in `room`: on `nodes` (this one among them or not), or
+/// without them, on every node hosting the room.
+async fn send_receipts_to<A: Adapter>(
     ctx: &Arc<Ctx>,
     io: &SocketIo<A>,
     room: String,
     receipts: Vec<Receipt>,
+    nodes: Option<Vec<Uid>>,
 ) {
     let envelope = Envelope::Receipts { room, receipts };
-    if let Envelope::Receipts { room, .. } = &envelope {
-        to_other_nodes(ctx, std::slice::from_ref(room), &envelope).await;
+    match (&envelope, nodes, &ctx.cluster) {
+        (_, Some(nodes), Some(cluster)) => {
+            let here = nodes.contains(&cluster.uid());
+            let others: Vec<Uid> = nodes.into_iter().filter(|n| *n != cluster.uid()).collect();
+            to_nodes(ctx, &others, &envelope).await;
+            if !here {
+                return;
+            }
+        }
+        (Envelope::Receipts { room, .. }, _, _) => {
+            to_other_nodes(ctx, std::slice::from_ref(room), &envelope).await;
+        }
+        _ => {}
     }
     handle(ctx, io, envelope).await;
 }
@@ -275,7 +333,17 @@ async fn handle<A: Adapter>(ctx: &Arc<Ctx>, io: &SocketIo<A>, envelope: Envelope
             message,
             rooms,
             receipts,
-        } => emit_local(ctx, io.local().to(rooms), &message, receipts).await,
+            reply,
+        } => {
+            emit_local(
+                ctx,
+                io.local().to(rooms),
+                &message,
+                receipts,
+                reply.map(Arc::new),
+            )
+            .await
+        }
         Envelope::Receipts { room, receipts } => {
             let op = io.local().to(room);
             for receipt in &receipts {

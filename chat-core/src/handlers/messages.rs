@@ -38,7 +38,7 @@ pub(crate) async fn send<A: Adapter>(call: Call<A>, req: SendReq) -> Result<Send
     let buckets = budget.buckets();
     let (appended, route) = tokio::join!(
         ctx.stores.messages.append(new, &buckets),
-        delivery::route(ctx, &rooms)
+        delivery::route(ctx, &rooms, &call.user)
     );
     match appended? {
         Appended::New { message, audience } => {

@@ -176,6 +176,41 @@ async fn group_messages_cross_once_per_node() {
     assert!(into0 <= 5, "{into0} entries carried 20 receipts back");
 }
 
+/// Delivery receipts reach every device of the sender, on the sending node and on others,
+/// in DMs and groups, each once.
+#[tokio::test]
+async fn receipts_reach_the_senders_devices_on_every_node() {
+    let redis = RedisServer::start().await;
+    let n = cluster(&redis, 3).await;
+    let (a, b) = (uid("alice"), uid("bob"));
+    let mut a0 = n[0].client(&a).await;
+    let mut a1 = n[1].client(&a).await;
+    let a0_again = n[0].client(&a).await;
+    let b2 = n[2].client(&b).await;
+    let group = ok(a0
+        .ack("group:create", json!({"name": "g", "members": [b]}))
+        .await)["group"]["id"]
+        .clone();
+    for to in [json!({"to": b}), json!({"group": group})] {
+        let mut send = to.clone();
+        send["body"] = json!("hi");
+        let m = ok(a0.ack("message:send", send).await)["message"].clone();
+        b2.event("message", |v| v["id"] == m["id"]).await;
+        for device in [&a0, &a1, &a0_again] {
+            let r = device.event("receipt", |r| r["messageId"] == m["id"]).await;
+            assert_eq!((&r["user"], &r["status"]), (&json!(b), &json!("delivered")));
+        }
+    }
+    for device in [&mut a0, &mut a1] {
+        device.barrier().await;
+        assert!(
+            device.received("receipt").is_empty(),
+            "{:?}",
+            device.received("receipt")
+        );
+    }
+}
+
 /// A user who was offline catches up through `sync` on another node than the one they
 /// left, each message once.
 #[tokio::test]

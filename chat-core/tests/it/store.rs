@@ -434,3 +434,35 @@ async fn group_messages_cost_the_same_whatever_the_size() {
         "commands for 10 messages to groups of 3 and 300"
     );
 }
+
+/// A token bucket spends its burst, refuses, then refills at its rate.
+async fn buckets_refill(store: &dyn Store) {
+    let rate = Rate::new(5.0, 2);
+    let key = uid("bucket");
+    assert!(store.try_acquire(&key, rate).await.unwrap());
+    assert!(store.try_acquire(&key, rate).await.unwrap());
+    assert!(!store.try_acquire(&key, rate).await.unwrap(), "burst spent");
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(3);
+    while !store.try_acquire(&key, rate).await.unwrap() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no token after 3 s at 5/s"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    assert!(
+        !store.try_acquire(&key, rate).await.unwrap(),
+        "one token at a time"
+    );
+}
+
+#[tokio::test]
+async fn buckets_refill_in_memory() {
+    buckets_refill(&MemoryStore::new(&Limits::default())).await;
+}
+
+#[tokio::test]
+async fn buckets_refill_on_redis() {
+    let server = RedisServer::start().await;
+    buckets_refill(&redis_store(&server)).await;
+}

@@ -110,7 +110,7 @@ impl MessageLog for RedisStore {
             .arg(self.key("count"))
             .arg(self.key(format!("sent:{}", msg.from)));
         for (key, _) in budget {
-            eval.arg(self.key(format!("rate:{key}")));
+            eval.arg(self.key(format!("bucket:{key}")));
         }
         eval.arg(msg.from.as_str())
             .arg(&msg.body)

@@ -21,7 +21,7 @@
 //! | `presence:<user>` | hash | socket id → uid of the node holding it |
 //! | `lastseen` | hash | user → ms when the last device left |
 //! | `nodeusers:<uid>` | set | users who connected through that node |
-//! | `rate:<key>` | hash | token bucket `tk`, `ts` |
+//! | `bucket:<key>` | string | token bucket: `<tokens> <ms>`, expiring once it would be full |
 //!
 //! **Messages are written once and read per user.** An append is one Lua script: the
 //! budget, the block or membership check, the idempotency check, the conversation stream and
@@ -395,7 +395,7 @@ impl RateLimiter for RedisStore {
     async fn try_acquire_all(&self, buckets: &[(&str, Rate)]) -> Result<bool, StoreError> {
         let mut inv = self.scripts.rate.prepare_invoke();
         for (key, rate) in buckets {
-            inv.key(self.key(format!("rate:{key}")))
+            inv.key(self.key(format!("bucket:{key}")))
                 .arg(rate.per_second)
                 .arg(rate.burst);
         }

@@ -55,8 +55,10 @@ if dm then
   if redis.call('SISMEMBER', KEYS[3], ARGV[1]) == 1 then return {'blocked'} end
   audience = 2
 else
-  if redis.call('EXISTS', KEYS[4]) == 0 then return {'nogroup'} end
-  if not redis.call('ZSCORE', KEYS[3], ARGV[1]) then return {'notmember'} end
+  if not redis.call('ZSCORE', KEYS[3], ARGV[1]) then
+    if redis.call('EXISTS', KEYS[4]) == 0 then return {'nogroup'} end
+    return {'notmember'}
+  end
   audience = redis.call('ZCARD', KEYS[3])
 end
 local cid = ARGV[4]
@@ -68,8 +70,7 @@ end
 -- that one cursor orders all of a user's conversations (see SYNC). Like XADD's own ids they
 -- follow Redis time and never go backwards, after a failover to a master with a slower
 -- clock too: the clock key is replicated with the messages.
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local now = now_ms()
 local function after(last)
   if last then
     local ms, seq = parse(last)
@@ -289,25 +290,38 @@ return out
 
 /// Shared by the scripts that spend rate budgets: `take(first, n, at)` takes a token from each
 /// token bucket KEYS[first + i - 1] (rate ARGV[at + 2i - 1], burst ARGV[at + 2i]) for i in
-/// 1..n if every one has a token, else none. Returns 1 or 0.
+/// 1..n if every one has a token, else none. Returns 1 or 0. `now_ms()` is Redis time, read
+/// once per call. A bucket is a string `tokens ms`, which expires once it would be full again
+/// (one `GET` and one `SET` per bucket: a hash took three commands).
 pub(super) const RATE_LIB: &str = r"
+local now_at
+local function now_ms()
+  if not now_at then
+    local t = redis.call('TIME')
+    now_at = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  end
+  return now_at
+end
 local function take(first, n, at)
   if n == 0 then return 1 end
-  local t = redis.call('TIME')
-  local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+  local now = now_ms()
   local tokens, ok = {}, 1
   for i = 1, n do
     local rate, burst = tonumber(ARGV[at + 2 * i - 1]), tonumber(ARGV[at + 2 * i])
-    local v = redis.call('HMGET', KEYS[first + i - 1], 'tk', 'ts')
-    local tk, ts = tonumber(v[1]) or burst, tonumber(v[2]) or now
-    tokens[i] = math.min(burst, tk + math.max(0, now - ts) * rate)
+    local tk, ts = burst, now
+    local v = redis.call('GET', KEYS[first + i - 1])
+    if v then
+      local a, b = string.match(v, '^(%S+) (%S+)$')
+      tk, ts = tonumber(a) or burst, tonumber(b) or now
+    end
+    tokens[i] = math.min(burst, tk + math.max(0, now - ts) / 1000 * rate)
     if tokens[i] < 1 then ok = 0 end
   end
   for i = 1, n do
-    local key = KEYS[first + i - 1]
     local rate, burst = tonumber(ARGV[at + 2 * i - 1]), tonumber(ARGV[at + 2 * i])
-    redis.call('HSET', key, 'tk', string.format('%.6f', tokens[i] - ok), 'ts', string.format('%.6f', now))
-    redis.call('PEXPIRE', key, math.ceil(burst / rate * 1000) + 1000)
+    local left = tokens[i] - ok
+    local full_in = math.ceil((burst - left) / rate * 1000) + 1000
+    redis.call('SET', KEYS[first + i - 1], string.format('%.6f %.0f', left, now), 'PX', full_in)
   end
   return ok
 end
