@@ -347,10 +347,12 @@ impl MessageLog for MemoryStore {
                 None => st.read_mark(user, &id),
             };
             let start = conv.msgs.partition_point(|m| m.id <= from);
+            // No conversation gives more than a page and one (to tell there is more).
             found.extend(
                 conv.msgs
                     .range(start..)
-                    .filter(|m| cursor.is_some() || &m.from != user),
+                    .filter(|m| cursor.is_some() || &m.from != user)
+                    .take(limit + 1),
             );
         }
         found.sort_by_key(|m| m.id);

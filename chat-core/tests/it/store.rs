@@ -299,59 +299,34 @@ fn short_history() -> Limits {
     }
 }
 
-#[tokio::test]
-async fn delivered_marks_from_each_position_in_memory() {
-    delivered_marks_from_each_position(&MemoryStore::new(&Limits::default())).await;
+/// Runs each check as two tests: on the in-memory store and on Redis, with its limits.
+macro_rules! on_both_stores {
+    ($($check:ident($limits:expr);)*) => {
+        mod in_memory {
+            use super::*;
+            $(#[tokio::test]
+            async fn $check() {
+                super::$check(&MemoryStore::new(&$limits)).await;
+            })*
+        }
+        mod on_redis {
+            use super::*;
+            $(#[tokio::test]
+            async fn $check() {
+                let server = RedisServer::start().await;
+                super::$check(&redis_store_with(&server, &$limits)).await;
+            })*
+        }
+    };
 }
 
-#[tokio::test]
-async fn delivered_marks_from_each_position_on_redis() {
-    let server = RedisServer::start().await;
-    delivered_marks_from_each_position(&redis_store(&server)).await;
-}
-
-#[tokio::test]
-async fn append_checks_in_order_in_memory() {
-    append_checks_in_order(&MemoryStore::new(&Limits::default())).await;
-}
-
-#[tokio::test]
-async fn append_checks_in_order_on_redis() {
-    let server = RedisServer::start().await;
-    append_checks_in_order(&redis_store(&server)).await;
-}
-
-#[tokio::test]
-async fn sync_merges_conversations_in_memory() {
-    sync_merges_conversations(&MemoryStore::new(&Limits::default())).await;
-}
-
-#[tokio::test]
-async fn sync_merges_conversations_on_redis() {
-    let server = RedisServer::start().await;
-    sync_merges_conversations(&redis_store(&server)).await;
-}
-
-#[tokio::test]
-async fn unread_counts_in_memory() {
-    unread_counts(&MemoryStore::new(&Limits::default())).await;
-}
-
-#[tokio::test]
-async fn unread_counts_on_redis() {
-    let server = RedisServer::start().await;
-    unread_counts(&redis_store(&server)).await;
-}
-
-#[tokio::test]
-async fn sync_reports_trimmed_history_in_memory() {
-    sync_reports_trimmed_history(&MemoryStore::new(&short_history())).await;
-}
-
-#[tokio::test]
-async fn sync_reports_trimmed_history_on_redis() {
-    let server = RedisServer::start().await;
-    sync_reports_trimmed_history(&redis_store_with(&server, &short_history())).await;
+on_both_stores! {
+    delivered_marks_from_each_position(Limits::default());
+    append_checks_in_order(Limits::default());
+    sync_merges_conversations(Limits::default());
+    unread_counts(Limits::default());
+    sync_reports_trimmed_history(short_history());
+    buckets_refill(Limits::default());
 }
 
 /// Messages stored before ids came from one clock may sit ahead of it (a master whose clock
@@ -454,15 +429,4 @@ async fn buckets_refill(store: &dyn Store) {
         !store.try_acquire(&key, rate).await.unwrap(),
         "one token at a time"
     );
-}
-
-#[tokio::test]
-async fn buckets_refill_in_memory() {
-    buckets_refill(&MemoryStore::new(&Limits::default())).await;
-}
-
-#[tokio::test]
-async fn buckets_refill_on_redis() {
-    let server = RedisServer::start().await;
-    buckets_refill(&redis_store(&server)).await;
 }
