@@ -9,9 +9,11 @@
 #   bench/run.sh --quick                # CI: tiny loads, asserts every message arrives; no timings
 #   bench/run.sh --out DIR              # where results go (default: a new /tmp/chat-bench.*)
 #
-# Families (--only takes families or case labels): dm (dm@R), dm-search, fanout (fanout10,
-# fanout100, fanout100-norcpt, fanout1000, fanout100-1node), fanout-partial, idle (idle1k, idle18k), connect
-# (connect10k), polling (polling500), ceilings (redis-benchmark on the server core).
+# Families (--only takes families or case labels): dm (dm@R, dm@2000-norcpt), dm-search
+# (dm-search, dm-search-norcpt), fanout (fanout10, fanout100, fanout100-norcpt, fanout1000,
+# fanout100-1node), fanout-partial, idle (idle1k, idle18k), connect (connect10k), polling
+# (polling500, polling500-norcpt), ceilings (redis-benchmark on the server core). `-norcpt`:
+# ours with CHAT_RECEIPTS=false, the event subset the peers implement.
 # Peers: node (socket.io + classic redis adapter), node-sharded (the same, ADAPTER=sharded),
 # sxio and ceiling (bench/peers/rust; ceiling has no Redis and runs in single-node cases only).
 # A peer that is not there (not built, not written yet) is skipped with a log line.
@@ -319,18 +321,23 @@ SEARCH_RATES="${SEARCH_RATES:-500,1000,2000,3000,5000,8000,12000,16000,24000}"
 # Cases: family|label|nodes|extra environment for ours|loadgen arguments. Each case runs ours
 # then every peer back to back (A/B), and the whole list repeats $PAIRS times.
 CASES=()
+# `-norcpt` cases run ours with CHAT_RECEIPTS=false: the event subset the peers implement
+# (they have no receipts). The peers' runs are the same as in the case without the suffix.
+NORCPT="CHAT_RECEIPTS=false"
 for rate in $DM_RATES; do
   CASES+=("dm|dm@$rate|2||dm --pairs 100 --rate $rate --duration 10 --drain 10")
 done
+CASES+=("dm|dm@2000-norcpt|2|$NORCPT|dm --pairs 100 --rate 2000 --duration 10 --drain 10")
 # The highest cross-node 1:1 rate whose p99 stays under 50 ms: one connection set, 5 s per
 # rate, stops at the first rate that fails.
-CASES+=("dm-search|dm-search|2||dm-search --pairs 100 --rates $SEARCH_RATES --step-duration 5 --drain 5 --p99-ms 50")
+SEARCH="dm-search --pairs 100 --rates $SEARCH_RATES --step-duration 5 --drain 5 --p99-ms 50"
+CASES+=("dm-search|dm-search|2||$SEARCH")
+CASES+=("dm-search|dm-search-norcpt|2|$NORCPT|$SEARCH")
 # Group fan-out over 3 nodes, members spread over all three; deliveries/s: 3,600 / 4,950 / 14,985.
 CASES+=("fanout|fanout10|3||fanout --groups 50 --size 10 --rate ${FANOUT10_RATE:-400} --duration 10 --drain 10")
 CASES+=("fanout|fanout100|3||fanout --groups 5 --size 100 --rate ${FANOUT_RATE:-50} --duration 10 --drain 10")
-# The same with ours' delivery receipts off for groups (CHAT_RECEIPT_GROUP_MAX=0): shows what
-# receipts cost. The peers have no receipts; their runs are identical to the one above.
-CASES+=("fanout|fanout100-norcpt|3|CHAT_RECEIPT_GROUP_MAX=0|fanout --groups 5 --size 100 --rate ${FANOUT_RATE:-50} --duration 10 --drain 10")
+# The same with ours' receipts off: shows what receipts cost.
+CASES+=("fanout|fanout100-norcpt|3|$NORCPT|fanout --groups 5 --size 100 --rate ${FANOUT_RATE:-50} --duration 10 --drain 10")
 CASES+=("fanout|fanout1000|3||fanout --groups 1 --size 1000 --rate ${FANOUT1000_RATE:-15} --duration 10 --drain 10")
 # The same on one node: the one fan-out the ceiling peer (no Redis, one process) can run.
 CASES+=("fanout|fanout100-1node|1||fanout --groups 5 --size 100 --rate ${FANOUT_RATE:-50} --duration 10 --drain 10")
@@ -344,7 +351,9 @@ if [ "${IDLE_5K:-0}" = 1 ]; then
 fi
 CASES+=("idle|idle18k|1||idle --conns 18000 --hold 3 --polling-share 0.05 --concurrency 200 --source-ips 4")
 CASES+=("connect|connect10k|2||connect --conns 10000 --concurrency 100")
-CASES+=("polling|polling500|2||polling --clients 500 --rate ${POLLING_RATE:-500} --duration 10 --drain 10")
+POLLING="polling --clients 500 --rate ${POLLING_RATE:-500} --duration 10 --drain 10"
+CASES+=("polling|polling500|2||$POLLING")
+CASES+=("polling|polling500-norcpt|2|$NORCPT|$POLLING")
 
 SELECTED=()
 for c in "${CASES[@]}"; do

@@ -345,10 +345,14 @@ async fn handle<A: Adapter>(ctx: &Arc<Ctx>, io: &SocketIo<A>, envelope: Envelope
             .await
         }
         Envelope::Receipts { room, receipts } => {
-            let op = io.local().to(room);
-            for receipt in &receipts {
-                if let Err(e) = op.clone().emit(events::RECEIPT, receipt).await {
-                    tracing::warn!(cause = %e, "cannot send receipt");
+            // The sender's few devices here, found once: a group message's receipts come in
+            // dozens, and a broadcast each would look the room up again every time.
+            for socket in io.local().to(room).sockets() {
+                for receipt in &receipts {
+                    if let Err(e) = socket.emit(events::RECEIPT, receipt) {
+                        tracing::warn!(cause = %e, "cannot send receipt");
+                        break;
+                    }
                 }
             }
         }
