@@ -15,7 +15,8 @@
 # (polling500, polling500-norcpt), ceilings (redis-benchmark on the server core). `-norcpt`:
 # ours with CHAT_RECEIPTS=false, the event subset the peers implement.
 # Peers: node (socket.io + classic redis adapter), node-sharded (the same, ADAPTER=sharded),
-# sxio and ceiling (bench/peers/rust; ceiling has no Redis and runs in single-node cases only).
+# sxio and ceiling (bench/peers/rust; ceiling has no Redis and runs in single-node cases only),
+# base (an earlier build of ours: BASE_BIN=$(bench/base.sh REV), for before/after figures).
 # A peer that is not there (not built, not written yet) is skipped with a log line.
 #
 # Servers and Redis are pinned to CPU 0, the load generator to CPU 1; the Rust servers get one
@@ -133,7 +134,11 @@ for peer in ${PEERS//,/ }; do
       else log "server.js has no ADAPTER=sharded mode (yet)"; fi ;;
     sxio) rust_peers_built && [ -x "$SXIO_BIN" ] && ok=1 ;;
     ceiling) rust_peers_built && [ -x "$CEILING_BIN" ] && ok=1 ;;
-    *) echo "unknown peer $peer (node | node-sharded | sxio | ceiling)" >&2; exit 2 ;;
+    base)
+      # An earlier build of ours (bench/base.sh REV prints one), run exactly like ours.
+      if [ -n "${BASE_BIN:-}" ] && [ -x "$BASE_BIN" ]; then ok=1
+      else log "peer base needs BASE_BIN, an executable chat-server (bench/base.sh REV)"; fi ;;
+    *) echo "unknown peer $peer (node | node-sharded | sxio | ceiling | base)" >&2; exit 2 ;;
   esac
   if [ $ok = 1 ]; then
     AVAILABLE="$AVAILABLE $peer"
@@ -214,14 +219,15 @@ start_cluster() { # impl nodes
   for i in $(seq 1 "$nodes"); do
     port=$((base + i))
     case "$impl" in
-      ours)
+      ours|base)
         # shellcheck disable=SC2086 # OURS_ENV is a list of VAR=value words
         TOKIO_WORKER_THREADS=1 CHAT_LISTEN="127.0.0.1:$port" CHAT_NODE_ID="bench$i" \
           CHAT_REDIS_URL="$redis_url" CHAT_REDIS_PREFIX="bench:" \
           CHAT_RATE_MESSAGES=1000000 CHAT_RATE_MESSAGES_BURST=1000000 \
           CHAT_RATE_EVENTS=1000000 CHAT_RATE_EVENTS_BURST=1000000 \
           CHAT_CAPACITY=100000 RUST_LOG=warn \
-          "${PIN_SERVER[@]}" env $OURS_ENV "$SERVER_BIN" >"$OUT/ours$i.log" 2>&1 &
+          "${PIN_SERVER[@]}" env $OURS_ENV "$([ "$impl" = base ] && echo "$BASE_BIN" || echo "$SERVER_BIN")" \
+          >"$OUT/$impl$i.log" 2>&1 &
         ;;
       node|node-sharded)
         ADAPTER=$([ "$impl" = node-sharded ] && echo sharded || echo classic) \
