@@ -70,17 +70,18 @@
 //! with one ack request per recipient: the sender's node sends one chat entry (`k` = `c`,
 //! `Deliver`) to each other node hosting the conversation's rooms (`group:<id>`, or both
 //! users' rooms for a DM), and each node emits it to its own devices in those rooms, asking
-//! for acks where receipts apply. The node that gets a device's ack records the recipient's
-//! delivered mark, in batches (one Redis round trip for the acks that arrived meanwhile),
-//! and sends the resulting `receipt` events to the sender's devices as one chat entry
-//! (`Receipts`) per sender and batch.
+//! for acks where receipts apply. The node that gets a device's acks turns them into
+//! `receipt` events without a store call, and sends them to the sender's devices as one
+//! chat entry (`Receipts`) per sender and batch (10 ms), to the nodes the `Deliver` entry
+//! named as hosting the sender (its `reply` list, found in the same lookup as the route).
 //!
 //! **Wire format, version 1.** An inbox entry has the fields `v` (`1`), `o` (sender uid), `s`
 //! (sender sequence number), `k` (`q` request, `r` response, `c` chat), `n` (namespace; empty
 //! for chat entries) and `d`: the msgpack of socketioxide-core's remote-adapter `RequestOut`,
 //! of `(request id, Response)`, or of chat-core's own envelope (`{"deliver": {message, rooms,
-//! receipts}}` or `{"receipts": {room, receipts}}`, with field names). Binary attachments are
-//! msgpack `bin`. Readers skip entries of another version or kind.
+//! receipts, reply?}}` or `{"receipts": {room, receipts}}`, with field names; a reader that
+//! does not know `reply` ignores it). Binary attachments are msgpack `bin`. Readers skip
+//! entries of another version or kind.
 //!
 //! **Joining rooms.** socketioxide's `socket.join` never reaches the adapter, so chat-core
 //! joins through [`cluster::Cluster::join`], which records the node as a host of the routed
