@@ -150,7 +150,7 @@ pub trait MessageLog: Send + Sync + 'static {
 
     /// Moves the user's `mark` in `conversation` up to `upto` (clamped to the newest message;
     /// never backwards); a read mark moves the delivered mark along. Returns, per sender of a
-    /// newly covered message (among the newest [`MARK_SCAN`] covered), the newest such id,
+    /// newly covered message (among the newest 1,000 covered), the newest such id,
     /// newest first, the user's own messages left out.
     async fn advance(
         &self,
