@@ -4,7 +4,7 @@
 //! Other functions are used internally to handle the websocket connection through tasks and channels
 //! and to handle upgrade from polling to ws
 
-use std::sync::Arc;
+use std::{future::Future, sync::Arc};
 
 use futures_util::{
     SinkExt, StreamExt, TryStreamExt,
@@ -26,8 +26,14 @@ use tokio_util::future::FutureExt as _;
 use engineioxide_core::{Packet, ProtocolVersion, Sid, Str, TransportType};
 
 use crate::{
-    DisconnectReason, Socket, body::ResponseBody, config::EngineIoConfig, engine::EngineIo,
-    errors::Error, handler::EngineIoHandler, socket::InternalRx, transport::make_open_packet,
+    DisconnectReason, Socket,
+    body::ResponseBody,
+    config::EngineIoConfig,
+    engine::EngineIo,
+    errors::Error,
+    handler::EngineIoHandler,
+    socket::{InternalRx, QueuedPackets},
+    transport::make_open_packet,
 };
 
 /// Create a response for websocket upgrade
@@ -65,18 +71,33 @@ pub fn new_req<R: Send + 'static, B, H: EngineIoHandler>(
         .ok_or(Error::InvalidWebSocketKey)?
         .clone();
 
-    tokio::spawn(async move {
-        let conn = hyper::upgrade::on(req)
-            .await
-            .map(hyper_util::rt::TokioIo::new);
-
-        let res = match conn {
-            Ok(conn) => on_init(engine.clone(), conn, protocol, sid, parts).await,
+    // The request, its head and the handshake live in this box until the session is open:
+    // the task that then reads the websocket for as long as it lives keeps none of them.
+    let engine_ = engine.clone();
+    let opening = Box::pin(async move {
+        match hyper::upgrade::on(req).await {
+            Ok(conn) => {
+                let conn = hyper_util::rt::TokioIo::new(conn);
+                Some(open(engine_, conn, protocol, sid, parts).await)
+            }
             Err(_e) => {
                 #[cfg(feature = "tracing")]
                 tracing::debug!("ws upgrade error: {}", _e);
-                return;
+                None
             }
+        }
+    });
+
+    tokio::spawn(async move {
+        // Moved out of the capture so that the box is freed before the session runs.
+        let opened = { opening }.await;
+        let res = match opened {
+            None => return,
+            Some(Ok(session)) => {
+                session.run().await;
+                Ok(())
+            }
+            Some(Err(e)) => Err(e),
         };
 
         match res {
@@ -103,17 +124,47 @@ pub fn new_req<R: Send + 'static, B, H: EngineIoHandler>(
 /// Sends an open packet if it is not an upgrade from a polling request
 ///
 /// Read packets from the websocket and handle them, it will block until the connection is closed
-#[cfg_attr(
-    feature = "tracing",
-    tracing::instrument(level = "trace", name = "init_websocket", skip(engine, conn, req_data))
-)]
-pub async fn on_init<H: EngineIoHandler, S>(
+pub fn on_init<H: EngineIoHandler, S>(
     engine: Arc<EngineIo<H>>,
     conn: S,
     protocol: ProtocolVersion,
     sid: Option<Sid>,
     req_data: Parts,
-) -> Result<(), Error>
+) -> impl Future<Output = Result<(), Error>> + Send + 'static
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    // Boxed so that the handshake's state is freed once the session is open (see `new_req`).
+    let opening = Box::pin(open(engine, conn, protocol, sid, req_data));
+    async move {
+        // Moved out of the capture so that the box is freed before the session runs.
+        let session = { opening }.await?;
+        session.run().await;
+        Ok(())
+    }
+}
+
+/// An open websocket session: the socket and both halves of its websocket.
+struct WsSession<H: EngineIoHandler, S> {
+    engine: Arc<EngineIo<H>>,
+    socket: Arc<Socket<H::Data>>,
+    tx: SplitSink<WebSocketStream<S>, Message>,
+    rx: SplitStream<WebSocketStream<S>>,
+}
+
+/// Opens a websocket session: a new one with its open packet and heartbeat, or the upgrade of
+/// a polling session.
+#[cfg_attr(
+    feature = "tracing",
+    tracing::instrument(level = "trace", name = "init_websocket", skip(engine, conn, req_data))
+)]
+async fn open<H: EngineIoHandler, S>(
+    engine: Arc<EngineIo<H>>,
+    conn: S,
+    protocol: ProtocolVersion,
+    sid: Option<Sid>,
+    req_data: Parts,
+) -> Result<WsSession<H, S>, Error>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -165,34 +216,54 @@ where
         (socket, ws)
     };
     let (tx, rx) = ws.split();
+    Ok(WsSession {
+        engine,
+        socket,
+        tx,
+        rx,
+    })
+}
 
-    // Pipe between websocket and internal socket channel.
-    tokio::spawn(forward_to_socket::<H, S>(socket.clone(), tx));
+impl<H: EngineIoHandler, S> WsSession<H, S>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    /// Runs the session until it closes: writes from a task of its own, reads here.
+    async fn run(self) {
+        let Self {
+            engine,
+            socket,
+            tx,
+            rx,
+        } = self;
 
-    // pipe between internal socket channel and websocket
-    match forward_to_handler(&engine, rx, &socket)
-        .with_cancellation_token(&socket.cancellation_token)
-        .await
-    {
-        Some(Err(ref e)) => {
-            let reason =
-                Option::<DisconnectReason>::from(e).unwrap_or(DisconnectReason::TransportError);
+        // Pipe between websocket and internal socket channel.
+        tokio::spawn(forward_to_socket::<H, S>(socket.clone(), tx));
 
-            #[cfg(feature = "tracing")]
-            tracing::debug!("error when handling packet: {:?}", e);
-            engine.close_session(socket.id, reason);
-        }
-        Some(Ok(())) => {
-            #[cfg(feature = "tracing")]
-            tracing::debug!(sid = %socket.id, "ws transport was closed");
-            engine.close_session(socket.id, DisconnectReason::TransportClose);
-        }
-        None => {
-            #[cfg(feature = "tracing")]
-            tracing::debug!(sid = %socket.id, "socket is closing");
+        // pipe between internal socket channel and websocket
+        match forward_to_handler(&engine, rx, &socket)
+            .with_cancellation_token(&socket.cancellation_token)
+            .await
+        {
+            Some(Err(ref e)) => {
+                let reason =
+                    Option::<DisconnectReason>::from(e).unwrap_or(DisconnectReason::TransportError);
+
+                #[cfg(feature = "tracing")]
+                tracing::debug!("error when handling packet: {:?}", e);
+                engine.close_session(socket.id, reason);
+            }
+            Some(Ok(())) => {
+                #[cfg(feature = "tracing")]
+                tracing::debug!(sid = %socket.id, "ws transport was closed");
+                engine.close_session(socket.id, DisconnectReason::TransportClose);
+            }
+            None => {
+                #[cfg(feature = "tracing")]
+                tracing::debug!(sid = %socket.id, "socket is closing");
+            }
         }
     }
-    Ok(())
 }
 
 /// Forwards all packets received from a websocket to a EngineIo [`Socket`]
@@ -273,69 +344,35 @@ async fn forward_to_socket<H: EngineIoHandler, S>(
         ..
     } = &mut *internal_rx;
 
-    // map a packet to a websocket message
-    // It is declared as a macro rather than a closure to avoid ownership issues
-    macro_rules! map_fn {
-            ($item:ident) => {
-                let res = match $item {
-                    Packet::Binary(bin) | Packet::BinaryV3(bin) => {
-                        if socket.protocol == ProtocolVersion::V3 {
-                            // v3 protocol requires packet type as the first byte.
-                            // This requires a new buffer. This is OK as it is only for the V3 protocol.
-                            let mut buff = Vec::with_capacity(bin.len() + 1);
-                            buff.push(0x04);
-                            buff.extend(bin);
-                            tx.feed(Message::Binary(buff.into())).await
-                        } else {
-                            tx.feed(Message::Binary(bin)).await
-                        }
-                    }
-                    // A Noop Packet maybe sent by the server to upgrade from a polling connection
-                    // In the case that the packet was not poll in time it will remain in the buffer and therefore
-                    // it should be discarded here
-                    Packet::Noop => Ok(()),
-                    _ => {
-                        let packet: String = $item.try_into().unwrap();
-                        tx.feed(Message::Text(packet.into())).await
-                    }
-                };
-                if let Err(_e) = res {
-                    #[cfg(feature = "tracing")]
-                    tracing::debug!("[sid={}] error sending packet: {}", socket.id, _e);
-                }
-            };
-        }
-
     // Forward buffered packets until the channel is closed or the session is cancelled.
+    // Waiting and writing are separate steps, so that the task, idle most of its life in the
+    // wait, does not keep room for the writes' state as well.
     loop {
-        tokio::select! {
+        let next = tokio::select! {
             biased;
-            items = buffered_rx.recv() => {
-                match items {
-                    Some(packets) => {
-                        for item in *packets {
-                            map_fn!(item);
-                        }
-                        while let Ok(packets) = buffered_rx.try_recv() {
-                            for item in *packets {
-                                map_fn!(item);
-                            }
-                        }
-                    }
-                    None => break
-                }
-            }
+            items = buffered_rx.recv() => match items {
+                Some(packets) => Outgoing::Buffered(packets),
+                None => break,
+            },
             _ = socket.cancellation_token.cancelled() => break,
             Ok(()) = volatile_rx.changed() => {
-                let val = volatile_rx.borrow_and_update().clone();
+                Outgoing::Volatile(volatile_rx.borrow_and_update().clone().map(Box::new))
+            },
+        };
+        match next {
+            Outgoing::Buffered(packets) => {
+                feed_packets(&socket, &mut tx, packets).await;
+                while let Ok(packets) = buffered_rx.try_recv() {
+                    feed_packets(&socket, &mut tx, packets).await;
+                }
+            }
+            Outgoing::Volatile(val) => {
                 if let Some(packets) = val {
                     #[cfg(feature = "tracing")]
                     tracing::debug!(sid = ?socket.id, "ws volatile flush: {} packets", packets.len());
-                    for item in packets {
-                        map_fn!(item);
-                    }
+                    feed_packets(&socket, &mut tx, packets).await;
                 }
-            },
+            }
         }
 
         #[cfg(feature = "tracing")]
@@ -349,6 +386,54 @@ async fn forward_to_socket<H: EngineIoHandler, S>(
     tx.flush().await.ok();
     tx.close().await.ok();
 }
+
+/// What the websocket writer sends next. Boxed packets, as in the channel: the writer's
+/// future keeps room for one of these for as long as it lives.
+enum Outgoing {
+    Buffered(QueuedPackets),
+    Volatile(Option<QueuedPackets>),
+}
+
+/// Feeds packets to the websocket as messages, without flushing.
+async fn feed_packets<D, S>(
+    socket: &Socket<D>,
+    tx: &mut SplitSink<WebSocketStream<S>, Message>,
+    mut packets: QueuedPackets,
+) where
+    D: Default + Send + Sync + 'static,
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    // Drained in place: iterating by value would move the packets into the future.
+    for item in packets.drain(..) {
+        let res = match item {
+            Packet::Binary(bin) | Packet::BinaryV3(bin) => {
+                if socket.protocol == ProtocolVersion::V3 {
+                    // v3 protocol requires packet type as the first byte.
+                    // This requires a new buffer. This is OK as it is only for the V3 protocol.
+                    let mut buff = Vec::with_capacity(bin.len() + 1);
+                    buff.push(0x04);
+                    buff.extend(bin);
+                    tx.feed(Message::Binary(buff.into())).await
+                } else {
+                    tx.feed(Message::Binary(bin)).await
+                }
+            }
+            // A Noop Packet maybe sent by the server to upgrade from a polling connection
+            // In the case that the packet was not poll in time it will remain in the buffer and therefore
+            // it should be discarded here
+            Packet::Noop => Ok(()),
+            item => {
+                let packet: String = item.try_into().unwrap();
+                tx.feed(Message::Text(packet.into())).await
+            }
+        };
+        if let Err(_e) = res {
+            #[cfg(feature = "tracing")]
+            tracing::debug!("[sid={}] error sending packet: {}", socket.id, _e);
+        }
+    }
+}
+
 /// Send a Engine.IO [`OpenPacket`] to initiate a websocket connection
 async fn init_handshake<S>(
     sid: Sid,
