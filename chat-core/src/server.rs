@@ -154,9 +154,10 @@ impl ChatBuilder {
             // (a full request queue answers at once) on top of regular traffic.
             .max_buffer_size(1024)
             .max_payload(config.limits.max_payload)
-            // Read in 1 KiB steps: chat frames are small, and every idle WebSocket keeps this
-            // buffer (4 KiB by default).
-            .ws_read_buffer_size(1024)
+            // Read in 256-byte steps: every idle WebSocket keeps this buffer (4 KiB by default),
+            // and what clients send is small (requests, acks, pings). The cost is read calls:
+            // tungstenite reads at most this much at a time, so a 2 KB frame takes 8.
+            .ws_read_buffer_size(256)
             .ws_max_message_size(config.limits.max_payload as usize)
             .ws_max_frame_size(config.limits.max_payload as usize)
             .with_state(ctx.clone())
