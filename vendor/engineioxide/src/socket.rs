@@ -164,14 +164,15 @@ impl Permit<'_> {
 #[derive(Debug)]
 pub(crate) struct InternalRx {
     pub buffered_rx: Receiver<QueuedPackets>,
-    pub peeked_packet: Option<PacketBuf>,
-    pub volatile_rx: watch::Receiver<Option<PacketBuf>>,
+    /// Boxed, as in the channels: the socket keeps this slot for as long as it lives.
+    pub peeked_packet: Option<QueuedPackets>,
+    pub volatile_rx: watch::Receiver<Option<QueuedPackets>>,
 }
 
 impl InternalRx {
     fn new(
         buffered_rx: Receiver<QueuedPackets>,
-        volatile_rx: watch::Receiver<Option<PacketBuf>>,
+        volatile_rx: watch::Receiver<Option<QueuedPackets>>,
     ) -> Self {
         Self {
             buffered_rx,
@@ -226,7 +227,9 @@ where
     /// Channel to send volatile [PacketBuf]s that bypass the internal buffer.
     /// Uses a [`watch`](tokio::sync::watch) channel so only the latest volatile
     /// message is retained; subsequent volatile sends overwrite the previous one.
-    volatile_tx: watch::Sender<Option<PacketBuf>>,
+    /// The value is boxed: the channel's shared state keeps room for one for as long as the
+    /// socket lives.
+    volatile_tx: watch::Sender<Option<QueuedPackets>>,
 
     /// Tells the heartbeat job, which runs in a separate task, that a Pong [`Packet`] (v4
     /// protocol) or a Ping (v3 protocol) arrived. At most one arrival is remembered while the
@@ -545,7 +548,7 @@ where
     }
 
     pub(crate) fn send_volatile(&self, packets: PacketBuf) -> bool {
-        self.volatile_tx.send(Some(packets)).is_ok()
+        self.volatile_tx.send(Some(Box::new(packets))).is_ok()
     }
 }
 

@@ -125,7 +125,7 @@ where
 
         // Prepend the packet peeked during the previous
         // polling request so it is encoded first, ahead of the newly received packets.
-        let rx_stream = stream::iter(peeked_packet.take())
+        let rx_stream = stream::iter(peeked_packet.take().map(|packets| *packets))
             .chain(rx_stream::EncoderStream::new(buffered_rx, volatile_rx));
 
         // Stop waiting for the next packet as soon as the session is closed. The combinator is biased
@@ -148,7 +148,7 @@ where
 
     // set back the peeked packet so it can be read again
     // on the next polling request
-    rx.peeked_packet = peeked;
+    rx.peeked_packet = peeked.map(Box::new);
 
     #[cfg(feature = "tracing")]
     tracing::trace!(%sid, %protocol, supports_binary = socket.supports_binary, "sending data: {:?}", data);
@@ -305,7 +305,7 @@ mod rx_stream {
         /// Combines a [`WatchStream`] and a [`ReceiverStream`] into a single [`Stream`].
         pub struct EncoderStream<'a, T> {
             #[pin]
-            watch: WatchStream<'a, Option<T>>,
+            watch: WatchStream<'a, Option<Box<T>>>,
             #[pin]
             rx: ReceiverStream<'a, T>,
         }
@@ -314,7 +314,7 @@ mod rx_stream {
     impl<'a, T: Clone + Send + Sync + 'static> EncoderStream<'a, T> {
         pub fn new(
             rx: &'a mut mpsc::Receiver<Box<T>>,
-            watch: &'a mut watch::Receiver<Option<T>>,
+            watch: &'a mut watch::Receiver<Option<Box<T>>>,
         ) -> Self {
             Self {
                 rx: ReceiverStream::new(rx),
@@ -333,7 +333,7 @@ mod rx_stream {
             match this.rx.poll_next(cx) {
                 Poll::Ready(v) => Poll::Ready(v),
                 Poll::Pending => match this.watch.poll_next(cx) {
-                    Poll::Ready(Some(v)) => Poll::Ready(v),
+                    Poll::Ready(Some(v)) => Poll::Ready(v.map(|boxed| *boxed)),
                     Poll::Ready(None) | Poll::Pending => Poll::Pending,
                 },
             }

@@ -356,7 +356,7 @@ async fn forward_to_socket<H: EngineIoHandler, S>(
             },
             _ = socket.cancellation_token.cancelled() => break,
             Ok(()) = volatile_rx.changed() => {
-                Outgoing::Volatile(volatile_rx.borrow_and_update().clone().map(Box::new))
+                Outgoing::Volatile(volatile_rx.borrow_and_update().clone())
             },
         };
         match next {
