@@ -51,6 +51,8 @@ WORKDIR /src
 # clippy, which a build does not need.
 ENV CARGO_INCREMENTAL=0 CARGO_TERM_COLOR=never
 COPY Cargo.toml Cargo.lock ./
+# Patched dependencies ([patch.crates-io] in Cargo.toml, vendor/README.md).
+COPY vendor vendor
 COPY chat-core/Cargo.toml chat-core/
 COPY chat-server/Cargo.toml chat-server/
 COPY chat-registry/Cargo.toml chat-registry/

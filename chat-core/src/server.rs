@@ -154,9 +154,10 @@ impl ChatBuilder {
             // (a full request queue answers at once) on top of regular traffic.
             .max_buffer_size(1024)
             .max_payload(config.limits.max_payload)
-            // Read in 1 KiB steps: chat frames are small, and every idle WebSocket keeps this
-            // buffer (4 KiB by default).
-            .ws_read_buffer_size(1024)
+            // Read in 256-byte steps: every idle WebSocket keeps this buffer (4 KiB by default),
+            // and what clients send is small (requests, acks, pings). The cost is read calls:
+            // tungstenite reads at most this much at a time, so a 2 KB frame takes 8.
+            .ws_read_buffer_size(256)
             .ws_max_message_size(config.limits.max_payload as usize)
             .ws_max_frame_size(config.limits.max_payload as usize)
             .with_state(ctx.clone())
@@ -346,27 +347,40 @@ pub async fn run(
     Ok(())
 }
 
-/// Copies a request's URI and header values out of the connection's read buffer.
+/// Copies a request's URI and header values out of the connection's read buffer, and keeps
+/// only what the socket.io service reads of the request.
 ///
 /// hyper parses them as slices of its HTTP/1 read buffer (8 KiB or more), and engineioxide keeps
 /// the handshake request's head for the whole session, so every WebSocket and polling session
 /// would pin that buffer after it is no longer read: the largest part of an idle connection's
-/// memory. Copies cost a few hundred bytes, once per request. axum's [`OriginalUri`] extension
-/// is a second reference to the URI, copied too.
+/// memory. Copies cost a few hundred bytes, once per request.
+///
+/// The session keeps the head too, so it is kept small: the header map without the spare room
+/// a map grows with, and of the extensions only hyper's upgrade handle (the WebSocket upgrade
+/// needs it) and axum's [`OriginalUri`] (copied). axum's routing leaves (the matched path, the
+/// path parameters) are dropped: the route is already chosen, and they grow the extension map
+/// to 300 bytes.
 ///
 /// [`OriginalUri`]: axum::extract::OriginalUri
 fn detach_head<B>(req: axum::http::Request<B>) -> axum::http::Request<B> {
-    use axum::{extract::OriginalUri, http::Uri};
+    use axum::{
+        extract::OriginalUri,
+        http::{Extensions, Uri},
+    };
     fn copy(uri: &Uri) -> Uri {
         Uri::from_maybe_shared(bytes::Bytes::copy_from_slice(uri.to_string().as_bytes()))
             .unwrap_or_else(|_| uri.clone())
     }
     let (mut parts, body) = req.into_parts();
     parts.uri = copy(&parts.uri);
-    if let Some(OriginalUri(original)) = parts.extensions.get::<OriginalUri>() {
-        let original = copy(original);
-        parts.extensions.insert(OriginalUri(original));
+    let mut extensions = Extensions::new();
+    if let Some(upgrade) = parts.extensions.remove::<hyper::upgrade::OnUpgrade>() {
+        extensions.insert(upgrade);
     }
+    if let Some(OriginalUri(original)) = parts.extensions.get::<OriginalUri>() {
+        extensions.insert(OriginalUri(copy(original)));
+    }
+    parts.extensions = extensions;
     let mut headers = axum::http::HeaderMap::with_capacity(parts.headers.len());
     for (name, value) in &parts.headers {
         // A value hyper accepted but `HeaderValue` would not is kept as it is: never dropped.
@@ -374,7 +388,9 @@ fn detach_head<B>(req: axum::http::Request<B>) -> axum::http::Request<B> {
         copy.set_sensitive(value.is_sensitive());
         headers.append(name.clone(), copy);
     }
-    parts.headers = headers;
+    // A map's capacity is rounded up to a power of two; a clone holds exactly its entries
+    // (about 100 bytes each).
+    parts.headers = headers.clone();
     axum::http::Request::from_parts(parts, body)
 }
 
@@ -388,6 +404,8 @@ mod tests {
 
     use super::detach_head;
 
+    /// The detached request shares no byte with hyper's read buffer, and keeps its URI,
+    /// headers and `OriginalUri` but not the extensions the socket.io service never reads.
     #[test]
     fn detached_head_keeps_nothing_of_the_read_buffer() {
         // What hyper does: the head's parts are slices of one read buffer.
@@ -401,6 +419,9 @@ mod tests {
         let uri = Uri::from_maybe_shared(slice("/socket.io/?EIO=4&transport=websocket")).unwrap();
         let mut req = Request::get(uri.clone()).body(()).unwrap();
         req.extensions_mut().insert(OriginalUri(uri));
+        #[derive(Clone)]
+        struct RoutingLeftover;
+        req.extensions_mut().insert(RoutingLeftover);
         let value = || HeaderValue::from_maybe_shared(slice("abc")).unwrap();
         req.headers_mut().insert("sec-websocket-key", value());
         req.headers_mut().append("x-custom", value());
@@ -414,5 +435,8 @@ mod tests {
         assert_eq!(req.uri(), "/socket.io/?EIO=4&transport=websocket");
         assert_eq!(req.headers()["sec-websocket-key"], "abc");
         assert_eq!(req.headers().get_all("x-custom").iter().count(), 1);
+        let original = req.extensions().get::<OriginalUri>().map(|o| o.0.clone());
+        assert_eq!(original.as_ref().map(|u| u.path()), Some("/socket.io/"));
+        assert!(req.extensions().get::<RoutingLeftover>().is_none());
     }
 }

