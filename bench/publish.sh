@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Reproduces the published tables of BENCHMARKS.md in one command (about 50 minutes):
+# Reproduces the published tables of BENCHMARKS.md in one command (about 50 minutes with
+# BASE_REV, 40 without):
 #   1. every case, ours against node, 3 pairs;
 #   2. the cases the other peers can run, ours against node-sharded, sxio and ceiling, 2 pairs;
 #   3. with BASE_REV, ours against an earlier build of ours (bench/base.sh), 2 pairs: the
