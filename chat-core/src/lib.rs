@@ -25,8 +25,8 @@
 //! the room `group:g`; presence subscribers join `presence:u`. A `message:send` is checked
 //! (membership, blocks, limits, rate) and appended to the conversation log in one store
 //! step, acknowledged, then emitted: to each recipient's `user:` room with an ack request
-//! (the first device to ack moves the recipient's delivered mark and the sender gets a
-//! `receipt`), and to the sender's other devices. Large groups get a single emit to the
+//! (the first device of each recipient to ack sends the sender a `receipt`), and to the
+//! sender's other devices. Large groups get a single emit to the
 //! group room, without receipts.
 //!
 //! A message is stored once, in its conversation, whatever the number of recipients; each

@@ -390,22 +390,12 @@ impl Cluster {
     pub(crate) async fn chat_routes(&self, sets: &[&[String]]) -> Vec<Vec<Uid>> {
         // Include recently expired nodes while recovering, as requests that wait do: right
         // after an outage, skipping a live node would lose the message until its next sync.
-        let wait = !self.recovering();
-        let candidates = if wait {
-            self.live_nodes()
-        } else {
-            self.reachable_nodes()
-        };
+        let (wait, candidates) = self.candidates(true);
         if sets
             .iter()
             .any(|rooms| !rooms.iter().all(|r| self.is_routed(r)))
         {
-            let others: Vec<Uid> = candidates
-                .iter()
-                .copied()
-                .filter(|u| *u != self.uid)
-                .collect();
-            return vec![others; sets.len()];
+            return vec![self.others(&candidates); sets.len()];
         }
         let sets: Vec<Vec<&str>> = sets
             .iter()
@@ -535,37 +525,45 @@ impl Cluster {
     /// If Redis cannot say which nodes host the rooms, every candidate is a target: more
     /// traffic, nothing lost.
     pub(crate) async fn targets(&self, opts: &BroadcastOptions, wait: bool) -> Vec<Uid> {
-        // Right after an outage every lease had run out and the others have not beaten yet:
-        // waiting on recently expired nodes then is better than skipping live ones.
-        let wait = wait && !self.recovering();
-        let candidates = if wait {
-            self.live_nodes()
-        } else {
-            self.reachable_nodes()
-        };
-        let me = self.uid;
+        let (wait, candidates) = self.candidates(wait);
         if let Some(server) = opts.server_id {
             return match server {
-                s if s == me => Vec::new(),
+                s if s == self.uid => Vec::new(),
                 s if candidates.contains(&s) => vec![s],
                 s => self.check_unknown(vec![s], wait).await,
             };
         }
-        let others = || {
-            candidates
-                .iter()
-                .copied()
-                .filter(|u| *u != me)
-                .collect::<Vec<_>>()
-        };
         if opts.rooms.is_empty() || !opts.rooms.iter().all(|r| self.is_routed(r)) {
-            return others();
+            return self.others(&candidates);
         }
         let rooms: Vec<&str> = opts.rooms.iter().map(|r| r.as_ref()).collect();
         self.hosting(&[&rooms], &candidates, wait)
             .await
             .pop()
             .unwrap_or_default()
+    }
+
+    /// The nodes a request may go to, and whether its caller may wait for them: with `wait`,
+    /// the live ones; without, or right after an outage (every lease had run out and the
+    /// others have not beaten yet: waiting on recently expired nodes is better then than
+    /// skipping live ones), the reachable ones.
+    fn candidates(&self, wait: bool) -> (bool, Arc<Vec<Uid>>) {
+        let wait = wait && !self.recovering();
+        let nodes = if wait {
+            self.live_nodes()
+        } else {
+            self.reachable_nodes()
+        };
+        (wait, nodes)
+    }
+
+    /// `candidates` but this node.
+    fn others(&self, candidates: &[Uid]) -> Vec<Uid> {
+        candidates
+            .iter()
+            .copied()
+            .filter(|u| *u != self.uid)
+            .collect()
     }
 
     /// For each set of routed rooms, the other nodes among `candidates` that host one of them,
@@ -585,8 +583,7 @@ impl Cluster {
             reply => {
                 let cause = reply.err().map(|e| e.to_string()).unwrap_or_default();
                 tracing::debug!(%cause, "cluster: room lookup failed; sending to every node");
-                let others: Vec<Uid> = candidates.iter().copied().filter(|u| *u != me).collect();
-                return vec![others; sets.len()];
+                return vec![self.others(candidates); sets.len()];
             }
         };
         let reachable = self.reachable_nodes();

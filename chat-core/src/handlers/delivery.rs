@@ -98,11 +98,18 @@ pub(crate) struct Route {
     reply: Option<Vec<Uid>>,
 }
 
-/// The route of a message from `sender` to `rooms`: one round trip for both lookups.
+/// The route of a message from `sender` to `rooms`: one round trip for both lookups. With
+/// receipts off nothing comes back, and only the targets are looked up.
 pub(crate) async fn route(ctx: &Ctx, rooms: &[String], sender: &UserId) -> Route {
     let Some(cluster) = &ctx.cluster else {
         return Route::default();
     };
+    if !ctx.limits.receipts {
+        return Route {
+            targets: cluster.chat_targets(rooms).await,
+            reply: None,
+        };
+    }
     let sender_room = [rooms::user(sender)];
     let mut found = cluster
         .chat_routes(&[rooms, &sender_room])
@@ -308,22 +315,23 @@ async fn send_receipts_to<A: Adapter>(
     receipts: Vec<Receipt>,
     nodes: Option<Vec<Uid>>,
 ) {
+    let lookup = [room.clone()];
     let envelope = Envelope::Receipts { room, receipts };
-    match (&envelope, nodes, &ctx.cluster) {
-        (_, Some(nodes), Some(cluster)) => {
-            let here = nodes.contains(&cluster.uid());
-            let others: Vec<Uid> = nodes.into_iter().filter(|n| *n != cluster.uid()).collect();
+    let here = match (&ctx.cluster, nodes) {
+        (Some(cluster), Some(nodes)) => {
+            let me = cluster.uid();
+            let others: Vec<Uid> = nodes.iter().copied().filter(|n| *n != me).collect();
             to_nodes(ctx, &others, &envelope).await;
-            if !here {
-                return;
-            }
+            nodes.contains(&me)
         }
-        (Envelope::Receipts { room, .. }, _, _) => {
-            to_other_nodes(ctx, std::slice::from_ref(room), &envelope).await;
+        _ => {
+            to_other_nodes(ctx, &lookup, &envelope).await;
+            true
         }
-        _ => {}
+    };
+    if here {
+        handle(ctx, io, envelope).await;
     }
-    handle(ctx, io, envelope).await;
 }
 
 /// Carries out an envelope on this node's devices.
