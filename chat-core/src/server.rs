@@ -355,13 +355,23 @@ pub async fn run(
 /// would pin that buffer after it is no longer read: the largest part of an idle connection's
 /// memory. Copies cost a few hundred bytes, once per request.
 ///
-/// The session keeps the head too, so it is kept small: the header map without the spare room
-/// a map grows with, and of the extensions only hyper's upgrade handle (the WebSocket upgrade
-/// needs it) and axum's [`OriginalUri`] (copied). axum's routing leaves (the matched path, the
-/// path parameters) are dropped: the route is already chosen, and they grow the extension map
-/// to 300 bytes.
+/// The session keeps the head too, so it is kept small. Of the headers, only those the
+/// Engine.IO layer reads ([`ENGINE_IO_HEADERS`]): chat-core's handlers read none (a client
+/// authenticates with the `auth` payload of its Socket.IO connect), and each kept header costs
+/// an idle connection about 100 bytes for its whole life (a browser sends 10 to 15). The CORS
+/// layer, outside this one, has seen them all. Of the extensions, only hyper's upgrade handle
+/// (the WebSocket upgrade needs it) and axum's [`OriginalUri`] (copied). axum's routing leaves
+/// (the matched path, the path parameters) are dropped: the route is already chosen, and they
+/// grow the extension map to 300 bytes.
 ///
 /// [`OriginalUri`]: axum::extract::OriginalUri
+/// The request headers engineioxide reads: the WebSocket handshake's key, and a polling
+/// `POST`'s content type (binary or text payloads).
+const ENGINE_IO_HEADERS: [axum::http::HeaderName; 2] = [
+    axum::http::header::SEC_WEBSOCKET_KEY,
+    axum::http::header::CONTENT_TYPE,
+];
+
 fn detach_head<B>(req: axum::http::Request<B>) -> axum::http::Request<B> {
     use axum::{
         extract::OriginalUri,
@@ -381,8 +391,12 @@ fn detach_head<B>(req: axum::http::Request<B>) -> axum::http::Request<B> {
         extensions.insert(OriginalUri(copy(original)));
     }
     parts.extensions = extensions;
-    let mut headers = axum::http::HeaderMap::with_capacity(parts.headers.len());
-    for (name, value) in &parts.headers {
+    let mut headers = axum::http::HeaderMap::new();
+    for (name, value) in parts
+        .headers
+        .iter()
+        .filter(|(name, _)| ENGINE_IO_HEADERS.contains(name))
+    {
         // A value hyper accepted but `HeaderValue` would not is kept as it is: never dropped.
         let mut copy = HeaderValue::from_bytes(value.as_bytes()).unwrap_or_else(|_| value.clone());
         copy.set_sensitive(value.is_sensitive());
@@ -404,8 +418,9 @@ mod tests {
 
     use super::detach_head;
 
-    /// The detached request shares no byte with hyper's read buffer, and keeps its URI,
-    /// headers and `OriginalUri` but not the extensions the socket.io service never reads.
+    /// The detached request shares no byte with hyper's read buffer, and keeps its URI, the
+    /// headers engineioxide reads and `OriginalUri`, but not the headers and extensions the
+    /// socket.io service never reads.
     #[test]
     fn detached_head_keeps_nothing_of_the_read_buffer() {
         // What hyper does: the head's parts are slices of one read buffer.
@@ -424,7 +439,9 @@ mod tests {
         req.extensions_mut().insert(RoutingLeftover);
         let value = || HeaderValue::from_maybe_shared(slice("abc")).unwrap();
         req.headers_mut().insert("sec-websocket-key", value());
+        req.headers_mut().insert("content-type", value());
         req.headers_mut().append("x-custom", value());
+        req.headers_mut().append("cookie", value());
         assert!(!buffer.is_unique(), "the request shares the buffer");
 
         let req = detach_head(req);
@@ -434,7 +451,12 @@ mod tests {
         );
         assert_eq!(req.uri(), "/socket.io/?EIO=4&transport=websocket");
         assert_eq!(req.headers()["sec-websocket-key"], "abc");
-        assert_eq!(req.headers().get_all("x-custom").iter().count(), 1);
+        assert_eq!(req.headers()["content-type"], "abc");
+        assert_eq!(
+            req.headers().len(),
+            2,
+            "headers engineioxide does not read are dropped"
+        );
         let original = req.extensions().get::<OriginalUri>().map(|o| o.0.clone());
         assert_eq!(original.as_ref().map(|u| u.path()), Some("/socket.io/"));
         assert!(req.extensions().get::<RoutingLeftover>().is_none());
