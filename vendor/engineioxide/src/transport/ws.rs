@@ -4,15 +4,22 @@
 //! Other functions are used internally to handle the websocket connection through tasks and channels
 //! and to handle upgrade from polling to ws
 
-use std::{future::Future, sync::Arc};
-
-use futures_util::{
-    SinkExt, StreamExt, TryStreamExt,
-    stream::{SplitSink, SplitStream},
+use std::{
+    future::{Future, poll_fn},
+    pin::Pin,
+    sync::Arc,
+    task::{Context, Poll},
+    time::Duration,
 };
+
+use futures_util::{SinkExt, StreamExt, pin_mut};
 use http::{HeaderValue, Request, Response, StatusCode, request::Parts};
 use smallvec::smallvec;
-use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::{
+    io::{AsyncRead, AsyncWrite},
+    sync::{MutexGuard, mpsc},
+    time::{Instant, Sleep},
+};
 use tokio_tungstenite::{
     WebSocketStream,
     tungstenite::{
@@ -21,7 +28,7 @@ use tokio_tungstenite::{
         protocol::{Role, WebSocketConfig},
     },
 };
-use tokio_util::future::FutureExt as _;
+use tokio_util::{future::FutureExt as _, sync::WaitForCancellationFuture};
 
 use engineioxide_core::{Packet, ProtocolVersion, Sid, Str, TransportType};
 
@@ -33,7 +40,7 @@ use crate::{
     errors::Error,
     handler::EngineIoHandler,
     socket::{InternalRx, QueuedPackets},
-    transport::make_open_packet,
+    transport::{make_open_packet, polling::rx_stream::WatchStream},
 };
 
 /// Create a response for websocket upgrade
@@ -144,16 +151,18 @@ where
     }
 }
 
-/// An open websocket session: the socket and both halves of its websocket.
+/// An open websocket session: the socket and its websocket.
 struct WsSession<H: EngineIoHandler, S> {
     engine: Arc<EngineIo<H>>,
     socket: Arc<Socket<H::Data>>,
-    tx: SplitSink<WebSocketStream<S>, Message>,
-    rx: SplitStream<WebSocketStream<S>>,
+    ws: WebSocketStream<S>,
+    /// The session started on this websocket: its task runs the heartbeat too. An upgraded
+    /// polling session keeps the heartbeat task it started with.
+    heartbeat: bool,
 }
 
-/// Opens a websocket session: a new one with its open packet and heartbeat, or the upgrade of
-/// a polling session.
+/// Opens a websocket session: a new one with its open packet, or the upgrade of a polling
+/// session.
 #[cfg_attr(
     feature = "tracing",
     tracing::instrument(level = "trace", name = "init_websocket", skip(engine, conn, req_data))
@@ -164,7 +173,7 @@ async fn open<H: EngineIoHandler, S>(
     protocol: ProtocolVersion,
     sid: Option<Sid>,
     req_data: Parts,
-) -> Result<WsSession<H, S>, Error>
+) -> Result<Box<WsSession<H, S>>, Error>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -174,7 +183,7 @@ where
         .max_frame_size(Some(engine.config.ws_max_frame_size));
 
     let ws_init = move || WebSocketStream::from_raw_socket(conn, Role::Server, Some(ws_config));
-    let (socket, ws) = if let Some(sid) = sid {
+    let (socket, ws, heartbeat) = if let Some(sid) = sid {
         match engine.get_socket(sid) {
             None => return Err(Error::UnknownSessionID(sid)),
             Some(socket) if socket.is_ws() => return Err(Error::MultipleWebsocketRequests),
@@ -199,7 +208,7 @@ where
                         return Err(Error::Upgrade);
                     }
                 }
-                (socket, ws)
+                (socket, ws, false)
             }
         }
     } else {
@@ -210,89 +219,173 @@ where
 
         let mut ws = ws_init().await;
         init_handshake(socket.id, &mut ws, &engine.config).await?;
-        socket
-            .clone()
-            .spawn_heartbeat(engine.config.ping_interval, engine.config.ping_timeout);
-        (socket, ws)
+        (socket, ws, true)
     };
-    let (tx, rx) = ws.split();
-    Ok(WsSession {
+    // Boxed: the futures that await the session would each keep a copy of its room.
+    Ok(Box::new(WsSession {
         engine,
         socket,
-        tx,
-        rx,
-    })
+        ws,
+        heartbeat,
+    }))
+}
+
+/// Why a session's loop ended.
+enum End {
+    /// The client closed the websocket, or sent a close packet.
+    Closed,
+    /// The session was closed (its cancellation token fired).
+    Cancelled,
+    /// Reading failed, or the client sent what the protocol does not allow.
+    Failed(Error),
 }
 
 impl<H: EngineIoHandler, S> WsSession<H, S>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    /// Runs the session until it closes: writes from a task of its own, reads here.
-    async fn run(self) {
+    /// Runs the session until it closes. One task reads, writes and (for a session that
+    /// started here) keeps the heartbeat, so an idle session is one task: a writer and a
+    /// heartbeat task of their own cost about 1.4 KB per connection. Reading never waits on a
+    /// write: a client that reads slowly still has its pongs and packets read.
+    async fn run(mut self: Box<Self>) {
         let Self {
             engine,
             socket,
-            tx,
-            rx,
-        } = self;
+            ws,
+            heartbeat,
+        } = &mut *self;
+        let (engine, socket) = (&*engine, &*socket);
+        let mut heartbeat = heartbeat.then(|| {
+            Heartbeat::new(
+                socket.protocol,
+                engine.config.ping_interval,
+                engine.config.ping_timeout,
+            )
+        });
+        let mut conn = Conn {
+            engine,
+            socket,
+            ws,
+            heartbeat: heartbeat.as_mut(),
+        };
 
-        // Pipe between websocket and internal socket channel.
-        tokio::spawn(forward_to_socket::<H, S>(socket.clone(), tx));
+        // Boxed, as the closing below: the task keeps room for what it awaits at any point,
+        // and these two waits are short.
+        let end = match Box::pin(conn.lock()).await {
+            Err(end) => end,
+            Ok(mut rx) => {
+                let InternalRx {
+                    buffered_rx,
+                    volatile_rx,
+                    peeked_packet,
+                } = &mut *rx;
+                let mut session = Session {
+                    current: peeked_packet.take().map(in_order),
+                    buffered: buffered_rx,
+                    volatile: WatchStream::new(volatile_rx),
+                    unflushed: false,
+                };
+                let timer = tokio::time::sleep(Duration::ZERO);
+                let cancelled = socket.cancellation_token.cancelled();
+                pin_mut!(timer, cancelled);
+                poll_fn(|cx| session.poll(cx, &mut conn, timer.as_mut(), cancelled.as_mut())).await
+            }
+        };
 
-        // pipe between internal socket channel and websocket
-        match forward_to_handler(&engine, rx, &socket)
-            .with_cancellation_token(&socket.cancellation_token)
-            .await
-        {
-            Some(Err(ref e)) => {
+        match end {
+            End::Failed(ref e) => {
                 let reason =
                     Option::<DisconnectReason>::from(e).unwrap_or(DisconnectReason::TransportError);
-
                 #[cfg(feature = "tracing")]
                 tracing::debug!("error when handling packet: {:?}", e);
                 engine.close_session(socket.id, reason);
             }
-            Some(Ok(())) => {
+            End::Closed => {
                 #[cfg(feature = "tracing")]
                 tracing::debug!(sid = %socket.id, "ws transport was closed");
                 engine.close_session(socket.id, DisconnectReason::TransportClose);
             }
-            None => {
+            End::Cancelled => {
                 #[cfg(feature = "tracing")]
                 tracing::debug!(sid = %socket.id, "socket is closing");
             }
         }
+
+        // What was written is sent, then the close handshake; bounded, as a client that no
+        // longer reads would hold the task forever.
+        #[cfg(feature = "tracing")]
+        tracing::trace!(sid = %socket.id, "ws closing flush");
+        let closing = async {
+            ws.flush().await.ok();
+            ws.close(None).await.ok();
+        };
+        Box::pin(tokio::time::timeout(engine.config.ping_timeout, closing))
+            .await
+            .ok();
     }
 }
 
-/// Forwards all packets received from a websocket to a EngineIo [`Socket`]
-async fn forward_to_handler<H: EngineIoHandler, S>(
-    engine: &Arc<EngineIo<H>>,
-    mut rx: SplitStream<WebSocketStream<S>>,
-    socket: &Arc<Socket<H::Data>>,
-) -> Result<(), Error>
+/// What both halves of a session share: the socket and its websocket.
+struct Conn<'a, H: EngineIoHandler, S> {
+    engine: &'a Arc<EngineIo<H>>,
+    socket: &'a Arc<Socket<H::Data>>,
+    ws: &'a mut WebSocketStream<S>,
+    heartbeat: Option<&'a mut Heartbeat>,
+}
+
+impl<'a, H: EngineIoHandler, S> Conn<'a, H, S>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    while let Some(msg) = rx.try_next().await? {
+    /// The socket's packet channels, once free. A polling request that was in progress during
+    /// the upgrade may still hold them: frames are read meanwhile. A function of its own, so
+    /// that the session's task keeps no room for this wait once it is over.
+    async fn lock(&mut self) -> Result<MutexGuard<'a, InternalRx>, End> {
+        let socket = self.socket;
+        tokio::select! {
+            biased;
+            () = socket.cancellation_token.cancelled() => Err(End::Cancelled),
+            // Cancel-safe: frames are handled as they are read, between polls.
+            end = poll_fn(|cx| self.poll_read(cx)) => Err(end),
+            rx = socket.internal_rx.lock() => Ok(rx),
+        }
+    }
+
+    /// Reads and handles every frame that has arrived; ready when the session ends.
+    fn poll_read(&mut self, cx: &mut Context<'_>) -> Poll<End> {
+        loop {
+            let msg = match self.ws.poll_next_unpin(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(None) => return Poll::Ready(End::Closed),
+                Poll::Ready(Some(Err(e))) => return Poll::Ready(End::Failed(e.into())),
+                Poll::Ready(Some(Ok(msg))) => msg,
+            };
+            match self.on_frame(msg) {
+                Ok(true) => {}
+                Ok(false) => return Poll::Ready(End::Closed),
+                Err(e) => return Poll::Ready(End::Failed(e)),
+            }
+        }
+    }
+
+    /// Handles one frame from the client; `false` once the client closed the session.
+    fn on_frame(&mut self, msg: Message) -> Result<bool, Error> {
+        let (engine, socket) = (self.engine, self.socket);
         match msg {
             Message::Text(msg) => match Packet::parse(socket.protocol, ws_bytes_to_str(msg))? {
                 Packet::Close => {
                     #[cfg(feature = "tracing")]
                     tracing::debug!("[sid={}] closing session", socket.id);
                     engine.close_session(socket.id, DisconnectReason::TransportClose);
-                    break;
+                    return Ok(false);
                 }
-                Packet::Pong | Packet::Ping => {
+                Packet::Pong | Packet::Ping => match self.heartbeat.as_deref_mut() {
+                    Some(heartbeat) => heartbeat.received(),
                     // A second pong before the heartbeat job looks counts once: the client is alive.
-                    socket.heartbeat_received();
-                    Ok::<(), Error>(())
-                }
-                Packet::Message(msg) => {
-                    engine.handler.on_message(msg, socket.clone());
-                    Ok(())
-                }
+                    None => socket.heartbeat_received(),
+                },
+                Packet::Message(msg) => engine.handler.on_message(msg, socket.clone()),
                 p => return Err(Error::BadPacket(p)),
             },
             Message::Binary(mut data) => {
@@ -301,135 +394,260 @@ where
                     data = data.split_off(1);
                 }
                 engine.handler.on_binary(data, socket.clone());
-                Ok(())
             }
             Message::Close(_) => {
                 #[cfg(feature = "tracing")]
                 tracing::debug!("websocket closed, closing session");
                 engine.close_session(socket.id, DisconnectReason::TransportClose);
-                break;
+                return Ok(false);
             }
             _ => {
                 #[cfg(feature = "tracing")]
                 tracing::debug!(sid = ?socket.id, "unexpected ws message");
-                Ok(())
-            }
-        }?
-    }
-    Ok(())
-}
-
-/// Forwards all packets waiting to be sent to the websocket
-///
-/// The websocket stream is flushed only when the internal channel is drained
-async fn forward_to_socket<H: EngineIoHandler, S>(
-    socket: Arc<Socket<H::Data>>,
-    mut tx: SplitSink<WebSocketStream<S>, Message>,
-) where
-    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-{
-    // A polling request that was in progress during the upgrade may still hold the lock.
-    let lock = socket.internal_rx.lock();
-    let Some(mut internal_rx) = lock
-        .with_cancellation_token(&socket.cancellation_token)
-        .await
-    else {
-        #[cfg(feature = "tracing")]
-        tracing::debug!(sid = %socket.id, "session closed before starting the ws writer");
-        return;
-    };
-    let InternalRx {
-        buffered_rx,
-        volatile_rx,
-        ..
-    } = &mut *internal_rx;
-
-    // Forward buffered packets until the channel is closed or the session is cancelled.
-    // Waiting and writing are separate steps, so that the task, idle most of its life in the
-    // wait, does not keep room for the writes' state as well.
-    loop {
-        let next = tokio::select! {
-            biased;
-            items = buffered_rx.recv() => match items {
-                Some(packets) => Outgoing::Buffered(packets),
-                None => break,
-            },
-            _ = socket.cancellation_token.cancelled() => break,
-            Ok(()) = volatile_rx.changed() => {
-                Outgoing::Volatile(volatile_rx.borrow_and_update().clone())
-            },
-        };
-        match next {
-            Outgoing::Buffered(packets) => {
-                feed_packets(&socket, &mut tx, packets).await;
-                while let Ok(packets) = buffered_rx.try_recv() {
-                    feed_packets(&socket, &mut tx, packets).await;
-                }
-            }
-            Outgoing::Volatile(val) => {
-                if let Some(packets) = val {
-                    #[cfg(feature = "tracing")]
-                    tracing::debug!(sid = ?socket.id, "ws volatile flush: {} packets", packets.len());
-                    feed_packets(&socket, &mut tx, packets).await;
-                }
             }
         }
+        Ok(true)
+    }
+}
 
-        #[cfg(feature = "tracing")]
-        tracing::trace!(sid = %socket.id, "ws flush");
-        tx.flush().await.ok();
+/// The writing side of a session, once it holds the socket's packet channels.
+struct Session<'a> {
+    /// The packets being written, last first (popped as they are written).
+    current: Option<QueuedPackets>,
+    buffered: &'a mut mpsc::Receiver<QueuedPackets>,
+    /// The latest volatile packets, written when no buffered packet waits.
+    volatile: WatchStream<'a, Option<QueuedPackets>>,
+    /// Frames were written since the last flush.
+    unflushed: bool,
+}
+
+/// Packets queued together, reversed so that popping them gives them in order; they stay in
+/// their box (the session's task keeps room for a pointer, not for a packet group).
+fn in_order(mut packets: QueuedPackets) -> QueuedPackets {
+    packets.reverse();
+    packets
+}
+
+impl Session<'_> {
+    /// One turn of the session: every frame that has arrived, the heartbeat, every packet
+    /// queued (flushed once the queue is drained, so a burst is one write), then the end of
+    /// the session. Ready when the session ends.
+    fn poll<H: EngineIoHandler, S>(
+        &mut self,
+        cx: &mut Context<'_>,
+        conn: &mut Conn<'_, H, S>,
+        timer: Pin<&mut Sleep>,
+        cancelled: Pin<&mut WaitForCancellationFuture<'_>>,
+    ) -> Poll<End>
+    where
+        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        if let Poll::Ready(end) = conn.poll_read(cx) {
+            return Poll::Ready(end);
+        }
+        if let Some(heartbeat) = conn.heartbeat.as_deref_mut()
+            && let Err(_e) = heartbeat.poll(cx, conn.socket, timer)
+        {
+            #[cfg(feature = "tracing")]
+            tracing::debug!(id = ?conn.socket.id, "heartbeat error: {_e}");
+            // Queues a close packet, written below, and closes the session: the
+            // cancellation then ends it.
+            conn.socket.close(DisconnectReason::HeartbeatTimeout);
+        }
+        let closed = self.poll_write(cx, conn);
+        if self.unflushed {
+            match conn.ws.poll_flush_unpin(cx) {
+                Poll::Ready(Ok(())) => self.unflushed = false,
+                Poll::Ready(Err(_e)) => {
+                    #[cfg(feature = "tracing")]
+                    tracing::debug!("[sid={}] error flushing: {}", conn.socket.id, _e);
+                    self.unflushed = false;
+                }
+                Poll::Pending => {}
+            }
+        }
+        if closed || cancelled.poll(cx).is_ready() {
+            return Poll::Ready(End::Cancelled);
+        }
+        Poll::Pending
     }
 
-    #[cfg(feature = "tracing")]
-    tracing::trace!(sid = %socket.id, "ws closing flush");
-
-    tx.flush().await.ok();
-    tx.close().await.ok();
-}
-
-/// What the websocket writer sends next. Boxed packets, as in the channel: the writer's
-/// future keeps room for one of these for as long as it lives.
-enum Outgoing {
-    Buffered(QueuedPackets),
-    Volatile(Option<QueuedPackets>),
-}
-
-/// Feeds packets to the websocket as messages, without flushing.
-async fn feed_packets<D, S>(
-    socket: &Socket<D>,
-    tx: &mut SplitSink<WebSocketStream<S>, Message>,
-    mut packets: QueuedPackets,
-) where
-    D: Default + Send + Sync + 'static,
-    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-{
-    // Drained in place: iterating by value would move the packets into the future.
-    for item in packets.drain(..) {
-        let res = match item {
-            Packet::Binary(bin) | Packet::BinaryV3(bin) => {
-                if socket.protocol == ProtocolVersion::V3 {
-                    // v3 protocol requires packet type as the first byte.
-                    // This requires a new buffer. This is OK as it is only for the V3 protocol.
-                    let mut buff = Vec::with_capacity(bin.len() + 1);
-                    buff.push(0x04);
-                    buff.extend(bin);
-                    tx.feed(Message::Binary(buff.into())).await
-                } else {
-                    tx.feed(Message::Binary(bin)).await
+    /// Writes queued packets while the websocket takes them; `true` once the channel is
+    /// closed (the session is over).
+    fn poll_write<H: EngineIoHandler, S>(
+        &mut self,
+        cx: &mut Context<'_>,
+        conn: &mut Conn<'_, H, S>,
+    ) -> bool
+    where
+        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        loop {
+            if self.current.as_ref().is_none_or(|c| c.is_empty()) {
+                self.current = match self.buffered.poll_recv(cx) {
+                    Poll::Ready(Some(packets)) => Some(in_order(packets)),
+                    Poll::Ready(None) => return true,
+                    Poll::Pending => match self.volatile.poll_next_unpin(cx) {
+                        Poll::Ready(Some(Some(packets))) => {
+                            #[cfg(feature = "tracing")]
+                            tracing::debug!(sid = ?conn.socket.id, "ws volatile flush: {} packets", packets.len());
+                            Some(in_order(packets))
+                        }
+                        Poll::Ready(Some(None)) => continue,
+                        Poll::Ready(None) | Poll::Pending => return false,
+                    },
+                };
+                continue;
+            }
+            // Room first, then the packet: a packet taken is a packet written.
+            match conn.ws.poll_ready_unpin(cx) {
+                Poll::Pending => return false,
+                Poll::Ready(Ok(())) => {}
+                Poll::Ready(Err(_e)) => {
+                    #[cfg(feature = "tracing")]
+                    tracing::debug!("[sid={}] error sending packet: {}", conn.socket.id, _e);
                 }
             }
-            // A Noop Packet maybe sent by the server to upgrade from a polling connection
-            // In the case that the packet was not poll in time it will remain in the buffer and therefore
-            // it should be discarded here
-            Packet::Noop => Ok(()),
-            item => {
-                let packet: String = item.try_into().unwrap();
-                tx.feed(Message::Text(packet.into())).await
+            let Some(packet) = self.current.as_mut().and_then(|p| p.pop()) else {
+                continue;
+            };
+            if let Some(msg) = packet_message(conn.socket.protocol, packet)
+                && let Err(_e) = conn.ws.start_send_unpin(msg)
+            {
+                #[cfg(feature = "tracing")]
+                tracing::debug!("[sid={}] error sending packet: {}", conn.socket.id, _e);
             }
+            self.unflushed = true;
+        }
+    }
+}
+
+/// The websocket message of a packet; none for a Noop.
+fn packet_message(protocol: ProtocolVersion, packet: Packet) -> Option<Message> {
+    match packet {
+        Packet::Binary(bin) | Packet::BinaryV3(bin) => {
+            if protocol == ProtocolVersion::V3 {
+                // v3 protocol requires packet type as the first byte.
+                // This requires a new buffer. This is OK as it is only for the V3 protocol.
+                let mut buff = Vec::with_capacity(bin.len() + 1);
+                buff.push(0x04);
+                buff.extend(bin);
+                Some(Message::Binary(buff.into()))
+            } else {
+                Some(Message::Binary(bin))
+            }
+        }
+        // A Noop Packet maybe sent by the server to upgrade from a polling connection
+        // In the case that the packet was not poll in time it will remain in the buffer and therefore
+        // it should be discarded here
+        Packet::Noop => None,
+        item => {
+            Some(Message::Text(String::from(item).into()))
+        }
+    }
+}
+
+/// The heartbeat of a session that started on websocket, kept by the session's task with
+/// its one timer: what [`Socket::spawn_heartbeat`](crate::Socket) runs in a task of its own,
+/// with the same timings.
+///
+/// v4: a ping at once, then one every `interval` once the last one was answered; no pong
+/// within `timeout` closes the session. v3: the client pings; no ping within `interval +
+/// timeout` closes it, and each one is answered with a pong.
+struct Heartbeat {
+    protocol: ProtocolVersion,
+    interval: Duration,
+    timeout: Duration,
+    /// Pongs (v4) or pings (v3) that arrived and are not handled yet: as many as the heartbeat
+    /// task's `Notify` remembers, one for the ping waiting for it (if any) and one more. An
+    /// early pong answers the next ping.
+    received: u8,
+    /// v4: a ping is waiting for its pong, and the timer is its deadline.
+    waiting: bool,
+    /// v4: when the next ping is due (ticks of `interval` from the first ping, which is due
+    /// at once); v3: when the client's last ping arrived. `None` before the first turn.
+    last: Option<Instant>,
+}
+
+impl Heartbeat {
+    fn new(protocol: ProtocolVersion, interval: Duration, timeout: Duration) -> Self {
+        Self {
+            protocol,
+            interval,
+            timeout,
+            received: 0,
+            waiting: false,
+            last: None,
+        }
+    }
+
+    /// A pong (v4) or ping (v3) arrived.
+    fn received(&mut self) {
+        let most = if self.waiting || self.protocol == ProtocolVersion::V3 {
+            2
+        } else {
+            1
         };
-        if let Err(_e) = res {
+        self.received = (self.received + 1).min(most);
+    }
+
+    /// Sends the ping or pong that is due and moves the timer; `Err` when the client missed
+    /// its deadline (or the packet could not be queued).
+    fn poll<D: Default + Send + Sync + 'static>(
+        &mut self,
+        cx: &mut Context<'_>,
+        socket: &Socket<D>,
+        mut timer: Pin<&mut Sleep>,
+    ) -> Result<(), Error> {
+        let queue = |packet| {
+            socket
+                .internal_tx
+                .try_send(Box::new(smallvec![packet]))
+                .map_err(|_| Error::HeartbeatTimeout)
+        };
+        let deadline = |timer: Pin<&mut Sleep>, cx: &mut Context<'_>| match timer.poll(cx) {
+            Poll::Ready(()) => Err(Error::HeartbeatTimeout),
+            Poll::Pending => Ok(()),
+        };
+        if self.protocol == ProtocolVersion::V3 {
+            let fresh = self.last.is_none();
+            let pongs = std::mem::take(&mut self.received);
+            for _ in 0..pongs {
+                #[cfg(feature = "tracing")]
+                tracing::trace!(sid = ?socket.id, "ping received, sending pong");
+                queue(Packet::Pong)?;
+            }
+            if pongs > 0 || fresh {
+                let now = Instant::now();
+                self.last = Some(now);
+                timer.as_mut().reset(now + self.interval + self.timeout);
+            }
+            return deadline(timer, cx);
+        }
+        loop {
+            if self.waiting {
+                if self.received == 0 {
+                    return deadline(timer, cx);
+                }
+                self.received -= 1;
+                #[cfg(feature = "tracing")]
+                tracing::trace!(sid = ?socket.id, "pong received");
+                self.waiting = false;
+                if let Some(due) = self.last {
+                    timer.as_mut().reset(due);
+                }
+            }
+            let now = Instant::now();
+            let due = *self.last.get_or_insert(now);
+            if due > now && timer.as_mut().poll(cx).is_pending() {
+                return Ok(());
+            }
             #[cfg(feature = "tracing")]
-            tracing::debug!("[sid={}] error sending packet: {}", socket.id, _e);
+            tracing::trace!(sid = ?socket.id, "emitting ping");
+            queue(Packet::Ping)?;
+            self.last = Some(due + self.interval);
+            self.waiting = true;
+            timer.as_mut().reset(Instant::now() + self.timeout);
         }
     }
 }
@@ -550,7 +768,10 @@ fn ws_bytes_to_str(bytes: tungstenite::Utf8Bytes) -> Str {
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
+    use std::{
+        sync::atomic::{AtomicUsize, Ordering},
+        time::Duration,
+    };
 
     use bytes::Bytes;
     use futures_util::StreamExt;
@@ -559,73 +780,184 @@ mod tests {
 
     use super::*;
 
-    const TIMEOUT: Duration = Duration::from_secs(1);
+    const TIMEOUT: Duration = Duration::from_secs(2);
 
-    #[derive(Debug)]
-    struct StubHandler;
+    /// Counts the messages the session hands it.
+    #[derive(Debug, Default)]
+    struct StubHandler {
+        messages: AtomicUsize,
+    }
     impl EngineIoHandler for StubHandler {
         type Data = ();
         fn on_connect(self: Arc<Self>, _: Arc<Socket<()>>) {}
         fn on_disconnect(&self, _: Arc<Socket<()>>, _: DisconnectReason) {}
-        fn on_message(self: &Arc<Self>, _: Str, _: Arc<Socket<()>>) {}
+        fn on_message(self: &Arc<Self>, _: Str, _: Arc<Socket<()>>) {
+            self.messages.fetch_add(1, Ordering::SeqCst);
+        }
         fn on_binary(self: &Arc<Self>, _: Bytes, _: Arc<Socket<()>>) {}
     }
 
-    fn socket() -> Arc<Socket<()>> {
-        Arc::new(Socket::new(
+    fn engine(config: EngineIoConfig) -> Arc<EngineIo<StubHandler>> {
+        Arc::new(EngineIo::new(Arc::new(StubHandler::default()), config))
+    }
+
+    /// A session on a websocket pair, `capacity` bytes of buffer each way; `heartbeat`: the
+    /// session runs it (it started on websocket).
+    async fn session(
+        engine: &Arc<EngineIo<StubHandler>>,
+        capacity: usize,
+        heartbeat: bool,
+    ) -> (
+        Box<WsSession<StubHandler, DuplexStream>>,
+        WebSocketStream<DuplexStream>,
+    ) {
+        let socket = engine.create_session(
             ProtocolVersion::V4,
             TransportType::Websocket,
-            &EngineIoConfig::default(),
             Request::<()>::default().into_parts().0,
-            Box::new(|_, _| ()),
             false,
-        ))
+        );
+        let (server, client) = tokio::io::duplex(capacity);
+        let session = Box::new(WsSession {
+            engine: engine.clone(),
+            socket,
+            ws: WebSocketStream::from_raw_socket(server, Role::Server, None).await,
+            heartbeat,
+        });
+        let client = WebSocketStream::from_raw_socket(client, Role::Client, None).await;
+        (session, client)
     }
 
-    async fn ws_pair() -> (WebSocketStream<DuplexStream>, WebSocketStream<DuplexStream>) {
-        let (server, client) = tokio::io::duplex(1024);
-        (
-            WebSocketStream::from_raw_socket(server, Role::Server, None).await,
-            WebSocketStream::from_raw_socket(client, Role::Client, None).await,
-        )
+    async fn next_text(client: &mut WebSocketStream<DuplexStream>) -> String {
+        match tokio::time::timeout(TIMEOUT, client.next()).await {
+            Ok(Some(Ok(Message::Text(t)))) => t.to_string(),
+            other => panic!("expected a text frame, got {other:?}"),
+        }
     }
 
-    /// A polling request can still hold the lock at the end of an upgrade.
+    /// Polls `cond` until it holds, for at most TIMEOUT.
+    async fn until(mut cond: impl FnMut() -> bool) {
+        let deadline = Instant::now() + TIMEOUT;
+        while !cond() {
+            assert!(Instant::now() < deadline, "condition not met in time");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
+    /// A polling request can still hold the lock at the end of an upgrade: the session reads
+    /// meanwhile, and writes once the lock is free.
     #[tokio::test]
-    async fn writer_waits_for_the_lock_of_a_polling_request() {
-        let socket = socket();
-        let (server, mut client) = ws_pair().await;
-        let (tx, _rx) = server.split();
+    async fn session_reads_while_a_polling_request_holds_the_lock() {
+        let engine = engine(EngineIoConfig::default());
+        let (session, mut client) = session(&engine, 1024, false).await;
+        let socket = session.socket.clone();
 
         let polling = socket.internal_rx.lock().await;
-        let writer = tokio::spawn(forward_to_socket::<StubHandler, _>(socket.clone(), tx));
-        tokio::time::sleep(Duration::from_millis(20)).await;
-        assert!(!writer.is_finished(), "the writer should wait for the lock");
+        let task = tokio::spawn(session.run());
+        client.send(Message::text("4hello")).await.unwrap();
+        until(|| engine.handler.messages.load(Ordering::SeqCst) == 1).await;
+        assert!(!task.is_finished());
 
+        socket.emit(Str::from("queued")).unwrap();
         drop(polling);
-        socket.emit(Str::from("hello")).unwrap();
-        let msg = tokio::time::timeout(TIMEOUT, client.next())
-            .await
-            .expect("the writer should send the packet")
-            .unwrap()
-            .unwrap();
-        assert_eq!(msg, Message::text("4hello"));
+        assert_eq!(next_text(&mut client).await, "4queued");
     }
 
     #[tokio::test]
-    async fn writer_waiting_for_the_lock_stops_with_the_session() {
-        let socket = socket();
-        let (server, _client) = ws_pair().await;
-        let (tx, _rx) = server.split();
+    async fn session_waiting_for_the_lock_stops_with_the_session() {
+        let engine = engine(EngineIoConfig::default());
+        let (session, _client) = session(&engine, 1024, false).await;
+        let socket = session.socket.clone();
 
         let _polling = socket.internal_rx.lock().await;
-        let writer = tokio::spawn(forward_to_socket::<StubHandler, _>(socket.clone(), tx));
-        tokio::time::sleep(Duration::from_millis(20)).await;
-
+        let task = tokio::spawn(session.run());
         socket.cancellation_token.cancel();
-        tokio::time::timeout(TIMEOUT, writer)
+        tokio::time::timeout(TIMEOUT, task)
             .await
-            .expect("the writer should stop")
+            .expect("the session should stop")
             .unwrap();
+    }
+
+    /// A client that does not read blocks the session's writes, not its reads.
+    #[tokio::test]
+    async fn a_blocked_write_does_not_stop_reading() {
+        let engine = engine(EngineIoConfig::default());
+        let (session, mut client) = session(&engine, 256, false).await;
+        let socket = session.socket.clone();
+        tokio::spawn(session.run());
+
+        // Far more than the pipe holds, so writing waits for the client.
+        let big = "x".repeat(200);
+        for _ in 0..20 {
+            socket.emit(Str::from(big.clone())).unwrap();
+        }
+        for _ in 0..3 {
+            client.send(Message::text("4ping")).await.unwrap();
+        }
+        until(|| engine.handler.messages.load(Ordering::SeqCst) == 3).await;
+
+        // Once the client reads, everything arrives, in order.
+        for _ in 0..20 {
+            assert_eq!(next_text(&mut client).await, format!("4{big}"));
+        }
+    }
+
+    /// The heartbeat of a session that started on websocket: a ping at once and one per
+    /// interval while the client answers, then a close when it stops answering.
+    #[tokio::test]
+    async fn session_heartbeat_pings_and_times_out() {
+        let config = EngineIoConfig::builder()
+            .ping_interval(Duration::from_millis(100))
+            .ping_timeout(Duration::from_millis(100))
+            .build();
+        let engine = engine(config);
+        let (session, mut client) = session(&engine, 1024, true).await;
+        let socket = session.socket.clone();
+        let start = Instant::now();
+        let task = tokio::spawn(session.run());
+
+        for i in 0..3 {
+            assert_eq!(next_text(&mut client).await, "2", "ping {i}");
+            // An interval between pings, after the first one.
+            if i > 0 {
+                assert!(start.elapsed() >= Duration::from_millis(100) * i);
+            }
+            client.send(Message::text("3")).await.unwrap();
+        }
+        assert!(
+            engine.get_socket(socket.id).is_some(),
+            "answered: still open"
+        );
+
+        // No pong for the next ping: the session is closed, with a close packet.
+        assert_eq!(next_text(&mut client).await, "2");
+        assert_eq!(next_text(&mut client).await, "1");
+        tokio::time::timeout(TIMEOUT, task)
+            .await
+            .expect("the session should end")
+            .unwrap();
+        assert!(engine.get_socket(socket.id).is_none());
+    }
+
+    /// A pong that arrives before its ping answers the next one, as with the heartbeat task.
+    #[tokio::test]
+    async fn an_early_pong_answers_the_next_ping() {
+        let config = EngineIoConfig::builder()
+            .ping_interval(Duration::from_millis(150))
+            .ping_timeout(Duration::from_millis(150))
+            .build();
+        let engine = engine(config);
+        let (session, mut client) = session(&engine, 1024, true).await;
+        let socket = session.socket.clone();
+        tokio::spawn(session.run());
+
+        assert_eq!(next_text(&mut client).await, "2");
+        client.send(Message::text("3")).await.unwrap();
+        client.send(Message::text("3")).await.unwrap();
+        // The second pong answers the second ping; the third has none and closes.
+        assert_eq!(next_text(&mut client).await, "2");
+        assert_eq!(next_text(&mut client).await, "2");
+        assert_eq!(next_text(&mut client).await, "1");
+        until(|| engine.get_socket(socket.id).is_none()).await;
     }
 }
