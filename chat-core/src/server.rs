@@ -347,6 +347,13 @@ pub async fn run(
     Ok(())
 }
 
+/// The request headers engineioxide reads: the WebSocket handshake's key, and a polling
+/// `POST`'s content type (binary or text payloads).
+const ENGINE_IO_HEADERS: [axum::http::HeaderName; 2] = [
+    axum::http::header::SEC_WEBSOCKET_KEY,
+    axum::http::header::CONTENT_TYPE,
+];
+
 /// Copies a request's URI and header values out of the connection's read buffer, and keeps
 /// only what the socket.io service reads of the request.
 ///
@@ -365,13 +372,6 @@ pub async fn run(
 /// grow the extension map to 300 bytes.
 ///
 /// [`OriginalUri`]: axum::extract::OriginalUri
-/// The request headers engineioxide reads: the WebSocket handshake's key, and a polling
-/// `POST`'s content type (binary or text payloads).
-const ENGINE_IO_HEADERS: [axum::http::HeaderName; 2] = [
-    axum::http::header::SEC_WEBSOCKET_KEY,
-    axum::http::header::CONTENT_TYPE,
-];
-
 fn detach_head<B>(req: axum::http::Request<B>) -> axum::http::Request<B> {
     use axum::{
         extract::OriginalUri,

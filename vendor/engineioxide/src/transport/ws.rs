@@ -270,9 +270,7 @@ where
             heartbeat: heartbeat.as_mut(),
         };
 
-        // Boxed, as the closing below: the task keeps room for what it awaits at any point,
-        // and these two waits are short.
-        let end = match Box::pin(conn.lock()).await {
+        let end = match conn.lock().await {
             Err(end) => end,
             Ok(mut rx) => {
                 let InternalRx {
@@ -320,7 +318,7 @@ where
             ws.flush().await.ok();
             ws.close(None).await.ok();
         };
-        Box::pin(tokio::time::timeout(engine.config.ping_timeout, closing))
+        tokio::time::timeout(engine.config.ping_timeout, closing)
             .await
             .ok();
     }
@@ -339,8 +337,7 @@ where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     /// The socket's packet channels, once free. A polling request that was in progress during
-    /// the upgrade may still hold them: frames are read meanwhile. A function of its own, so
-    /// that the session's task keeps no room for this wait once it is over.
+    /// the upgrade may still hold them: frames are read meanwhile.
     async fn lock(&mut self) -> Result<MutexGuard<'a, InternalRx>, End> {
         let socket = self.socket;
         tokio::select! {
@@ -541,9 +538,7 @@ fn packet_message(protocol: ProtocolVersion, packet: Packet) -> Option<Message> 
         // In the case that the packet was not poll in time it will remain in the buffer and therefore
         // it should be discarded here
         Packet::Noop => None,
-        item => {
-            Some(Message::Text(String::from(item).into()))
-        }
+        item => Some(Message::Text(String::from(item).into())),
     }
 }
 
