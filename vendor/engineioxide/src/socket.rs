@@ -70,11 +70,9 @@ use engineioxide_core::{Packet, PacketBuf, ProtocolVersion, Str, TransportType};
 use futures_util::FutureExt;
 use http::request::Parts;
 use smallvec::{SmallVec, smallvec};
-use tokio::sync::{
-    Mutex, Notify,
-    mpsc::{self, Receiver, error::TrySendError},
-    watch,
-};
+use tokio::sync::{Mutex, Notify, mpsc::error::TrySendError};
+
+use crate::outbox::{self, Outbox};
 
 pub use engineioxide_core::Sid;
 use tokio_util::{future::FutureExt as _, sync::CancellationToken};
@@ -114,15 +112,14 @@ impl From<&Error> for Option<DisconnectReason> {
 
 /// Packets queued together for the transport, boxed.
 ///
-/// A tokio mpsc channel allocates room for 32 of its items up front, in its first block, and
-/// keeps it while the socket lives. A [`PacketBuf`] is 168 bytes, so an idle socket held 5.4 KB
-/// of empty slots; a box is 8 bytes (one allocation per queued item instead).
+/// A [`PacketBuf`] is 168 bytes; a box is 8, so the queue of a socket that was sent a burst
+/// stays small until it is released (one allocation per queued item instead).
 pub(crate) type QueuedPackets = Box<PacketBuf>;
 
 /// A permit to emit a message to the client.
 /// A permit holds a place in the internal channel to send one packet to the client.
 pub struct Permit<'a> {
-    inner: mpsc::Permit<'a, QueuedPackets>,
+    inner: outbox::Permit<'a>,
 }
 impl Permit<'_> {
     /// Consume the permit and emit a message to the client.
@@ -161,25 +158,12 @@ impl Permit<'_> {
     }
 }
 
-#[derive(Debug)]
+/// What the transport reading the socket's [`Outbox`] keeps between reads; holding it makes
+/// a transport the outbox's one reader.
+#[derive(Debug, Default)]
 pub(crate) struct InternalRx {
-    pub buffered_rx: Receiver<QueuedPackets>,
-    /// Boxed, as in the channels: the socket keeps this slot for as long as it lives.
+    /// Boxed, as in the queue: the socket keeps this slot for as long as it lives.
     pub peeked_packet: Option<QueuedPackets>,
-    pub volatile_rx: watch::Receiver<Option<QueuedPackets>>,
-}
-
-impl InternalRx {
-    fn new(
-        buffered_rx: Receiver<QueuedPackets>,
-        volatile_rx: watch::Receiver<Option<QueuedPackets>>,
-    ) -> Self {
-        Self {
-            buffered_rx,
-            peeked_packet: None,
-            volatile_rx,
-        }
-    }
 }
 
 /// A [`Socket`] represents a client connection to the server.
@@ -208,7 +192,7 @@ where
     /// Whether the socket is currently upgrading to a new transport.
     upgrading: AtomicBool,
 
-    /// Channel to send [`PacketBuf`] to the connection
+    /// Held by the transport reading [`Socket::outbox`]
     ///
     /// It is used and managed by the [`EngineIo`](crate::engine) struct depending on the transport type
     ///
@@ -217,19 +201,12 @@ where
     /// * In case of websocket transport it will always be locked until the connection is closed
     ///
     /// Closing behavior is driven by the [`Socket::cancellation_token`].
-    ///
-    /// The channel is made of a [`SmallVec`] of [`Packet`]s so that adjacent packets can be sent atomically.
     pub(crate) internal_rx: Mutex<InternalRx>,
 
-    /// Channel to send [PacketBuf] to the internal connection
-    pub(crate) internal_tx: mpsc::Sender<QueuedPackets>,
-
-    /// Channel to send volatile [PacketBuf]s that bypass the internal buffer.
-    /// Uses a [`watch`](tokio::sync::watch) channel so only the latest volatile
-    /// message is retained; subsequent volatile sends overwrite the previous one.
-    /// The value is boxed: the channel's shared state keeps room for one for as long as the
-    /// socket lives.
-    volatile_tx: watch::Sender<Option<QueuedPackets>>,
+    /// The packets for the connection, each item a [`SmallVec`] of [`Packet`]s so that
+    /// adjacent packets are sent atomically, and the latest volatile packets, which bypass
+    /// the queue: only the latest is retained, a newer one replaces it.
+    pub(crate) outbox: Outbox,
 
     /// Tells the heartbeat job, which runs in a separate task, that a Pong [`Packet`] (v4
     /// protocol) or a Ping (v3 protocol) arrived. At most one arrival is remembered while the
@@ -263,19 +240,14 @@ where
         close_fn: Box<dyn Fn(Sid, DisconnectReason) + Send + Sync>,
         supports_binary: bool,
     ) -> Self {
-        let (internal_tx, internal_rx) = mpsc::channel(config.max_buffer_size);
-        let (volatile_tx, volatile_rx) = watch::channel(None);
-
         Self {
             id: Sid::new(),
             protocol,
             transport: AtomicU8::new(transport as u8),
             upgrading: AtomicBool::new(false),
 
-            internal_rx: Mutex::new(InternalRx::new(internal_rx, volatile_rx)),
-            internal_tx,
-
-            volatile_tx,
+            internal_rx: Mutex::default(),
+            outbox: Outbox::new(config.max_buffer_size),
 
             heartbeat: Notify::new(),
             cancellation_token: CancellationToken::new(),
@@ -294,7 +266,7 @@ where
         #[cfg(feature = "tracing")]
         tracing::debug!(?packet, "sending packet");
 
-        self.internal_tx
+        self.outbox
             .try_send(Box::new(smallvec![packet]))
             .map_err(|p| match p {
                 TrySendError::Full(mut p) => TrySendError::Full(p.pop().unwrap()),
@@ -379,7 +351,7 @@ where
             #[cfg(feature = "tracing")]
             tracing::trace!(sid = ?self.id, "emitting ping");
 
-            self.internal_tx
+            self.outbox
                 .try_send(Box::new(smallvec![Packet::Ping]))
                 .map_err(|_| Error::HeartbeatTimeout)?;
 
@@ -409,7 +381,7 @@ where
 
             #[cfg(feature = "tracing")]
             tracing::trace!(sid = ?self.id, "ping received, sending pong");
-            self.internal_tx
+            self.outbox
                 .try_send(Box::new(smallvec![Packet::Pong]))
                 .map_err(|_| Error::HeartbeatTimeout)?;
         }
@@ -444,7 +416,7 @@ where
     /// If the socket is closed, the function will return a [`TrySendError::Closed`] error.
     #[inline]
     pub fn reserve(&self) -> Result<Permit<'_>, TrySendError<()>> {
-        let permit = self.internal_tx.try_reserve()?;
+        let permit = self.outbox.try_reserve()?;
         Ok(Permit { inner: permit })
     }
 
@@ -475,12 +447,12 @@ where
     /// Returns true if the socket is closed
     /// It means that no more packets can be sent to the client
     pub fn is_closed(&self) -> bool {
-        self.internal_tx.is_closed()
+        self.outbox.is_closed()
     }
 
     /// Wait for the socket to be fully closed
     pub async fn closed(&self) {
-        self.internal_tx.closed().await
+        self.outbox.closed().await
     }
 
     /// Emits a binary message to the client.
@@ -548,7 +520,7 @@ where
     }
 
     pub(crate) fn send_volatile(&self, packets: PacketBuf) -> bool {
-        self.volatile_tx.send(Some(Box::new(packets))).is_ok()
+        self.outbox.send_volatile(Box::new(packets))
     }
 }
 
@@ -559,7 +531,7 @@ impl<D: Default + Send + Sync + 'static> std::fmt::Debug for Socket<D> {
             .field("protocol", &self.protocol)
             .field("conn", &self.transport)
             .field("internal_rx", &self.internal_rx)
-            .field("internal_tx", &self.internal_tx)
+            .field("outbox", &self.outbox)
             .field("heartbeat", &self.heartbeat)
             .field("cancellation_token", &self.cancellation_token)
             .field("req_data", &self.req_parts)
@@ -607,19 +579,14 @@ where
         close_fn: Box<dyn Fn(Sid, DisconnectReason) + Send + Sync>,
         buffer_size: usize,
     ) -> (Arc<Socket<D>>, tokio::sync::mpsc::Receiver<Packet>) {
-        let (internal_tx, internal_rx) = mpsc::channel(buffer_size);
-        let (volatile_tx, volatile_rx) = watch::channel(None);
-
         let sock = Self {
             id: sid,
             protocol: ProtocolVersion::V4,
             transport: AtomicU8::new(TransportType::Websocket as u8),
             upgrading: AtomicBool::new(false),
 
-            internal_rx: Mutex::new(InternalRx::new(internal_rx, volatile_rx)),
-            internal_tx,
-
-            volatile_tx,
+            internal_rx: Mutex::default(),
+            outbox: Outbox::new(buffer_size),
 
             heartbeat: Notify::new(),
             cancellation_token: CancellationToken::new(),
@@ -632,11 +599,11 @@ where
         };
         let sock = Arc::new(sock);
 
-        let (tx, rx) = mpsc::channel(buffer_size);
+        let (tx, rx) = tokio::sync::mpsc::channel(buffer_size);
         let sock_clone = sock.clone();
         tokio::spawn(async move {
-            let mut internal_rx = sock_clone.internal_rx.try_lock().unwrap();
-            while let Some(packets) = internal_rx.buffered_rx.recv().await {
+            let _reader = sock_clone.internal_rx.try_lock().unwrap();
+            while let Some(packets) = sock_clone.outbox.recv().await {
                 for packet in *packets {
                     tx.send(packet).await.unwrap();
                 }

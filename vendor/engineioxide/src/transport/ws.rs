@@ -17,7 +17,7 @@ use http::{HeaderValue, Request, Response, StatusCode, request::Parts};
 use smallvec::smallvec;
 use tokio::{
     io::{AsyncRead, AsyncWrite},
-    sync::{MutexGuard, mpsc},
+    sync::{MutexGuard, mpsc::error::TrySendError},
     time::{Instant, Sleep},
 };
 use tokio_tungstenite::{
@@ -39,8 +39,9 @@ use crate::{
     engine::EngineIo,
     errors::Error,
     handler::EngineIoHandler,
+    outbox::Outbox,
     socket::{InternalRx, QueuedPackets},
-    transport::{make_open_packet, polling::rx_stream::WatchStream},
+    transport::make_open_packet,
 };
 
 /// Create a response for websocket upgrade
@@ -273,15 +274,9 @@ where
         let end = match conn.lock().await {
             Err(end) => end,
             Ok(mut rx) => {
-                let InternalRx {
-                    buffered_rx,
-                    volatile_rx,
-                    peeked_packet,
-                } = &mut *rx;
                 let mut session = Session {
-                    current: peeked_packet.take().map(in_order),
-                    buffered: buffered_rx,
-                    volatile: WatchStream::new(volatile_rx),
+                    current: rx.peeked_packet.take().map(in_order),
+                    outbox: &socket.outbox,
                     unflushed: false,
                 };
                 let timer = tokio::time::sleep(Duration::ZERO);
@@ -411,9 +406,9 @@ where
 struct Session<'a> {
     /// The packets being written, last first (popped as they are written).
     current: Option<QueuedPackets>,
-    buffered: &'a mut mpsc::Receiver<QueuedPackets>,
-    /// The latest volatile packets, written when no buffered packet waits.
-    volatile: WatchStream<'a, Option<QueuedPackets>>,
+    /// The socket's packets, read while the session holds `internal_rx`; volatile ones
+    /// are written when no queued packet waits.
+    outbox: &'a Outbox,
     /// Frames were written since the last flush.
     unflushed: bool,
 }
@@ -481,17 +476,16 @@ impl Session<'_> {
     {
         loop {
             if self.current.as_ref().is_none_or(|c| c.is_empty()) {
-                self.current = match self.buffered.poll_recv(cx) {
+                self.current = match self.outbox.poll_recv(cx) {
                     Poll::Ready(Some(packets)) => Some(in_order(packets)),
                     Poll::Ready(None) => return true,
-                    Poll::Pending => match self.volatile.poll_next_unpin(cx) {
-                        Poll::Ready(Some(Some(packets))) => {
+                    Poll::Pending => match self.outbox.poll_volatile(cx) {
+                        Poll::Ready(packets) => {
                             #[cfg(feature = "tracing")]
                             tracing::debug!(sid = ?conn.socket.id, "ws volatile flush: {} packets", packets.len());
                             Some(in_order(packets))
                         }
-                        Poll::Ready(Some(None)) => continue,
-                        Poll::Ready(None) | Poll::Pending => return false,
+                        Poll::Pending => return false,
                     },
                 };
                 continue;
@@ -508,6 +502,10 @@ impl Session<'_> {
             let Some(packet) = self.current.as_mut().and_then(|p| p.pop()) else {
                 continue;
             };
+            if self.current.as_ref().is_some_and(|c| c.is_empty()) {
+                // An idle session keeps no empty box.
+                self.current = None;
+            }
             if let Some(msg) = packet_message(conn.socket.protocol, packet)
                 && let Err(_e) = conn.ws.start_send_unpin(msg)
             {
@@ -596,7 +594,7 @@ impl Heartbeat {
     ) -> Result<(), Error> {
         let queue = |packet| {
             socket
-                .internal_tx
+                .outbox
                 .try_send(Box::new(smallvec![packet]))
                 .map_err(|_| Error::HeartbeatTimeout)
         };
@@ -703,12 +701,13 @@ where
     // request will return a `Packet::Noop`
     socket.start_upgrade();
 
-    // We send a last Noop request to close a potential waiting polling request.
-    socket
-        .internal_tx
-        .send(Box::new(smallvec![Packet::Noop]))
-        .await
-        .map_err(|_| Error::Upgrade)?;
+    // We send a last Noop request to close a potential waiting polling request. A full
+    // queue needs none: a polling request returns at once with what is queued, and the next
+    // ones get a Noop as the socket is upgrading.
+    match socket.outbox.try_send(Box::new(smallvec![Packet::Noop])) {
+        Ok(()) | Err(TrySendError::Full(_)) => {}
+        Err(TrySendError::Closed(_)) => return Err(Error::Upgrade),
+    }
 
     // wait for any current polling connection to finish by waiting for the socket to be unlocked
     // All other polling connection will be immediately closed with a NOOP packet.

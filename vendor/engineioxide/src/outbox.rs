@@ -1,0 +1,338 @@
+//! A socket's outgoing packets: a bounded queue, the latest volatile packets, and the one
+//! transport that writes them.
+//!
+//! This replaces a tokio `mpsc` channel and a `watch` channel per socket. Both keep their
+//! shared state for as long as the socket lives, about 1.1 KB of it for an idle socket (the
+//! channel's first block of 32 slots, its semaphore, the watch's eight notifiers). Here an
+//! idle socket keeps a mutex, a waker and a notifier; the queue is allocated while packets
+//! wait and released once they are all taken.
+//!
+//! There is one reader at a time, the transport holding [`Socket::internal_rx`]
+//! (crate::socket::Socket): the websocket session for its whole life, or one polling
+//! request after another.
+
+use std::{
+    collections::VecDeque,
+    sync::Mutex,
+    task::{Context, Poll},
+};
+
+use engineioxide_core::PacketBuf;
+use futures_core::Stream;
+use futures_util::task::AtomicWaker;
+use tokio::sync::{Notify, mpsc::error::TrySendError};
+
+use crate::socket::QueuedPackets;
+
+pub(crate) struct Outbox {
+    state: Mutex<State>,
+    /// How many packet groups may wait, reserved ones included.
+    capacity: usize,
+    /// The reader waiting for packets.
+    reader: AtomicWaker,
+    /// Wakes [`Outbox::closed`].
+    closing: Notify,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    queue: VecDeque<QueuedPackets>,
+    /// Places held by [`Permit`]s.
+    reserved: usize,
+    /// The latest volatile packets, replaced by newer ones, written when the queue is empty.
+    volatile: Option<QueuedPackets>,
+    closed: bool,
+}
+
+/// A place in the queue for one packet group.
+pub(crate) struct Permit<'a> {
+    outbox: &'a Outbox,
+}
+
+impl Outbox {
+    pub fn new(capacity: usize) -> Self {
+        Self {
+            state: Mutex::default(),
+            capacity,
+            reader: AtomicWaker::new(),
+            closing: Notify::new(),
+        }
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        // Nothing panics while holding the lock; a poisoned one still holds valid state.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Queues packets, unless the queue is full or closed.
+    pub fn try_send(&self, packets: QueuedPackets) -> Result<(), TrySendError<QueuedPackets>> {
+        {
+            let mut state = self.state();
+            if state.closed {
+                return Err(TrySendError::Closed(packets));
+            }
+            if state.queue.len() + state.reserved >= self.capacity {
+                return Err(TrySendError::Full(packets));
+            }
+            state.queue.push_back(packets);
+        }
+        self.reader.wake();
+        Ok(())
+    }
+
+    /// Holds a place in the queue, unless it is full or closed.
+    pub fn try_reserve(&self) -> Result<Permit<'_>, TrySendError<()>> {
+        let mut state = self.state();
+        if state.closed {
+            return Err(TrySendError::Closed(()));
+        }
+        if state.queue.len() + state.reserved >= self.capacity {
+            return Err(TrySendError::Full(()));
+        }
+        state.reserved += 1;
+        Ok(Permit { outbox: self })
+    }
+
+    /// Replaces the volatile packets not yet written; `false` once the queue is closed.
+    pub fn send_volatile(&self, packets: QueuedPackets) -> bool {
+        {
+            let mut state = self.state();
+            if state.closed {
+                return false;
+            }
+            state.volatile = Some(packets);
+        }
+        self.reader.wake();
+        true
+    }
+
+    /// No more packets are taken; those queued can still be read.
+    pub fn close(&self) {
+        {
+            let mut state = self.state();
+            state.closed = true;
+            state.volatile = None;
+        }
+        self.closing.notify_waiters();
+        self.reader.wake();
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.state().closed
+    }
+
+    /// Resolves once the queue is closed.
+    pub async fn closed(&self) {
+        let notified = self.closing.notified();
+        tokio::pin!(notified);
+        // Registered before the check, so a close in between still wakes it.
+        notified.as_mut().enable();
+        if !self.is_closed() {
+            notified.await;
+        }
+    }
+
+    /// The next queued packets; `None` once the queue is closed and empty. For the reader
+    /// (the holder of `internal_rx`) only.
+    pub fn poll_recv(&self, cx: &mut Context<'_>) -> Poll<Option<QueuedPackets>> {
+        self.reader.register(cx.waker());
+        let mut state = self.state();
+        match state.queue.pop_front() {
+            Some(packets) => {
+                if state.queue.is_empty() {
+                    // Idle sockets are most of them: they keep no queue.
+                    state.queue = VecDeque::new();
+                }
+                Poll::Ready(Some(packets))
+            }
+            None if state.closed => Poll::Ready(None),
+            None => Poll::Pending,
+        }
+    }
+
+    /// The latest volatile packets, once. For the reader only.
+    pub fn poll_volatile(&self, cx: &mut Context<'_>) -> Poll<QueuedPackets> {
+        self.reader.register(cx.waker());
+        match self.state().volatile.take() {
+            Some(packets) => Poll::Ready(packets),
+            None => Poll::Pending,
+        }
+    }
+
+    /// The next queued packets, waiting for them. For the reader only.
+    #[cfg(any(test, feature = "__test_harness"))]
+    pub async fn recv(&self) -> Option<QueuedPackets> {
+        std::future::poll_fn(|cx| self.poll_recv(cx)).await
+    }
+
+    /// Queued packets first, then volatile ones, as the polling transport encodes them; ends
+    /// once the queue is closed and empty. For the reader only.
+    pub fn stream(&self) -> impl Stream<Item = PacketBuf> + '_ {
+        futures_util::stream::poll_fn(move |cx| match self.poll_recv(cx) {
+            Poll::Ready(packets) => Poll::Ready(packets.map(|p| *p)),
+            Poll::Pending => self.poll_volatile(cx).map(|p| Some(*p)),
+        })
+    }
+}
+
+impl Permit<'_> {
+    /// Queues packets in the reserved place (dropped if the queue was closed meanwhile).
+    pub fn send(self, packets: QueuedPackets) {
+        let outbox = self.outbox;
+        std::mem::forget(self);
+        {
+            let mut state = outbox.state();
+            state.reserved -= 1;
+            if state.closed {
+                return;
+            }
+            state.queue.push_back(packets);
+        }
+        outbox.reader.wake();
+    }
+}
+
+impl Drop for Permit<'_> {
+    fn drop(&mut self) {
+        self.outbox.state().reserved -= 1;
+    }
+}
+
+impl std::fmt::Debug for Outbox {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let state = self.state();
+        f.debug_struct("Outbox")
+            .field("queued", &state.queue.len())
+            .field("reserved", &state.reserved)
+            .field("volatile", &state.volatile.is_some())
+            .field("closed", &state.closed)
+            .field("capacity", &self.capacity)
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::{sync::Arc, task::Waker};
+
+    use engineioxide_core::Packet;
+    use futures_util::{FutureExt, StreamExt};
+    use smallvec::smallvec;
+
+    use super::*;
+
+    fn packets(text: &str) -> QueuedPackets {
+        Box::new(smallvec![Packet::Message(text.to_string().into())])
+    }
+
+    fn text(packets: &PacketBuf) -> String {
+        match &packets[0] {
+            Packet::Message(msg) => msg.to_string(),
+            other => panic!("unexpected packet {other:?}"),
+        }
+    }
+
+    fn poll_now(outbox: &Outbox) -> Poll<Option<QueuedPackets>> {
+        outbox.poll_recv(&mut Context::from_waker(Waker::noop()))
+    }
+
+    #[test]
+    fn full_counts_reserved_places_and_frees_them_on_drop() {
+        let outbox = Outbox::new(2);
+        outbox.try_send(packets("a")).unwrap();
+        let permit = outbox.try_reserve().unwrap();
+        assert!(matches!(
+            outbox.try_send(packets("b")),
+            Err(TrySendError::Full(_))
+        ));
+        assert!(matches!(outbox.try_reserve(), Err(TrySendError::Full(()))));
+        drop(permit);
+        outbox.try_reserve().unwrap().send(packets("c"));
+        let Poll::Ready(Some(first)) = poll_now(&outbox) else {
+            panic!("nothing queued")
+        };
+        let Poll::Ready(Some(second)) = poll_now(&outbox) else {
+            panic!("one queued")
+        };
+        assert_eq!((text(&first), text(&second)), ("a".into(), "c".into()));
+        assert!(poll_now(&outbox).is_pending());
+    }
+
+    #[test]
+    fn closed_refuses_packets_but_yields_those_queued() {
+        let outbox = Outbox::new(4);
+        outbox.try_send(packets("a")).unwrap();
+        let permit = outbox.try_reserve().unwrap();
+        assert!(outbox.send_volatile(packets("v")));
+        outbox.close();
+        assert!(matches!(
+            outbox.try_send(packets("b")),
+            Err(TrySendError::Closed(_))
+        ));
+        assert!(matches!(
+            outbox.try_reserve(),
+            Err(TrySendError::Closed(()))
+        ));
+        assert!(!outbox.send_volatile(packets("w")));
+        permit.send(packets("late"));
+        let Poll::Ready(Some(first)) = poll_now(&outbox) else {
+            panic!("queued packet lost")
+        };
+        assert_eq!(text(&first), "a");
+        assert!(matches!(poll_now(&outbox), Poll::Ready(None)));
+        assert!(outbox.closed().now_or_never().is_some());
+    }
+
+    #[test]
+    fn volatile_keeps_the_latest_and_comes_after_the_queue() {
+        let outbox = Outbox::new(4);
+        assert!(outbox.send_volatile(packets("v1")));
+        assert!(outbox.send_volatile(packets("v2")));
+        outbox.try_send(packets("q")).unwrap();
+        let mut stream = std::pin::pin!(outbox.stream());
+        let got: Vec<String> = (0..2)
+            .map(|_| {
+                text(
+                    &stream
+                        .next()
+                        .now_or_never()
+                        .flatten()
+                        .expect("a packet ready"),
+                )
+            })
+            .collect();
+        assert_eq!(got, ["q", "v2"]);
+        assert!(
+            stream.next().now_or_never().is_none(),
+            "v1 was replaced, v2 written once"
+        );
+    }
+
+    #[test]
+    fn an_emptied_queue_is_released() {
+        let outbox = Outbox::new(128);
+        for i in 0..100 {
+            outbox.try_send(packets(&i.to_string())).unwrap();
+        }
+        while let Poll::Ready(Some(_)) = poll_now(&outbox) {}
+        assert_eq!(outbox.state().queue.capacity(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_waiting_reader_and_closed_wake_up() {
+        let outbox = Arc::new(Outbox::new(4));
+        let reader = tokio::spawn({
+            let outbox = outbox.clone();
+            async move { outbox.recv().await.map(|p| text(&p)) }
+        });
+        let closed = tokio::spawn({
+            let outbox = outbox.clone();
+            async move { outbox.closed().await }
+        });
+        tokio::task::yield_now().await;
+        outbox.try_send(packets("x")).unwrap();
+        assert_eq!(reader.await.unwrap().as_deref(), Some("x"));
+        outbox.close();
+        closed.await.unwrap();
+    }
+}
