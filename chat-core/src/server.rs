@@ -46,6 +46,10 @@ use crate::{
 /// axum::serve(listener, app).await?;
 /// # Ok(()) }
 /// ```
+///
+/// [`crate::shutdown::serve`] serves the same app over HTTP/1.1 only, with less memory per
+/// connection (hyper's buffers: a long-polling client keeps two connections) and a bounded
+/// graceful stop; the binaries use it.
 #[derive(Debug)]
 pub struct Chat {
     router: Router,
