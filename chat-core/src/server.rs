@@ -371,28 +371,20 @@ const ENGINE_IO_HEADERS: [axum::http::HeaderName; 2] = [
 /// authenticates with the `auth` payload of its Socket.IO connect), and each kept header costs
 /// an idle connection about 100 bytes for its whole life (a browser sends 10 to 15). The CORS
 /// layer, outside this one, has seen them all. Of the extensions, only hyper's upgrade handle
-/// (the WebSocket upgrade needs it) and axum's [`OriginalUri`] (copied). axum's routing leaves
-/// (the matched path, the path parameters) are dropped: the route is already chosen, and they
-/// grow the extension map to 300 bytes.
-///
-/// [`OriginalUri`]: axum::extract::OriginalUri
+/// (the WebSocket upgrade needs it; engineioxide does not keep it in the session). axum's
+/// routing leaves (the matched path, the path parameters, `OriginalUri`) are dropped: the route
+/// is already chosen, nothing past this reads them, and a session that keeps no extension
+/// keeps no extension map (128 bytes, and 300 with the routing leaves).
 fn detach_head<B>(req: axum::http::Request<B>) -> axum::http::Request<B> {
-    use axum::{
-        extract::OriginalUri,
-        http::{Extensions, Uri},
-    };
-    fn copy(uri: &Uri) -> Uri {
-        Uri::from_maybe_shared(bytes::Bytes::copy_from_slice(uri.to_string().as_bytes()))
-            .unwrap_or_else(|_| uri.clone())
-    }
+    use axum::http::{Extensions, Uri};
     let (mut parts, body) = req.into_parts();
-    parts.uri = copy(&parts.uri);
+    parts.uri = Uri::from_maybe_shared(bytes::Bytes::copy_from_slice(
+        parts.uri.to_string().as_bytes(),
+    ))
+    .unwrap_or_else(|_| parts.uri.clone());
     let mut extensions = Extensions::new();
     if let Some(upgrade) = parts.extensions.remove::<hyper::upgrade::OnUpgrade>() {
         extensions.insert(upgrade);
-    }
-    if let Some(OriginalUri(original)) = parts.extensions.get::<OriginalUri>() {
-        extensions.insert(OriginalUri(copy(original)));
     }
     parts.extensions = extensions;
     let mut headers = axum::http::HeaderMap::new();
@@ -422,9 +414,9 @@ mod tests {
 
     use super::detach_head;
 
-    /// The detached request shares no byte with hyper's read buffer, and keeps its URI, the
-    /// headers engineioxide reads and `OriginalUri`, but not the headers and extensions the
-    /// socket.io service never reads.
+    /// The detached request shares no byte with hyper's read buffer, and keeps its URI and the
+    /// headers engineioxide reads, but not the headers and extensions the socket.io service
+    /// never reads.
     #[test]
     fn detached_head_keeps_nothing_of_the_read_buffer() {
         // What hyper does: the head's parts are slices of one read buffer.
@@ -461,8 +453,8 @@ mod tests {
             2,
             "headers engineioxide does not read are dropped"
         );
-        let original = req.extensions().get::<OriginalUri>().map(|o| o.0.clone());
-        assert_eq!(original.as_ref().map(|u| u.path()), Some("/socket.io/"));
         assert!(req.extensions().get::<RoutingLeftover>().is_none());
+        assert!(req.extensions().get::<OriginalUri>().is_none());
+        assert!(req.extensions().is_empty(), "no extension map is kept");
     }
 }

@@ -70,14 +70,25 @@ pub fn new_req<R: Send + 'static, B, H: EngineIoHandler>(
     sid: Option<Sid>,
     req: Request<R>,
 ) -> Result<Response<ResponseBody<B>>, Error> {
-    let (parts, body) = req.into_parts();
+    let (mut parts, body) = req.into_parts();
     let req = Request::from_parts(parts.clone(), body);
+    // The session keeps the head without the upgrade handle: the request above upgrades, and
+    // the handle is of no use after that. Without it an empty extension map is not kept
+    // either (128 bytes per session).
+    parts.extensions.remove::<hyper::upgrade::OnUpgrade>();
+    if parts.extensions.is_empty() {
+        parts.extensions = http::Extensions::new();
+    }
 
+    // Taken out of the head the session keeps: the key is the handshake's nonce, of no use
+    // after it, and a head left without headers keeps no header map (about 200 bytes).
     let ws_key = parts
         .headers
-        .get("Sec-WebSocket-Key")
-        .ok_or(Error::InvalidWebSocketKey)?
-        .clone();
+        .remove(http::header::SEC_WEBSOCKET_KEY)
+        .ok_or(Error::InvalidWebSocketKey)?;
+    if parts.headers.is_empty() {
+        parts.headers = http::HeaderMap::new();
+    }
 
     // The request, its head and the handshake live in this box until the session is open:
     // the task that then reads the websocket for as long as it lives keeps none of them.
