@@ -22,6 +22,7 @@ pub mod sid {
 }
 
 mod body;
+mod cancellation;
 mod engine;
 mod errors;
 mod outbox;

@@ -74,8 +74,8 @@ use tokio::sync::{Mutex, Notify, mpsc::error::TrySendError};
 
 use crate::outbox::{self, Outbox};
 
+use crate::cancellation::Cancellation;
 pub use engineioxide_core::Sid;
-use tokio_util::{future::FutureExt as _, sync::CancellationToken};
 
 /// A [`DisconnectReason`] represents the reason why a [`Socket`] was closed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -214,7 +214,7 @@ where
     heartbeat: Notify,
 
     /// A cancellation token that will be triggered when the socket is being closed.
-    pub(crate) cancellation_token: CancellationToken,
+    pub(crate) cancellation_token: Cancellation,
 
     /// Function to call when the socket is closed
     close_fn: Box<dyn Fn(Sid, DisconnectReason) + Send + Sync>,
@@ -250,7 +250,7 @@ where
             outbox: Outbox::new(config.max_buffer_size),
 
             heartbeat: Notify::new(),
-            cancellation_token: CancellationToken::new(),
+            cancellation_token: Cancellation::default(),
 
             close_fn,
 
@@ -291,24 +291,18 @@ where
     ///
     /// Keep a handle to the job so that it can be aborted when the socket is closed
     pub(crate) fn spawn_heartbeat(self: Arc<Self>, interval: Duration, timeout: Duration) {
-        let cancellation_token = self.cancellation_token.clone();
-
-        // `with_cancellation_token_owned` rather than `run_until_cancelled_owned`: an async fn,
-        // that one keeps a second copy of the job's future for the life of the task.
-        tokio::spawn(
-            async move {
+        tokio::spawn(async move {
+            let job = async {
                 if let Err(_e) = self.heartbeat_job(interval, timeout).await {
                     self.close(DisconnectReason::HeartbeatTimeout);
                     #[cfg(feature = "tracing")]
                     tracing::debug!(id = ?self.id, "heartbeat error: {_e}");
                 }
-            }
-            .with_cancellation_token_owned(cancellation_token)
-            .inspect(|_v| {
-                #[cfg(feature = "tracing")]
-                tracing::debug!(aborted = _v.is_none(), "heartbeat job completed");
-            }),
-        );
+            };
+            let _done = self.cancellation_token.run_until_cancelled(job).await;
+            #[cfg(feature = "tracing")]
+            tracing::debug!(aborted = _done.is_none(), "heartbeat job completed");
+        });
     }
 
     /// Heartbeat is sent every `interval` milliseconds by the client and the server `is` expected to respond within `timeout` milliseconds.
@@ -589,7 +583,7 @@ where
             outbox: Outbox::new(buffer_size),
 
             heartbeat: Notify::new(),
-            cancellation_token: CancellationToken::new(),
+            cancellation_token: Cancellation::default(),
             close_fn,
 
             data: D::default(),

@@ -28,7 +28,6 @@ use tokio_tungstenite::{
         protocol::{Role, WebSocketConfig},
     },
 };
-use tokio_util::{future::FutureExt as _, sync::WaitForCancellationFuture};
 
 use engineioxide_core::{Packet, ProtocolVersion, Sid, Str, TransportType};
 
@@ -203,8 +202,10 @@ where
                 let mut ws = ws_init().await;
 
                 let upgrade_fut = upgrade_handshake::<H, S>(&socket, &mut ws);
-                match tokio::time::timeout(engine.config.upgrade_timeout, upgrade_fut)
-                    .with_cancellation_token(&socket.cancellation_token)
+                let upgrade_fut = tokio::time::timeout(engine.config.upgrade_timeout, upgrade_fut);
+                match socket
+                    .cancellation_token
+                    .run_until_cancelled(upgrade_fut)
                     .await
                 {
                     Some(Ok(res)) => res?,
@@ -440,7 +441,7 @@ impl Session<'_> {
         cx: &mut Context<'_>,
         conn: &mut Conn<'_, H, S>,
         timer: Pin<&mut Sleep>,
-        cancelled: Pin<&mut WaitForCancellationFuture<'_>>,
+        cancelled: Pin<&mut impl Future<Output = ()>>,
     ) -> Poll<End>
     where
         S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
