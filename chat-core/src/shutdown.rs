@@ -58,9 +58,9 @@ pub const GRACE: std::time::Duration = std::time::Duration::from_secs(2);
 /// sniffs for HTTP/2 first, and the 24 bytes it sniffs reach hyper as a read of their own, so
 /// hyper's read buffer, 8 KiB when a request arrives in one read, doubles to 16 KiB on the
 /// second, for every connection. A long-polling client keeps two connections open, each with
-/// its read buffer (RSS per idle long-polling client 39.5 → 32.7 KB). Clients reach the nodes over HTTP/1.1 (browsers and the socket.io clients
-/// send WebSockets and long polls over HTTP/1.1; a TLS proxy in front speaks HTTP/1.1 to its
-/// upstream), so no HTTP/2 is served.
+/// its read buffer (RSS per idle long-polling client 39.5 → 32.7 KB). Clients reach the nodes
+/// over HTTP/1.1 (browsers and the socket.io clients send WebSockets and long polls over
+/// HTTP/1.1; a TLS proxy in front speaks HTTP/1.1 to its upstream), so no HTTP/2 is served.
 pub async fn serve(
     mut listener: tokio::net::TcpListener,
     app: axum::Router,

@@ -7,9 +7,8 @@
 //! idle socket keeps a mutex, a waker and a notifier; the queue is allocated while packets
 //! wait and released once they are all taken.
 //!
-//! There is one reader at a time, the transport holding [`Socket::internal_rx`]
-//! (crate::socket::Socket): the websocket session for its whole life, or one polling
-//! request after another.
+//! There is one reader at a time, the transport holding the socket's `internal_rx`: the
+//! websocket session for its whole life, or one polling request after another.
 
 use std::{
     collections::VecDeque,
@@ -64,17 +63,26 @@ impl Outbox {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Whether one more packet group may be queued or reserved.
+    fn admit(&self, state: &State) -> Result<(), TrySendError<()>> {
+        if state.closed {
+            Err(TrySendError::Closed(()))
+        } else if state.queue.len() + state.reserved >= self.capacity {
+            Err(TrySendError::Full(()))
+        } else {
+            Ok(())
+        }
+    }
+
     /// Queues packets, unless the queue is full or closed.
     pub fn try_send(&self, packets: QueuedPackets) -> Result<(), TrySendError<QueuedPackets>> {
         {
             let mut state = self.state();
-            if state.closed {
-                return Err(TrySendError::Closed(packets));
+            match self.admit(&state) {
+                Ok(()) => state.queue.push_back(packets),
+                Err(TrySendError::Closed(())) => return Err(TrySendError::Closed(packets)),
+                Err(TrySendError::Full(())) => return Err(TrySendError::Full(packets)),
             }
-            if state.queue.len() + state.reserved >= self.capacity {
-                return Err(TrySendError::Full(packets));
-            }
-            state.queue.push_back(packets);
         }
         self.reader.wake();
         Ok(())
@@ -83,12 +91,7 @@ impl Outbox {
     /// Holds a place in the queue, unless it is full or closed.
     pub fn try_reserve(&self) -> Result<Permit<'_>, TrySendError<()>> {
         let mut state = self.state();
-        if state.closed {
-            return Err(TrySendError::Closed(()));
-        }
-        if state.queue.len() + state.reserved >= self.capacity {
-            return Err(TrySendError::Full(()));
-        }
+        self.admit(&state)?;
         state.reserved += 1;
         Ok(Permit { outbox: self })
     }

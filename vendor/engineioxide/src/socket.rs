@@ -72,9 +72,11 @@ use http::request::Parts;
 use smallvec::{SmallVec, smallvec};
 use tokio::sync::{Mutex, Notify, mpsc::error::TrySendError};
 
-use crate::outbox::{self, Outbox};
+use crate::{
+    cancellation::Cancellation,
+    outbox::{self, Outbox},
+};
 
-use crate::cancellation::Cancellation;
 pub use engineioxide_core::Sid;
 
 /// A [`DisconnectReason`] represents the reason why a [`Socket`] was closed.
