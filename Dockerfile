@@ -54,24 +54,29 @@ COPY Cargo.toml Cargo.lock ./
 # Patched dependencies ([patch.crates-io] in Cargo.toml, vendor/README.md).
 COPY vendor vendor
 COPY chat-core/Cargo.toml chat-core/
+COPY chat-env/Cargo.toml chat-env/
 COPY chat-server/Cargo.toml chat-server/
 COPY chat-registry/Cargo.toml chat-registry/
 COPY chat-health/Cargo.toml chat-health/
+COPY chat-testing/Cargo.toml chat-testing/
 # Empty crates with the real manifests: this layer holds every compiled dependency and is
 # reused until Cargo.toml or Cargo.lock change.
-RUN mkdir -p chat-core/src chat-server/src chat-registry/src chat-health/src \
- && touch chat-core/src/lib.rs \
+RUN for lib in chat-core chat-env chat-server chat-registry chat-health chat-testing; do \
+      mkdir -p "$lib/src" && touch "$lib/src/lib.rs"; done \
  && for bin in chat-server chat-registry chat-health; do echo 'fn main() {}' > "$bin/src/main.rs"; done \
- && cargo build --release --locked --workspace \
+ && cargo build --release --locked -p chat-server -p chat-registry -p chat-health \
  && rm -rf chat-*/src target/release/chat-* target/release/deps/chat_* \
-      target/release/deps/libchat_core* target/release/.fingerprint/chat-*
+      target/release/deps/libchat_* target/release/.fingerprint/chat-*
 
 FROM deps AS build
 COPY chat-core chat-core
+COPY chat-env chat-env
 COPY chat-server chat-server
 COPY chat-registry chat-registry
 COPY chat-health chat-health
-RUN cargo build --release --locked --workspace --bins
+COPY chat-testing chat-testing
+# chat-testing is test support: its manifest completes the workspace, nothing of it is built.
+RUN cargo build --release --locked -p chat-server -p chat-registry -p chat-health --bins
 
 FROM base AS chat
 COPY --from=build /src/target/release/chat-server /src/target/release/chat-registry /src/target/release/chat-health /usr/local/bin/

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds the Docker image the Redis integration tests run (chat-core/tests/it/redis_env.rs) from
+# Builds the Docker image the Redis integration tests run (chat-testing/src/redis/) from
 # this machine's redis-server, for machines that cannot pull `redis:7` from a registry.
 #
 #   scripts/redis-test-image.sh [TAG] [--force]

@@ -98,18 +98,3 @@ impl From<StoreError> for ChatError {
         }
     }
 }
-
-/// A bad configuration value; names the variable.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ConfigError {
-    /// The variable is set to a value that does not parse or is out of range.
-    #[error("{var}={value:?} is invalid: {reason}")]
-    Invalid {
-        /// Name of the environment variable.
-        var: &'static str,
-        /// Its value.
-        value: String,
-        /// What is wrong with it.
-        reason: String,
-    },
-}

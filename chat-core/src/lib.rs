@@ -3,22 +3,22 @@
 //! A Socket.IO chat server as a library: 1:1 and group messages, durable history, offline
 //! sync, presence, typing, receipts, blocking, rate limits and token auth, speaking the
 //! protocol in `docs/protocol.md` to any Socket.IO v4 client. Mount [`Chat::router`] in an
-//! axum app, or run a whole node with [`server::run`].
+//! axum app (`examples/embed.rs`); the `chat-server` crate runs a whole node from `CHAT_*`
+//! variables, `chat-registry` and `chat-health` serve the node table this crate writes.
 //!
 //! ## Layout
-//! - [`config`]: typed configuration from `CHAT_*` variables; [`Limits`] for embedders.
-//! - [`error`]: error codes at the edge, store and config errors.
+//! - [`config`]: the chat's settings ([`Config`], [`Limits`]), plain structs with defaults.
+//! - [`error`]: error codes at the edge, store errors.
 //! - [`protocol`]: identifiers (`UserId`, `ConversationId`, `StreamId`...) and payloads.
 //! - [`auth`]: development-mode user names and HS256 JWTs.
+//! - [`keys`]: the name of every Redis key and Socket.IO room, in one place.
 //! - `handlers`: one file per event group, registered in one place.
-//! - [`store`]: the storage traits and the in-memory backend.
+//! - [`store`]: the storage traits, the in-memory and the Redis backends.
 //! - [`redis`]: connections to Redis by URL or through Sentinels, reconnecting on failover.
 //! - [`cluster`]: the node table, room routing and the inbox-stream transport between nodes.
 //! - [`adapter`]: the socketioxide adapter that spans the cluster ([`adapter::ChatAdapter`]).
-//! - [`registry`]: the service registry's HTTP API: least-loaded picking over the node table.
-//! - [`health`]: the health checker: probes nodes, removes dead ones, re-admits them.
-//! - [`server`]: the embeddable [`Chat`], the binary's HTTP app and [`server::run`].
-//! - [`shutdown`], [`telemetry`]: signals and log output for the binaries.
+//! - [`server`]: the embeddable [`Chat`], its builder and [`ChatHandle`].
+//! - [`serve`]: HTTP/1.1 serving with a bounded graceful stop, as the binaries serve.
 //!
 //! ## How it works
 //! Every socket of user `u` joins the room `user:u`, and every member socket of group `g`
@@ -43,18 +43,8 @@
 //! Several nodes share one Redis (standalone, or a master found through Sentinels). The
 //! Socket.IO adapter ([`adapter::ChatAdapter`]) makes them one server: `io.to(room).emit`,
 //! acks, `fetch_sockets`, `rooms`, remote `join`/`leave`/`disconnect` reach sockets on every
-//! node. Redis keys (prefix `chat:` by default):
-//!
-//! | key | type | holds |
-//! |---|---|---|
-//! | `nodes` | sorted set | node uid → lease expiry (ms, Redis time); renewed every heartbeat (1s), lease 3s |
-//! | `node:<uid>` | hash | `id`, `url`, `capacity`, `version`, `draining`, `connections`; the registry adds `provisional`, `provisional_at` (decaying pick count), `drained` (admin drain), `source` |
-//! | `inbox:<uid>` | stream | messages for that node; expires a minute after the node stops renewing it |
-//! | `room:<room>` | set | uids of the nodes with sockets in a routed room (`user:`, `group:`, `presence:`) |
-//! | `noderooms:<uid>` | set | the rooms a node recorded, for cleanup |
-//! | `static` | set | uids (`static-<id>`) of nodes registered through the registry's admin API |
-//! | `removed` | set | uids the health checker took out of picking |
-//! | `health:lock`, `health:failures`, `health:reaping` | string, hash, set | the checkers' round lock; consecutive failed probes per uid; reaped uids whose cleanup hooks are pending |
+//! node. Every Redis key (prefix `chat:` by default) is named in [`keys`], whose docs list
+//! them all with their types and writers.
 //!
 //! **How a broadcast travels.** The sending node looks up which nodes host the target rooms
 //! (`SUNION room:<r>...`, intersected with the live nodes kept in memory), emits to its own
@@ -108,18 +98,15 @@ pub mod adapter;
 pub mod auth;
 pub mod cluster;
 pub mod config;
-mod env;
 pub mod error;
 mod handlers;
-pub mod health;
+pub mod keys;
 pub mod protocol;
 pub mod redis;
-pub mod registry;
+pub mod serve;
 pub mod server;
-pub mod shutdown;
 pub mod store;
-pub mod telemetry;
 
 pub use config::{Config, Limits};
-pub use error::{ChatError, ConfigError, ErrorCode};
+pub use error::{ChatError, ErrorCode};
 pub use server::{Chat, ChatBuilder, ChatHandle};

@@ -1,8 +1,6 @@
-//! Assembles axum and socketioxide: the embeddable [`Chat`] and the binary's [`run`].
+//! Assembles axum and socketioxide: the embeddable [`Chat`].
 
 use std::{
-    future::Future,
-    path::{Path, PathBuf},
     sync::{Arc, atomic::Ordering},
     time::Duration,
 };
@@ -11,18 +9,13 @@ use axum::{
     Json, Router,
     extract::State,
     http::{HeaderValue, Method, StatusCode},
-    response::{Html, IntoResponse},
+    response::IntoResponse,
     routing::get,
 };
 use serde_json::json;
 use socketioxide::{SocketIo, SocketIoConfig, adapter::Emitter};
-use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
-use tower_http::{
-    cors::{AllowHeaders, AllowOrigin, CorsLayer},
-    services::{ServeDir, ServeFile},
-    trace::TraceLayer,
-};
+use tower_http::cors::{AllowHeaders, AllowOrigin, CorsLayer};
 
 use crate::{
     adapter::{AdapterState, ChatAdapter},
@@ -47,7 +40,7 @@ use crate::{
 /// # Ok(()) }
 /// ```
 ///
-/// [`crate::shutdown::serve`] serves the same app over HTTP/1.1 only, with less memory per
+/// [`crate::serve::serve`] serves the same app over HTTP/1.1 only, with less memory per
 /// connection (hyper's buffers: a long-polling client keeps two connections) and a bounded
 /// graceful stop; the binaries use it.
 #[derive(Debug)]
@@ -289,66 +282,6 @@ fn cors(origins: Option<&[String]>) -> CorsLayer {
         .allow_credentials(true)
         .allow_methods([Method::GET, Method::POST, Method::OPTIONS])
         .allow_headers(AllowHeaders::mirror_request())
-}
-
-/// The whole HTTP surface of `chat-server`: the chat, and the web client with request tracing.
-///
-/// The chat's own routes are not traced: a long-polling client makes several Engine.IO
-/// requests per message, and tracing them cost about 9% of the server's CPU in the polling
-/// benchmark, logging nothing at the default level.
-pub fn app(chat: &Chat, web_dir: Option<&Path>) -> Router {
-    let web = match web_dir {
-        Some(dir) => Router::new()
-            .fallback_service(ServeDir::new(dir).fallback(ServeFile::new(dir.join("index.html")))),
-        None => Router::new().route("/", get(no_web_client)),
-    };
-    chat.router().merge(web.layer(TraceLayer::new_for_http()))
-}
-
-async fn no_web_client() -> Html<&'static str> {
-    Html(concat!(
-        "<!doctype html><meta charset=utf-8><title>chat-server</title>",
-        "<h1>chat-server is running</h1>",
-        "<p>Socket.IO is at <code>/socket.io/</code>. The web client is not built: run ",
-        "<code>npm --prefix web-client ci &amp;&amp; npm --prefix web-client run build</code> ",
-        "and restart (or set <code>CHAT_WEB_DIR</code> to the built files).</p>"
-    ))
-}
-
-/// Where the web client is: `CHAT_WEB_DIR`, else `web-client/dist` if it was built.
-fn web_dir(config: &Config) -> Option<PathBuf> {
-    config.web_dir.clone().or_else(|| {
-        let default = PathBuf::from("web-client/dist");
-        default.join("index.html").is_file().then_some(default)
-    })
-}
-
-/// Serves a chat node on `listener` until `shutdown` resolves, then drains and returns.
-pub async fn run(
-    listener: TcpListener,
-    config: Config,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> Result<(), ServerError> {
-    if config.auth_secret.is_none() {
-        tracing::warn!("CHAT_AUTH_SECRET is unset: development mode, clients choose their user id");
-    }
-    let web = web_dir(&config);
-    let chat = Chat::builder(config.clone()).build().await?;
-    let app = app(&chat, web.as_deref());
-    let handle = chat.handle();
-    let addr = listener.local_addr()?;
-    tracing::info!(%addr, node = %config.node_id, web = ?web, "listening");
-    let stop = tokio_util::sync::CancellationToken::new();
-    let drained = stop.clone();
-    let drainer = tokio::spawn(async move {
-        shutdown.await;
-        handle.shutdown().await;
-        drained.cancel();
-    });
-    crate::shutdown::serve(listener, app, stop.cancelled_owned()).await?;
-    drainer.abort();
-    tracing::info!("stopped");
-    Ok(())
 }
 
 /// The request headers engineioxide reads: the WebSocket handshake's key, and a polling

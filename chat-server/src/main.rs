@@ -1,6 +1,7 @@
 //! `chat-server`: one chat node. Embedded (in memory) by default.
 
 use anyhow::Context;
+use chat_server::ServerConfig;
 use tokio::net::TcpListener;
 
 /// mimalloc rather than glibc's allocator: a message allocates and frees many small buffers
@@ -13,11 +14,11 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let config = chat_core::Config::from_env().context("bad configuration")?;
-    chat_core::telemetry::init(config.log_format);
+    let config = ServerConfig::from_env().context("bad configuration")?;
+    chat_env::telemetry::init(config.log_format);
     let listener = TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
-    chat_core::server::run(listener, config, chat_core::shutdown::signal()).await?;
+    chat_server::run(listener, config, chat_env::signal()).await?;
     Ok(())
 }

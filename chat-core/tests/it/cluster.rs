@@ -10,7 +10,7 @@ use std::{
 use axum::Router;
 use chat_core::{
     adapter::{AdapterState, ChatAdapter},
-    cluster::{Cluster, ClusterConfig, NodeInfo},
+    cluster::{Cluster, NodeInfo},
     redis::{Redis, RedisConfig},
 };
 use futures_util::StreamExt;
@@ -22,9 +22,10 @@ use socketioxide::{
 };
 use tokio::net::TcpListener;
 
-use crate::{
-    client::Client,
-    redis_env::{MASTER_NAME, RedisServer, SentinelTopology},
+use chat_testing::{
+    Client, prefix,
+    redis::{MASTER_NAME, RedisServer, SentinelTopology},
+    test_config,
 };
 
 type Io = SocketIo<ChatAdapter<Emitter>>;
@@ -35,21 +36,6 @@ pub struct Node {
     pub addr: SocketAddr,
     pub cluster: Arc<Cluster>,
     pub prefix: String,
-}
-
-pub fn test_config(prefix: &str) -> ClusterConfig {
-    ClusterConfig {
-        prefix: prefix.to_owned(),
-        heartbeat: Duration::from_millis(200),
-        lease: Duration::from_millis(1000),
-        request_timeout: Duration::from_millis(1000),
-        inbox_block: Duration::from_millis(500),
-        ..ClusterConfig::default()
-    }
-}
-
-pub fn prefix() -> String {
-    format!("t{:08x}:", rand::random::<u32>())
 }
 
 impl Node {

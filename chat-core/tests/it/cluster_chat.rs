@@ -4,10 +4,7 @@ use std::{collections::BTreeMap, sync::atomic::Ordering, time::Duration};
 
 use serde_json::{Value, json};
 
-use crate::{
-    helpers::*,
-    redis_env::{MASTER_NAME, RedisServer, SentinelTopology},
-};
+use crate::helpers::*;
 
 async fn cluster(redis: &RedisServer, n: usize) -> Vec<TestServer> {
     let prefix = format!("c{:08x}:", rand::random::<u32>());

@@ -6,8 +6,11 @@ use chat_core::{Chat, ChatHandle, Config, Limits, config::RedisSettings, redis::
 use serde_json::Value;
 use tokio::net::TcpListener;
 
-pub use crate::client::Client;
-use crate::redis_env::RedisServer;
+pub use chat_testing::{
+    Client,
+    redis::{MASTER_NAME, RedisServer, SentinelTopology},
+    uid,
+};
 
 /// A chat server on a random loopback port.
 ///
@@ -85,11 +88,6 @@ pub fn redis_settings(url: &str, prefix: &str) -> RedisSettings {
         wait_replicas: 0,
         wait_timeout: std::time::Duration::from_secs(1),
     }
-}
-
-/// A user id unique to this test run, so tests never see each other's data.
-pub fn uid(prefix: &str) -> String {
-    format!("{prefix}-{:06x}", rand::random::<u32>() & 0xff_ffff)
 }
 
 /// Asserts an ack is `{ok: false}` with `code`.

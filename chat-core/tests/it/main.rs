@@ -3,20 +3,16 @@
 // Test code: a panic is the failure report.
 #![allow(clippy::unwrap_used)]
 
-mod client;
 mod helpers;
-mod redis_env;
 
 mod auth;
 mod cluster;
 mod cluster_chat;
 mod groups;
-mod health;
 mod history;
 mod limits;
 mod messages;
 mod presence;
 mod receipts;
-mod registry;
 mod shutdown;
 mod store;

@@ -12,7 +12,9 @@ use chat_core::{
 };
 use socketioxide_core::Uid;
 
-use crate::{helpers::*, redis_env::RedisServer};
+use chat_testing::redis::RedisServer;
+
+use crate::helpers::*;
 
 fn user(name: &str) -> UserId {
     UserId::parse(uid(name)).unwrap()

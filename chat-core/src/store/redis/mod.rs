@@ -404,7 +404,8 @@ impl RateLimiter for RedisStore {
     }
 }
 
-/// The health checker's presence cleanup for dead nodes (see [`crate::health::NodeReaper`]).
+/// Presence cleanup for a dead node: the health checker runs it for every node it reaps
+/// (`chat_health::NodeReaper`).
 #[derive(Debug)]
 pub struct PresenceReaper {
     redis: Redis,
@@ -423,9 +424,9 @@ impl PresenceReaper {
     }
 }
 
-#[async_trait]
-impl crate::health::NodeReaper for PresenceReaper {
-    async fn reap(&self, uid: &str) -> Result<(), StoreError> {
+impl PresenceReaper {
+    /// Forgets the presence entries of node `uid`'s users. Idempotent.
+    pub async fn reap(&self, uid: &str) -> Result<(), StoreError> {
         let mut inv = self.script.key(format!("{}nodeusers:{uid}", self.prefix));
         inv.arg(&self.prefix).arg(uid);
         self.redis

@@ -4,6 +4,9 @@
 //! Checkers run with a 200ms interval, 3 failures and a 100ms probe timeout; nodes with a
 //! 200ms heartbeat and a 1s lease. Measured times are printed for the record.
 
+// Test code: a panic is the failure report.
+#![allow(clippy::unwrap_used)]
+
 use std::{
     collections::HashSet,
     net::SocketAddr,
@@ -20,10 +23,10 @@ use chat_core::{
     adapter::{AdapterState, ChatAdapter},
     cluster::{Cluster, NodeInfo},
     error::StoreError,
-    health::{Checker, HealthConfig, NodeReaper},
     redis::{Redis, RedisConfig},
-    registry::{NodeTable, Server},
 };
+use chat_health::{Checker, HealthConfig, NodeReaper};
+use chat_registry::{NodeTable, Server};
 use serde_json::{Value, json};
 use socketioxide::{
     SocketIo, SocketIoConfig,
@@ -33,11 +36,7 @@ use socketioxide::{
 use tokio::{net::TcpSocket, task::JoinHandle};
 use tokio_util::sync::CancellationToken;
 
-use crate::{
-    client::Client,
-    cluster::{prefix, test_config},
-    redis_env::RedisServer,
-};
+use chat_testing::{Client, prefix, redis::RedisServer, test_config};
 
 const INTERVAL: Duration = Duration::from_millis(200);
 const FAILURES: u32 = 3;

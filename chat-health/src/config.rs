@@ -2,12 +2,8 @@
 
 use std::{net::SocketAddr, time::Duration};
 
-use crate::{
-    config::LogFormat,
-    env::{Env, invalid},
-    error::ConfigError,
-    redis::RedisConfig,
-};
+use chat_core::{keys::DEFAULT_PREFIX, redis::RedisConfig};
+use chat_env::{ConfigError, Env, LogFormat, invalid};
 
 /// Configuration of `chat-health`.
 #[derive(Clone)]
@@ -25,7 +21,7 @@ pub struct HealthConfig {
     /// How long one probe may take, connecting included (`CHAT_HEALTH_TIMEOUT`, default the
     /// smaller of 1s and half the interval; must be shorter than the interval).
     pub timeout: Duration,
-    /// Prefix of every Redis key (default `chat:`, as [`crate::cluster::ClusterConfig`]).
+    /// Prefix of every Redis key (default `chat:`, as the chat nodes).
     pub prefix: String,
     /// Log format (`CHAT_LOG_FORMAT`).
     pub log_format: LogFormat,
@@ -53,7 +49,7 @@ impl HealthConfig {
             interval: Duration::from_secs(2),
             failures: 3,
             timeout: Duration::from_secs(1),
-            prefix: "chat:".into(),
+            prefix: DEFAULT_PREFIX.into(),
             log_format: LogFormat::Text,
         }
     }
@@ -65,7 +61,7 @@ impl HealthConfig {
 
     /// Reads variables through `lookup` (the environment, or a map in tests).
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let env = Env(&lookup);
+        let env = Env::new(&lookup);
         let d = Self::new(env.require_redis()?);
         let interval = env.duration(
             "CHAT_HEALTH_INTERVAL",
@@ -103,7 +99,7 @@ mod tests {
     use super::*;
 
     fn config(vars: &[(&str, &str)]) -> Result<HealthConfig, ConfigError> {
-        HealthConfig::from_lookup(crate::env::vars(vars))
+        HealthConfig::from_lookup(chat_env::vars(vars))
     }
 
     const REDIS: (&str, &str) = ("CHAT_REDIS_URL", "redis://127.0.0.1:6379");

@@ -23,7 +23,7 @@ use super::{
     error::{Admin, ApiError, ErrorBody, MAX_BODY},
     table::{Picked, Registered, Registration, Server, Source},
 };
-use crate::error::ErrorCode;
+use chat_core::ErrorCode;
 
 /// `GET /api/v1/servers` answer.
 #[derive(Debug, Serialize, ToSchema)]

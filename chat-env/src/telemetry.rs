@@ -2,7 +2,7 @@
 
 use tracing_subscriber::{EnvFilter, fmt};
 
-use crate::config::LogFormat;
+use crate::LogFormat;
 
 /// Installs the global subscriber: `RUST_LOG` filter (default `info`), text or JSON lines
 /// on stdout. Call once, at the start of `main`.

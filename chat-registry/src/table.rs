@@ -1,7 +1,7 @@
 //! The registry's view of the node table: picking, listing, admin registration and drain,
 //! each one Lua script so that it sees and changes the table in one atomic step.
 //!
-//! Beyond the keys the nodes' heartbeats write (see [`crate::cluster`]), the registry uses:
+//! Beyond the keys the nodes' heartbeats write (see `chat_core::cluster`), the registry uses:
 //! - `node:<uid>` fields `provisional` (picks not yet seen as connections, decayed) and
 //!   `provisional_at` (ms, Redis time, of its last update); `drained` (`1` after an admin
 //!   drain; the heartbeat never writes it, so it lasts as long as the record); `source`
@@ -16,7 +16,10 @@ use ::redis::{RedisError, Script};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::redis::Redis;
+use chat_core::{
+    keys::{Keys, static_uid},
+    redis::Redis,
+};
 
 /// The node a pick chose.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
@@ -108,61 +111,6 @@ pub struct NodeTable {
     redis: Redis,
     keys: Keys,
     half_life: Duration,
-}
-
-/// Redis key names, with the prefix.
-#[derive(Debug, Clone)]
-pub(crate) struct Keys {
-    prefix: String,
-}
-
-impl Keys {
-    pub(crate) fn new(prefix: &str) -> Self {
-        Self {
-            prefix: prefix.to_owned(),
-        }
-    }
-    /// Sorted set: heartbeat node uid → lease expiry (ms).
-    pub(crate) fn nodes(&self) -> String {
-        format!("{}nodes", self.prefix)
-    }
-    /// Prefix of the node hashes: `node:` + uid.
-    pub(crate) fn node_prefix(&self) -> String {
-        format!("{}node:", self.prefix)
-    }
-    /// Set of admin-registered uids.
-    pub(crate) fn statics(&self) -> String {
-        format!("{}static", self.prefix)
-    }
-    /// Set of uids the health checker took out of picking.
-    pub(crate) fn removed(&self) -> String {
-        format!("{}removed", self.prefix)
-    }
-    /// Prefix of the routing sets: `room:` + room.
-    pub(crate) fn room_prefix(&self) -> String {
-        format!("{}room:", self.prefix)
-    }
-    /// Prefix of the per-node room lists: `noderooms:` + uid.
-    pub(crate) fn noderooms_prefix(&self) -> String {
-        format!("{}noderooms:", self.prefix)
-    }
-    /// String: the health checkers' round lock.
-    pub(crate) fn health_lock(&self) -> String {
-        format!("{}health:lock", self.prefix)
-    }
-    /// Hash: uid → consecutive failed probes.
-    pub(crate) fn health_failures(&self) -> String {
-        format!("{}health:failures", self.prefix)
-    }
-    /// Set: uids of reaped nodes whose cleanup hooks have not all succeeded yet.
-    pub(crate) fn health_reaping(&self) -> String {
-        format!("{}health:reaping", self.prefix)
-    }
-}
-
-/// The uid of an admin-registered node.
-pub(crate) fn static_uid(id: &str) -> String {
-    format!("static-{id}")
 }
 
 /// Fields of one node in the list script's answer, after the uid, the lease and `removed`.

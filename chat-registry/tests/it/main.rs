@@ -5,6 +5,9 @@
 //! hash), so loads are under the test's control; the concurrency test uses real cluster
 //! nodes.
 
+// Test code: a panic is the failure report.
+#![allow(clippy::unwrap_used)]
+
 use std::{collections::HashMap, sync::Arc, time::Duration};
 
 use axum::{
@@ -15,8 +18,9 @@ use axum::{
 use chat_core::{
     cluster::{Cluster, NodeInfo},
     redis::{Redis, RedisConfig},
-    registry::{self, Registry, RegistryConfig},
 };
+use chat_registry::{self as registry, Registry, RegistryConfig};
+use chat_testing::{prefix, redis::RedisServer, test_config};
 use http_body_util::{BodyExt, Empty};
 use hyper_util::{client::legacy::Client as HttpClient, rt::TokioExecutor};
 use redis::AsyncCommands;
@@ -24,15 +28,10 @@ use serde_json::{Value, json};
 use tokio::net::TcpListener;
 use tower::ServiceExt;
 
-use crate::{
-    cluster::{prefix, test_config},
-    redis_env::RedisServer,
-};
-
 pub const TOKEN: &str = "test-admin-token-0123456789";
 
 /// A registry app on its own key prefix in a Redis container.
-pub struct Fixture {
+struct Fixture {
     pub redis: RedisServer,
     pub conn: redis::aio::MultiplexedConnection,
     pub prefix: String,
@@ -41,7 +40,7 @@ pub struct Fixture {
 }
 
 /// A node record as a heartbeat writes it.
-pub struct FakeNode<'a> {
+struct FakeNode<'a> {
     pub uid: &'a str,
     pub url: Option<&'a str>,
     pub capacity: u64,

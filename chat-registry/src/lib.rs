@@ -5,7 +5,7 @@
 //! before every (re)connection and connect to the `url` they get.
 //!
 //! **Picking.** One Lua script reads the live nodes (lease running, see
-//! [`crate::cluster`]) and the admin-registered ones, skips those draining (the node's own
+//! `chat_core::cluster`) and the admin-registered ones, skips those draining (the node's own
 //! flag or an admin drain), removed by the health checker, without a URL or with capacity
 //! 0, and chooses the smallest `(connections + provisional) / capacity` (ties: smallest
 //! uid). It adds one to the chosen node's provisional load in the same step, so concurrent
@@ -23,7 +23,7 @@
 //! Errors are `{"error": {"code", "message"}}` with the codes of [`ErrorCode`]; the
 //! OpenAPI document is served at `/api/v1/openapi.json` ([`ApiDoc`]).
 //!
-//! [`ErrorCode`]: crate::error::ErrorCode
+//! [`ErrorCode`]: chat_core::ErrorCode
 
 mod api;
 mod config;
@@ -37,10 +37,9 @@ use tokio::net::TcpListener;
 pub use api::{ApiDoc, app};
 pub use config::RegistryConfig;
 pub use error::{Admin, ApiError, ErrorBody};
-pub(crate) use table::Keys;
 pub use table::{NodeTable, Picked, Registered, Registration, Server, Source};
 
-use crate::redis::Redis;
+use chat_core::redis::Redis;
 
 /// The registry's shared state: the node table and the admin settings.
 #[derive(Clone)]
@@ -102,7 +101,7 @@ pub async fn run(
     }
     let addr = listener.local_addr()?;
     tracing::info!(%addr, "registry listening");
-    crate::shutdown::serve(listener, app(Registry::new(redis, &config)), shutdown).await?;
+    chat_core::serve::serve(listener, app(Registry::new(redis, &config)), shutdown).await?;
     tracing::info!("registry stopped");
     Ok(())
 }

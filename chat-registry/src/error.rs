@@ -12,7 +12,7 @@ use subtle::ConstantTimeEq;
 use utoipa::ToSchema;
 
 use super::Registry;
-use crate::error::ErrorCode;
+use chat_core::ErrorCode;
 
 /// Largest accepted request body (a registration is a few hundred bytes).
 pub(crate) const MAX_BODY: usize = 16 * 1024;

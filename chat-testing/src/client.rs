@@ -17,6 +17,7 @@ use tokio_tungstenite::tungstenite::Message as Ws;
 pub const DEADLINE: Duration = Duration::from_secs(5);
 
 /// A connected Socket.IO client.
+#[allow(missing_debug_implementations)]
 pub struct Client {
     out: mpsc::UnboundedSender<String>,
     inner: Arc<Inner>,

@@ -58,7 +58,7 @@ use tracing::Level;
 pub use config::HealthConfig;
 pub use round::Changes;
 
-use crate::{error::StoreError, redis::Redis, registry::Keys};
+use chat_core::{error::StoreError, keys::Keys, redis::Redis};
 use probe::{Outcome, Prober};
 use round::{APPLY, TARGETS, Target, UNLOCK, Verdict};
 
@@ -74,6 +74,13 @@ pub trait NodeReaper: Send + Sync + 'static {
     /// Forgets what node `uid` held. Runs again after an error, and may run twice for the
     /// same uid (two checkers, a retry after a lost reply): it must be idempotent.
     async fn reap(&self, uid: &str) -> Result<(), StoreError>;
+}
+
+#[async_trait]
+impl NodeReaper for chat_core::store::redis::PresenceReaper {
+    async fn reap(&self, uid: &str) -> Result<(), StoreError> {
+        chat_core::store::redis::PresenceReaper::reap(self, uid).await
+    }
 }
 
 /// Counters of one checker, for its `/healthz`, tests and metrics.
@@ -386,7 +393,7 @@ pub async fn run_with(
     let addr = listener.local_addr()?;
     tracing::info!(%addr, "health checker listening");
     let stopping = stop.clone();
-    let served = crate::shutdown::serve(listener, app(checker), async move {
+    let served = chat_core::serve::serve(listener, app(checker), async move {
         tokio::select! {
             () = shutdown => {}
             () = stopping.cancelled() => {}
@@ -405,7 +412,7 @@ pub async fn run(
     config: HealthConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), HealthError> {
-    let redis = crate::redis::Redis::new(config.redis.clone())?;
-    let presence = crate::store::redis::PresenceReaper::new(redis, config.prefix.clone());
+    let redis = Redis::new(config.redis.clone())?;
+    let presence = chat_core::store::redis::PresenceReaper::new(redis, config.prefix.clone());
     run_with(listener, config, vec![Arc::new(presence)], shutdown).await
 }

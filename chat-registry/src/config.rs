@@ -2,8 +2,8 @@
 
 use std::{net::SocketAddr, time::Duration};
 
-use crate::env::{Env, invalid};
-use crate::{config::LogFormat, error::ConfigError, redis::RedisConfig};
+use chat_core::{keys::DEFAULT_PREFIX, redis::RedisConfig};
+use chat_env::{ConfigError, Env, LogFormat, invalid};
 
 /// Configuration of `chat-registry`.
 #[derive(Clone)]
@@ -22,7 +22,7 @@ pub struct RegistryConfig {
     /// Half-life of the provisional load a pick adds to its node (`CHAT_PICK_HALF_LIFE`,
     /// default 2s): a pick weighs one connection at first, half after one half-life.
     pub pick_half_life: Duration,
-    /// Prefix of every Redis key (default `chat:`, as [`crate::cluster::ClusterConfig`]).
+    /// Prefix of every Redis key (default `chat:`, as the chat nodes).
     pub prefix: String,
     /// Log format (`CHAT_LOG_FORMAT`).
     pub log_format: LogFormat,
@@ -50,7 +50,7 @@ impl RegistryConfig {
             admin_token: None,
             cors_origins: None,
             pick_half_life: Duration::from_secs(2),
-            prefix: "chat:".into(),
+            prefix: DEFAULT_PREFIX.into(),
             log_format: LogFormat::Text,
         }
     }
@@ -62,7 +62,7 @@ impl RegistryConfig {
 
     /// Reads variables through `lookup` (the environment, or a map in tests).
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let env = Env(&lookup);
+        let env = Env::new(&lookup);
         let d = Self::new(env.require_redis()?);
         let admin_token = match env.raw("CHAT_ADMIN_TOKEN") {
             Some(t) if t.len() < 16 => {
@@ -96,7 +96,7 @@ mod tests {
     use super::*;
 
     fn config(vars: &[(&str, &str)]) -> Result<RegistryConfig, ConfigError> {
-        RegistryConfig::from_lookup(crate::env::vars(vars))
+        RegistryConfig::from_lookup(chat_env::vars(vars))
     }
 
     const REDIS: (&str, &str) = ("CHAT_REDIS_URL", "redis://127.0.0.1:6379");

@@ -1,22 +1,37 @@
-//! Reading `CHAT_*` variables, for every binary's typed config: the shared ones (Redis,
-//! listen address, CORS, log format) and typed parsing with errors that name the variable.
-//! An empty value counts as unset.
+//! Reading `CHAT_*` variables: typed parsing with errors that name the variable, and the
+//! variables every binary shares (Redis, listen address, CORS, log format). An empty value
+//! counts as unset.
 
 use std::{fmt::Display, net::SocketAddr, str::FromStr, time::Duration};
 
-use crate::{config::LogFormat, error::ConfigError, redis::RedisConfig};
+use chat_core::{keys::DEFAULT_PREFIX, redis::RedisConfig};
+
+use crate::{ConfigError, LogFormat};
 
 /// A source of variables: the environment, or a map in tests.
-pub(crate) struct Env<'a>(pub(crate) &'a dyn Fn(&str) -> Option<String>);
+pub struct Env<'a>(&'a dyn Fn(&str) -> Option<String>);
+
+impl std::fmt::Debug for Env<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Env")
+    }
+}
+
+impl<'a> Env<'a> {
+    /// Variables read through `lookup`: `|k| std::env::var(k).ok()`, or [`vars`] in tests.
+    pub fn new(lookup: &'a dyn Fn(&str) -> Option<String>) -> Self {
+        Self(lookup)
+    }
+}
 
 impl Env<'_> {
     /// The value, with empty treated as unset.
-    pub(crate) fn raw(&self, var: &str) -> Option<String> {
+    pub fn raw(&self, var: &str) -> Option<String> {
         (self.0)(var).filter(|v| !v.trim().is_empty())
     }
 
     /// A value parsed as `T` within `range`, or `default` when unset.
-    pub(crate) fn parse<T>(
+    pub fn parse<T>(
         &self,
         var: &'static str,
         default: T,
@@ -41,7 +56,7 @@ impl Env<'_> {
 
     /// A duration such as `2s`, `500ms`, `1m`; a bare number is seconds. Must lie in
     /// `min..=max`.
-    pub(crate) fn duration(
+    pub fn duration(
         &self,
         var: &'static str,
         default: Duration,
@@ -69,12 +84,12 @@ impl Env<'_> {
     }
 
     /// `CHAT_LISTEN`, or `default`.
-    pub(crate) fn listen(&self, default: SocketAddr) -> Result<SocketAddr, ConfigError> {
+    pub fn listen(&self, default: SocketAddr) -> Result<SocketAddr, ConfigError> {
         self.parse("CHAT_LISTEN", default, ..)
     }
 
     /// `CHAT_LOG_FORMAT`: `text` (default) or `json`.
-    pub(crate) fn log_format(&self) -> Result<LogFormat, ConfigError> {
+    pub fn log_format(&self) -> Result<LogFormat, ConfigError> {
         match self.raw("CHAT_LOG_FORMAT").as_deref() {
             None | Some("text") => Ok(LogFormat::Text),
             Some("json") => Ok(LogFormat::Json),
@@ -83,7 +98,7 @@ impl Env<'_> {
     }
 
     /// `CHAT_CORS_ORIGINS`, comma-separated; `None` when unset.
-    pub(crate) fn cors_origins(&self) -> Result<Option<Vec<String>>, ConfigError> {
+    pub fn cors_origins(&self) -> Result<Option<Vec<String>>, ConfigError> {
         let Some(raw) = self.raw("CHAT_CORS_ORIGINS") else {
             return Ok(None);
         };
@@ -103,7 +118,7 @@ impl Env<'_> {
 
     /// Where Redis is: `CHAT_REDIS_URL`, or `CHAT_REDIS_SENTINELS` (+ `CHAT_REDIS_MASTER`,
     /// default `mymaster`, and `CHAT_REDIS_PASSWORD`). `None` when neither is set.
-    pub(crate) fn redis(&self) -> Result<Option<RedisConfig>, ConfigError> {
+    pub fn redis(&self) -> Result<Option<RedisConfig>, ConfigError> {
         let url = self.raw("CHAT_REDIS_URL");
         let sentinels = self.raw("CHAT_REDIS_SENTINELS");
         match (url, sentinels) {
@@ -153,14 +168,14 @@ impl Env<'_> {
         }
     }
 
-    /// [`Env::redis`], required: the registry and the health checker only work on Redis.
     /// `CHAT_REDIS_PREFIX`: the prefix of every Redis key, `chat:` by default.
-    pub(crate) fn redis_prefix(&self) -> String {
+    pub fn redis_prefix(&self) -> String {
         self.raw("CHAT_REDIS_PREFIX")
-            .unwrap_or_else(|| "chat:".into())
+            .unwrap_or_else(|| DEFAULT_PREFIX.into())
     }
 
-    pub(crate) fn require_redis(&self) -> Result<RedisConfig, ConfigError> {
+    /// [`Env::redis`], required: the registry and the health checker only work on Redis.
+    pub fn require_redis(&self) -> Result<RedisConfig, ConfigError> {
         self.redis()?.ok_or(ConfigError::Invalid {
             var: "CHAT_REDIS_URL",
             value: String::new(),
@@ -170,7 +185,7 @@ impl Env<'_> {
 }
 
 /// A [`ConfigError::Invalid`] for `var`.
-pub(crate) fn invalid(var: &'static str, value: &str, reason: impl Into<String>) -> ConfigError {
+pub fn invalid(var: &'static str, value: &str, reason: impl Into<String>) -> ConfigError {
     ConfigError::Invalid {
         var,
         value: value.to_owned(),
@@ -179,8 +194,7 @@ pub(crate) fn invalid(var: &'static str, value: &str, reason: impl Into<String>)
 }
 
 /// A lookup over fixed variables, for config tests.
-#[cfg(test)]
-pub(crate) fn vars(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> + use<> {
+pub fn vars(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> + use<> {
     let map: std::collections::HashMap<String, String> = pairs
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))

@@ -1,0 +1,84 @@
+//! # chat-server
+//!
+//! A chat node: [`chat_core::Chat`] with the web client, configured from `CHAT_*` variables
+//! ([`ServerConfig`]). Embedded mode (everything in memory) without Redis settings, a
+//! cluster node with them. The binary's `main` sets up logs, binds and calls [`run`].
+
+mod config;
+
+use std::{
+    future::Future,
+    path::{Path, PathBuf},
+};
+
+use axum::{Router, response::Html, routing::get};
+use chat_core::{Chat, server::ServerError};
+use tokio::net::TcpListener;
+use tower_http::{
+    services::{ServeDir, ServeFile},
+    trace::TraceLayer,
+};
+
+pub use config::ServerConfig;
+
+/// The whole HTTP surface of `chat-server`: the chat, and the web client with request tracing.
+///
+/// The chat's own routes are not traced: a long-polling client makes several Engine.IO
+/// requests per message, and tracing them cost about 9% of the server's CPU in the polling
+/// benchmark, logging nothing at the default level.
+pub fn app(chat: &Chat, web_dir: Option<&Path>) -> Router {
+    let web = match web_dir {
+        Some(dir) => Router::new()
+            .fallback_service(ServeDir::new(dir).fallback(ServeFile::new(dir.join("index.html")))),
+        None => Router::new().route("/", get(no_web_client)),
+    };
+    chat.router().merge(web.layer(TraceLayer::new_for_http()))
+}
+
+async fn no_web_client() -> Html<&'static str> {
+    Html(concat!(
+        "<!doctype html><meta charset=utf-8><title>chat-server</title>",
+        "<h1>chat-server is running</h1>",
+        "<p>Socket.IO is at <code>/socket.io/</code>. The web client is not built: run ",
+        "<code>npm --prefix web-client ci &amp;&amp; npm --prefix web-client run build</code> ",
+        "and restart (or set <code>CHAT_WEB_DIR</code> to the built files).</p>"
+    ))
+}
+
+/// Where the web client is: `CHAT_WEB_DIR`, else `web-client/dist` if it was built.
+fn web_dir(config: &ServerConfig) -> Option<PathBuf> {
+    config.web_dir.clone().or_else(|| {
+        let default = PathBuf::from("web-client/dist");
+        default.join("index.html").is_file().then_some(default)
+    })
+}
+
+/// Serves a chat node on `listener` until `shutdown` resolves, then drains and returns.
+pub async fn run(
+    listener: TcpListener,
+    config: ServerConfig,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServerError> {
+    if config.chat.auth_secret.is_none() {
+        tracing::warn!("CHAT_AUTH_SECRET is unset: development mode, clients choose their user id");
+    }
+    let web = web_dir(&config);
+    let chat = Chat::builder(config.chat.clone()).build().await?;
+    let app = app(&chat, web.as_deref());
+    let handle = chat.handle();
+    let addr = listener.local_addr()?;
+    tracing::info!(%addr, node = %config.chat.node_id, web = ?web, "listening");
+    let (drained, stop) = tokio::sync::oneshot::channel::<()>();
+    let drainer = tokio::spawn(async move {
+        shutdown.await;
+        handle.shutdown().await;
+        let _ = drained.send(());
+    });
+    chat_core::serve::serve(listener, app, async move {
+        let _ = stop.await;
+    })
+    .await?;
+    drainer.abort();
+    tracing::info!("stopped");
+    Ok(())
+}
