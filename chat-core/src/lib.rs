@@ -64,6 +64,10 @@
 //! `receipt` events without a store call, and sends them to the sender's devices as one
 //! chat entry (`Receipts`) per sender and batch (10 ms), to the nodes the `Deliver` entry
 //! named as hosting the sender (its `reply` list, found in the same lookup as the route).
+//! A node's inbox reader decodes the chat entries it reads and hands them to its chat through
+//! a bounded queue ([`cluster::Events`], 1024 entries by default), the same queue that
+//! announces lost nodes; while the chat is behind and the queue full, the reader waits, and
+//! entries wait in the node's inbox stream in Redis: slower, nothing dropped.
 //!
 //! **Wire format, version 1.** An inbox entry has the fields `v` (`1`), `o` (sender uid), `s`
 //! (sender sequence number), `k` (`q` request, `r` response, `c` chat), `n` (namespace; empty

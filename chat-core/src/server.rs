@@ -107,10 +107,10 @@ impl ChatBuilder {
     pub async fn build(self) -> Result<Chat, ServerError> {
         let config = self.config;
         let mut sio = SocketIoConfig::default();
-        let (stores, memory, cluster) = match &config.redis {
+        let (stores, memory, cluster, events) = match &config.redis {
             None => {
                 let memory = Arc::new(MemoryStore::new(&config.limits));
-                (Stores::all_in(memory.clone()), Some(memory), None)
+                (Stores::all_in(memory.clone()), Some(memory), None, None)
             }
             Some(settings) => {
                 let redis = Redis::new(settings.target.clone())?;
@@ -123,9 +123,14 @@ impl ChatBuilder {
                     url: config.public_url.clone(),
                     capacity: config.capacity,
                 };
-                let cluster = Cluster::start(redis.clone(), cluster_config, info).await?;
+                let (cluster, events) = Cluster::start(redis.clone(), cluster_config, info).await?;
                 let store = RedisStore::new(redis, settings, &config.limits, cluster.uid());
-                (Stores::all_in(Arc::new(store)), None, Some(cluster))
+                (
+                    Stores::all_in(Arc::new(store)),
+                    None,
+                    Some(cluster),
+                    Some(events),
+                )
             }
         };
         if let Some(c) = &cluster {
@@ -167,24 +172,13 @@ impl ChatBuilder {
             receipt_queue,
             stop.clone(),
         ));
-        if let Some(c) = &cluster {
-            {
-                let (io, ctx) = (io.clone(), ctx.clone());
-                c.on_node_lost(Arc::new(move |uid| {
-                    let (io, ctx) = (io.clone(), ctx.clone());
-                    tokio::spawn(async move { handlers::node_lost(&ctx, &io, uid).await });
-                }));
-            }
-            let (inbound, queue) = tokio::sync::mpsc::unbounded_channel();
-            tokio::spawn(handlers::delivery::handle_inbound(
+        if let Some(events) = events {
+            tokio::spawn(handlers::delivery::handle_events(
                 ctx.clone(),
                 io.clone(),
-                queue,
+                events,
                 stop.clone(),
             ));
-            c.on_chat(Arc::new(move |data| {
-                let _ = inbound.send(data);
-            }));
         }
         let handle = ChatHandle {
             io,

@@ -9,6 +9,7 @@
 
 use std::{
     collections::HashMap,
+    future::Future,
     sync::{
         Arc,
         atomic::{AtomicU64, Ordering},
@@ -25,7 +26,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::Stats;
-use crate::redis::Redis;
+use crate::{keys::Keys, redis::Redis};
 
 /// Version of the entry layout below.
 pub(crate) const WIRE_VERSION: u8 = 1;
@@ -37,8 +38,8 @@ pub(crate) enum Kind {
     Request,
     /// A response to a request (`(request id, Response)`, msgpack).
     Response,
-    /// A chat-level message between nodes (chat-core's own envelope, msgpack), handed to the
-    /// hook registered with [`Cluster::on_chat`](super::Cluster::on_chat).
+    /// A chat-level message between nodes (chat-core's own
+    /// [`Envelope`](super::envelope::Envelope), msgpack), handed to the chat as an event.
     Chat,
 }
 
@@ -82,10 +83,6 @@ const TRIM_INTERVAL: Duration = Duration::from_secs(1);
 const BACKOFF_MIN: Duration = Duration::from_millis(50);
 const BACKOFF_MAX: Duration = Duration::from_secs(2);
 
-pub(crate) fn inbox_key(prefix: &str, uid: Uid) -> String {
-    format!("{prefix}inbox:{uid}")
-}
-
 /// The sending side: a bounded queue in front of one ordered sender task.
 #[derive(Debug)]
 pub(crate) struct Outbox {
@@ -98,7 +95,7 @@ impl Outbox {
     /// after `drain_deadline` if Redis is unreachable by then).
     pub fn spawn(
         redis: Redis,
-        prefix: String,
+        keys: Keys,
         uid: Uid,
         capacity: usize,
         max_len: usize,
@@ -106,7 +103,7 @@ impl Outbox {
         stop: CancellationToken,
     ) -> (Self, tokio::task::JoinHandle<()>) {
         let (tx, rx) = mpsc::channel(capacity);
-        let task = tokio::spawn(send_loop(redis, prefix, uid, max_len, rx, stats, stop));
+        let task = tokio::spawn(send_loop(redis, keys, uid, max_len, rx, stats, stop));
         (
             Self {
                 tx,
@@ -152,7 +149,7 @@ pub struct TransportClosed;
 
 async fn send_loop(
     redis: Redis,
-    prefix: String,
+    keys: Keys,
     uid: Uid,
     max_len: usize,
     mut rx: mpsc::Receiver<(u64, Outgoing)>,
@@ -178,7 +175,7 @@ async fn send_loop(
         let mut pipe = ::redis::pipe();
         for (seq, out) in &batch {
             pipe.cmd("XADD")
-                .arg(inbox_key(&prefix, out.target))
+                .arg(keys.inbox(out.target))
                 .arg("MAXLEN")
                 .arg("~")
                 .arg(max_len)
@@ -231,17 +228,18 @@ async fn send_loop(
     }
 }
 
-/// Reads this node's inbox until `stop` fires, handing each new entry to `handle`.
-pub(crate) async fn read_loop(
+/// Reads this node's inbox (`key`) until `stop` fires, handing each new entry to `handle`
+/// and waiting for it: a handler that waits holds back the reading, not the entries.
+pub(crate) async fn read_loop<F>(
     redis: Redis,
-    prefix: String,
-    uid: Uid,
+    key: String,
     block: Duration,
     stats: Arc<Stats>,
     stop: CancellationToken,
-    handle: impl Fn(Incoming) + Send + 'static,
-) {
-    let key = inbox_key(&prefix, uid);
+    handle: impl Fn(Incoming) -> F + Send + 'static,
+) where
+    F: Future<Output = ()> + Send,
+{
     let mut last_id = "0-0".to_owned();
     let mut seen: HashMap<String, u64> = HashMap::new();
     let mut conn = None;
@@ -295,7 +293,7 @@ pub(crate) async fn read_loop(
                         }
                         *newest = seq + 1;
                         stats.received.fetch_add(1, Ordering::Relaxed);
-                        handle(incoming);
+                        handle(incoming).await;
                     }
                     None => {
                         tracing::warn!(id = %entry.id, "cluster inbox: malformed entry skipped")

@@ -13,7 +13,8 @@ use socketioxide::{
 
 use socketioxide_core::adapter::DefinedAdapter;
 
-use super::{Ctx, RequestQueue, register_events, rooms};
+use super::{Ctx, RequestQueue, register_events};
+use crate::keys::rooms;
 use crate::protocol::{UserId, events, now_ms};
 
 pub(super) fn register<A: Adapter + DefinedAdapter>(io: &SocketIo<A>) {

@@ -20,49 +20,23 @@ use std::{
 };
 
 use futures_util::StreamExt;
-use serde::{Deserialize, Serialize, de::IgnoredAny};
+use serde::de::IgnoredAny;
 use socketioxide::{AckError, SocketIo, adapter::Adapter, operators::BroadcastOperators};
 use socketioxide_core::Uid;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use super::{Ctx, rooms};
+use super::Ctx;
 use crate::{
     auth::Identity,
+    cluster::{
+        ClusterEvent, Events,
+        envelope::{Envelope, Receipt},
+    },
+    keys::rooms,
     protocol::{ConversationId, Message, MessageId, UserId, events},
     store::Mark,
 };
-
-/// What nodes send each other about messages (msgpack with field names).
-#[derive(Debug, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub(crate) enum Envelope {
-    /// A stored message for the devices in `rooms`; with `receipts`, ask them for acks.
-    Deliver {
-        message: Message,
-        rooms: Vec<String>,
-        receipts: bool,
-        /// The nodes hosting the sender's devices when the message was sent, the sending
-        /// node included: where its receipts go, without a lookup. Absent from older nodes.
-        #[serde(default)]
-        reply: Option<Vec<Uid>>,
-    },
-    /// `receipt` events for the devices in `room`, in order.
-    Receipts {
-        room: String,
-        receipts: Vec<Receipt>,
-    },
-}
-
-/// The `receipt` event: `user` received or read the sender's messages up to `message_id`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub(crate) struct Receipt {
-    pub conversation: ConversationId,
-    pub user: UserId,
-    pub message_id: MessageId,
-    pub status: Mark,
-}
 
 /// A recipient's device acked a message.
 #[derive(Debug)]
@@ -159,15 +133,8 @@ async fn to_nodes(ctx: &Ctx, nodes: &[Uid], envelope: &Envelope) {
     let Some(cluster) = ctx.cluster.as_ref().filter(|_| !nodes.is_empty()) else {
         return;
     };
-    let sent = match rmp_serde::to_vec_named(envelope) {
-        Ok(data) => cluster
-            .send_chat(nodes, data)
-            .await
-            .map_err(|e| e.to_string()),
-        Err(e) => Err(e.to_string()),
-    };
-    if let Err(cause) = sent {
-        tracing::warn!(%cause, "cannot reach the other nodes");
+    if let Err(e) = cluster.send_chat(nodes, envelope).await {
+        tracing::warn!(cause = %e, "cannot reach the other nodes");
     }
 }
 
@@ -367,23 +334,27 @@ async fn handle<A: Adapter>(ctx: &Arc<Ctx>, io: &SocketIo<A>, envelope: Envelope
     }
 }
 
-/// Carries out the envelopes other nodes send this one, one at a time in arrival order
-/// (so messages reach devices in the order their nodes sent them), until `stop` fires.
-pub(crate) async fn handle_inbound<A: Adapter>(
+/// Carries out what the cluster hands this node, one event at a time in arrival order (so
+/// messages reach devices in the order their nodes sent them), until `stop` fires. A lost
+/// node's presence cleanup runs beside, so deliveries never wait for it.
+pub(crate) async fn handle_events<A: Adapter>(
     ctx: Arc<Ctx>,
     io: SocketIo<A>,
-    mut inbound: mpsc::UnboundedReceiver<Vec<u8>>,
+    Events(mut events): Events,
     stop: CancellationToken,
 ) {
     loop {
-        let data = tokio::select! {
-            data = inbound.recv() => data,
+        let event = tokio::select! {
+            event = events.recv() => event,
             () = stop.cancelled() => None,
         };
-        let Some(data) = data else { return };
-        match rmp_serde::from_slice::<Envelope>(&data) {
-            Ok(envelope) => handle(&ctx, &io, envelope).await,
-            Err(e) => tracing::warn!(cause = %e, "cluster: undecodable chat message"),
+        match event {
+            Some(ClusterEvent::Chat(envelope)) => handle(&ctx, &io, envelope).await,
+            Some(ClusterEvent::NodeLost(node)) => {
+                let (ctx, io) = (ctx.clone(), io.clone());
+                tokio::spawn(async move { super::node_lost(&ctx, &io, node).await });
+            }
+            None => return,
         }
     }
 }

@@ -4,9 +4,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use socketioxide::adapter::Adapter;
 
-use super::{Call, rooms};
+use super::Call;
 use crate::{
     error::{ChatError, ErrorCode},
+    keys::rooms,
     protocol::{Group, GroupId, UserId, events},
     store::GroupRefusal,
 };

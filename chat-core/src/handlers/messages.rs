@@ -3,9 +3,10 @@
 use serde::{Deserialize, Serialize};
 use socketioxide::adapter::Adapter;
 
-use super::{Call, delivery, rate_limited, rooms};
+use super::{Call, delivery, rate_limited};
 use crate::{
     error::{ChatError, ErrorCode},
+    keys::rooms,
     protocol::{ConversationId, GroupId, Message, UserId, now_ms},
     store::{Appended, NewMessage, Refusal},
 };

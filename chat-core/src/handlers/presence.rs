@@ -5,9 +5,10 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use socketioxide::adapter::Adapter;
 
-use super::{Call, rooms};
+use super::Call;
 use crate::{
     error::ChatError,
+    keys::rooms,
     protocol::{PresenceState, UserId},
 };
 

@@ -3,9 +3,11 @@
 use serde::Deserialize;
 use socketioxide::{adapter::Adapter, extract::SocketRef};
 
-use super::{Call, delivery::Receipt, rooms};
+use super::Call;
+use crate::cluster::envelope::Receipt;
 use crate::{
     error::ChatError,
+    keys::rooms,
     protocol::{ConversationId, MessageId, UserId, events},
     store::Mark,
 };

@@ -6,9 +6,10 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use socketioxide::{adapter::Adapter, extract::SocketRef};
 
-use super::{Ctx, parse, rooms};
+use super::{Ctx, call::parse};
 use crate::{
     auth::Identity,
+    keys::rooms,
     protocol::{ConversationId, events, now_ms},
 };
 

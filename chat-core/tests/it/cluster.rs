@@ -45,7 +45,8 @@ impl Node {
             id: name.to_owned(),
             ..NodeInfo::default()
         };
-        let cluster = Cluster::start(redis, test_config(prefix), info)
+        // No chat here: nothing reads the cluster's events.
+        let (cluster, _events) = Cluster::start(redis, test_config(prefix), info)
             .await
             .expect("join the cluster");
         let mut config = SocketIoConfig::default();

@@ -83,7 +83,8 @@ impl TestNode {
             url: Some(format!("http://{addr}")),
             capacity: 100,
         };
-        let cluster = Cluster::start(
+        // No chat here: nothing reads the cluster's events.
+        let (cluster, _events) = Cluster::start(
             Redis::new(redis.clone()).unwrap(),
             test_config(prefix),
             info,

@@ -580,7 +580,8 @@ async fn concurrent_picks_through_two_registries_spread_evenly() {
         clusters.push(
             Cluster::start(Redis::new(rc.clone()).unwrap(), test_config(&p), info)
                 .await
-                .unwrap(),
+                .unwrap()
+                .0,
         );
     }
     let mut config = RegistryConfig::new(rc);
