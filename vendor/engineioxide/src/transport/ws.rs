@@ -656,7 +656,6 @@ impl Heartbeat {
         }
     }
 }
-
 /// Send a Engine.IO [`OpenPacket`] to initiate a websocket connection
 async fn init_handshake<S>(
     sid: Sid,
