@@ -36,6 +36,30 @@
 //! keeps its cursor gets every message once. `clientId`s are idempotency keys per sender,
 //! kept 24 hours.
 //!
+//! ## Life of a message
+//! One `message:send` from a socket on node A to a recipient whose device is on node B,
+//! file by file:
+//! 1. `handlers/mod.rs`: the socket's one event handler matches `message:send` and queues
+//!    the request (`handlers/queue.rs`): each socket's requests run one at a time, in order,
+//!    at most 64 waiting.
+//! 2. `handlers/call.rs`: the request becomes a `Call`: the socket's identity (its token not
+//!    expired), the payload parsed into `SendReq`.
+//! 3. `handlers/messages.rs`: `send` checks the body, the `clientId` and the target, then at
+//!    once appends the message through the store (`store/memory/` or
+//!    `store/redis/messages.rs`: budget, block or membership check, idempotency and the
+//!    append in one atomic step) and looks up its route (`handlers/delivery.rs`, `route` →
+//!    `cluster/routing.rs`: which other nodes host the rooms, one Redis round trip).
+//! 4. `handlers/delivery.rs`: `deliver` sends one `Deliver` entry ([`cluster::envelope`]) per
+//!    other hosting node (`cluster/dispatch.rs`, `send_chat` → `cluster/transport.rs`: the
+//!    outbox's ordered sender task, `XADD` to node B's inbox), emits the message to the
+//!    sender's node's own devices, and the ack goes back to the sender.
+//! 5. On node B, `cluster/transport.rs`: the inbox reader (`XREAD`) gets the entry;
+//!    `cluster/dispatch.rs` decodes it and hands it to the chat through [`cluster::Events`].
+//! 6. `handlers/delivery.rs`: `handle_events` emits it to B's devices in the rooms, asking
+//!    for acks where receipts apply; the first ack of each recipient becomes a `receipt`
+//!    queued for the sender (`send_delivered`), which goes back to node A in a `Receipts`
+//!    entry.
+//!
 //! Embedded mode keeps all of this in memory ([`store::memory::MemoryStore`]); on shutdown
 //! it refuses writes (`unavailable`) rather than acknowledge what would be lost.
 //!

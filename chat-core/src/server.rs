@@ -262,9 +262,12 @@ async fn healthz(State(h): State<ChatHandle>) -> impl IntoResponse {
     (status, Json(body))
 }
 
+/// Any origin when `origins` is unset or holds `*` (mirrored: a literal `*` cannot go with
+/// credentials, and tower-http refuses it in a list), else exactly those listed.
 fn cors(origins: Option<&[String]>) -> CorsLayer {
     let allow = match origins {
         None => AllowOrigin::mirror_request(),
+        Some(list) if list.iter().any(|o| o == "*") => AllowOrigin::mirror_request(),
         Some(list) => AllowOrigin::list(
             list.iter()
                 .filter_map(|o| HeaderValue::from_str(o).ok())
@@ -340,6 +343,44 @@ mod tests {
     use bytes::Bytes;
 
     use super::detach_head;
+
+    /// `CHAT_CORS_ORIGINS=*` allows any origin, as unset does, and a list allows only its
+    /// origins (tower-http panics on a `*` in a list: the node would not start).
+    #[test]
+    fn cors_star_allows_any_origin() {
+        use tower::ServiceExt;
+        let preflight = |origin: &'static str| {
+            axum::http::Request::builder()
+                .method("OPTIONS")
+                .uri("/")
+                .header("origin", origin)
+                .header("access-control-request-method", "GET")
+                .body(axum::body::Body::empty())
+                .unwrap()
+        };
+        let allowed = |layer: super::CorsLayer, origin: &'static str| {
+            let app = axum::Router::new()
+                .route("/", axum::routing::get(|| async { "" }))
+                .layer(layer);
+            let res = futures_util::FutureExt::now_or_never(app.oneshot(preflight(origin)))
+                .expect("ready")
+                .unwrap();
+            res.headers()
+                .get("access-control-allow-origin")
+                .map(|v| v.to_str().unwrap().to_owned())
+        };
+        let star = ["*".to_owned()];
+        assert_eq!(
+            allowed(super::cors(Some(&star)), "http://a.example").as_deref(),
+            Some("http://a.example")
+        );
+        let list = ["http://a.example".to_owned()];
+        assert_eq!(allowed(super::cors(Some(&list)), "http://b.example"), None);
+        assert_eq!(
+            allowed(super::cors(None), "http://b.example").as_deref(),
+            Some("http://b.example")
+        );
+    }
 
     /// The detached request shares no byte with hyper's read buffer, and keeps its URI and the
     /// headers engineioxide reads, but not the headers and extensions the socket.io service
