@@ -9,9 +9,10 @@ cd "$(dirname "$0")/.."
 
 step() { printf '\n==> %s\n' "$*"; }
 
-step "format and lints"
+step "format, lints and docs"
 cargo fmt --all --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
+RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked
 
 step "rust tests (handlers on the in-memory store; cluster and Redis suites)"
 cargo build --workspace --locked

@@ -49,7 +49,7 @@
 //!    `store/redis/messages.rs`: budget, block or membership check, idempotency and the
 //!    append in one atomic step) and looks up its route (`handlers/delivery.rs`, `route` →
 //!    `cluster/routing.rs`: which other nodes host the rooms, one Redis round trip).
-//! 4. `handlers/delivery.rs`: `deliver` sends one `Deliver` entry ([`cluster::envelope`]) per
+//! 4. `handlers/delivery.rs`: `deliver` sends one `Deliver` entry (`cluster/envelope.rs`) per
 //!    other hosting node (`cluster/dispatch.rs`, `send_chat` → `cluster/transport.rs`: the
 //!    outbox's ordered sender task, `XADD` to node B's inbox), emits the message to the
 //!    sender's node's own devices, and the ack goes back to the sender.

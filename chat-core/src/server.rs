@@ -70,7 +70,7 @@ pub struct ChatHandle {
     stop: CancellationToken,
 }
 
-/// Errors of [`run`].
+/// Errors of [`ChatBuilder::build`] (and of serving a chat, in the binaries).
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
     /// Binding or serving failed.
