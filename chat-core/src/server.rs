@@ -213,8 +213,9 @@ impl ChatHandle {
         self.io.of("/").map_or(0, |ns| ns.sockets().len())
     }
 
-    /// Drains and closes: refuses new connections and writes, tells every socket to
-    /// reconnect (`drain`), waits up to the drain timeout for them to leave, closes the rest.
+    /// Drains and closes: refuses new connections and writes, tells every socket of this node
+    /// to reconnect (`drain`; other nodes' sockets are not told anything), waits up to the
+    /// drain timeout for them to leave, closes the rest.
     pub async fn shutdown(&self) {
         self.ctx.draining.store(true, Ordering::SeqCst);
         if let Some(c) = &self.ctx.cluster {
@@ -226,8 +227,11 @@ impl ChatHandle {
         }
         let n = self.connections();
         tracing::info!(connections = n, timeout = ?self.drain_timeout, "draining");
+        // This node's sockets only: the adapter would take a plain `emit` to every node, and a
+        // rolling restart would move every client of the cluster.
         if let Err(e) = self
             .io
+            .local()
             .emit(events::DRAIN, &json!({ "reconnect": true }))
             .await
         {

@@ -413,3 +413,40 @@ async fn a_dead_nodes_users_go_offline_for_their_peers() {
         started.elapsed()
     );
 }
+
+/// A node that stops tells its own clients to reconnect, and no one else's: a rolling
+/// restart moves one node's clients at a time.
+#[tokio::test]
+async fn drain_reaches_only_the_stopping_nodes_clients() {
+    let redis = RedisServer::start().await;
+    let prefix = format!("d{:08x}:", rand::random::<u32>());
+    let mut n = Vec::new();
+    for _ in 0..3 {
+        let settings = redis_settings(&redis.url(), &prefix);
+        n.push(
+            TestServer::with(|c| {
+                c.redis = Some(settings);
+                c.drain_timeout = std::time::Duration::from_millis(300);
+            })
+            .await,
+        );
+    }
+    let (a, b, c) = (uid("alice"), uid("bob"), uid("carol"));
+    let a0 = n[0].client(&a).await;
+    let b1 = n[1].client(&b).await;
+    let mut c2 = n[2].client(&c).await;
+    n[0].handle.shutdown().await;
+    assert_eq!(a0.received("drain"), vec![json!({"reconnect": true})]);
+    // Node 0's drain, had it been broadcast, sits in node 1's inbox before this message.
+    let m = ok(c2
+        .ack("message:send", json!({"to": b, "body": "after"}))
+        .await)["message"]
+        .clone();
+    assert_eq!(b1.event("message", |_| true).await, m);
+    assert!(
+        b1.received("drain").is_empty(),
+        "{:?}",
+        b1.received("drain")
+    );
+    assert!(c2.received("drain").is_empty());
+}
