@@ -7,6 +7,7 @@ use chat_core::{
     Config, Limits,
     config::{Rate, RedisSettings},
     redis::RedisConfig,
+    serve::HttpLimits,
 };
 use chat_env::{ConfigError, Env, LogFormat, invalid};
 
@@ -20,6 +21,10 @@ pub struct ServerConfig {
     pub web_dir: Option<PathBuf>,
     /// Log format (`CHAT_LOG_FORMAT`).
     pub log_format: LogFormat,
+    /// What HTTP clients may hold: `CHAT_MAX_CONNECTIONS` (open TCP connections, WebSockets
+    /// included, default 100,000); request heads and idle keep-alive connections time out
+    /// after 10 s.
+    pub http: HttpLimits,
     /// The chat itself.
     pub chat: Config,
 }
@@ -95,6 +100,14 @@ impl ServerConfig {
             listen: env.listen(SocketAddr::from(([0, 0, 0, 0], 3000)))?,
             web_dir: env.raw("CHAT_WEB_DIR").map(PathBuf::from),
             log_format: env.log_format()?,
+            http: HttpLimits {
+                max_connections: env.parse(
+                    "CHAT_MAX_CONNECTIONS",
+                    HttpLimits::default().max_connections,
+                    1..=10_000_000,
+                )?,
+                ..HttpLimits::default()
+            },
             chat,
         })
     }
@@ -145,8 +158,10 @@ mod tests {
             ("CHAT_LOG_FORMAT", "json"),
             ("CHAT_RATE_MESSAGES", "2.5"),
             ("CHAT_RECEIPTS", "false"),
+            ("CHAT_MAX_CONNECTIONS", "500"),
         ])
         .unwrap();
+        assert_eq!(c.http.max_connections, 500);
         assert!(!c.chat.limits.receipts);
         assert_eq!(c.listen.port(), 0);
         assert_eq!(c.chat.limits.max_body, 10);
@@ -175,6 +190,7 @@ mod tests {
             ("CHAT_NODE_ID", "a b"),
             ("CHAT_AUTH_SECRET", "short"),
             ("CHAT_RECEIPTS", "maybe"),
+            ("CHAT_MAX_CONNECTIONS", "0"),
         ] {
             let err = config(&[(var, value)]).unwrap_err().to_string();
             assert!(err.starts_with(var), "{err}");

@@ -9,6 +9,7 @@ mod config;
 use std::{
     future::Future,
     path::{Path, PathBuf},
+    sync::Arc,
 };
 
 use axum::{Router, response::Html, routing::get};
@@ -74,7 +75,8 @@ pub async fn run(
         handle.shutdown().await;
         let _ = drained.send(());
     });
-    chat_core::serve::serve(listener, app, async move {
+    let stats = Arc::default();
+    chat_core::serve::serve_with(listener, app, config.http.clone(), stats, async move {
         let _ = stop.await;
     })
     .await?;
