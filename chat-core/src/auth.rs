@@ -51,6 +51,9 @@ pub enum AuthError {
     /// The token has expired.
     #[error("token expired")]
     Expired,
+    /// The token's `nbf` (not before) is still in the future.
+    #[error("token not valid yet")]
+    NotYetValid,
     /// The user id does not follow the rules.
     #[error("invalid user id: {0}")]
     InvalidUser(&'static str),
@@ -77,6 +80,8 @@ impl Authenticator {
                 let mut v = Validation::new(Algorithm::HS256);
                 v.set_required_spec_claims(&["exp", "sub"]);
                 v.leeway = 0;
+                // `nbf` is optional; when present it is enforced like `exp`.
+                v.validate_nbf = true;
                 Self::Jwt(Box::new((DecodingKey::from_secret(secret.as_bytes()), v)))
             }
         }
@@ -107,6 +112,7 @@ impl Authenticator {
                         .kind()
                     {
                         ErrorKind::ExpiredSignature => AuthError::Expired,
+                        ErrorKind::ImmatureSignature => AuthError::NotYetValid,
                         _ => AuthError::InvalidToken,
                     })?;
                 let user =
@@ -174,6 +180,10 @@ mod tests {
         assert_eq!(a.authenticate(Some(&bad_sig)), Err(AuthError::InvalidToken));
         let expired = token(json!({"sub": "bob", "exp": exp - 120}), SECRET);
         assert_eq!(a.authenticate(Some(&expired)), Err(AuthError::Expired));
+        let early = token(json!({"sub": "bob", "exp": exp, "nbf": exp - 30}), SECRET);
+        assert_eq!(a.authenticate(Some(&early)), Err(AuthError::NotYetValid));
+        let started = token(json!({"sub": "bob", "exp": exp, "nbf": exp - 120}), SECRET);
+        assert!(a.authenticate(Some(&started)).is_ok());
         let no_exp = token(json!({"sub": "bob"}), SECRET);
         assert_eq!(a.authenticate(Some(&no_exp)), Err(AuthError::InvalidToken));
         let bad_user = token(json!({"sub": "b o b", "exp": exp}), SECRET);

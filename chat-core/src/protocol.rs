@@ -26,6 +26,8 @@ pub mod events {
     pub const GROUP_MEMBER: &str = "group:member";
     /// The node is shutting down.
     pub const DRAIN: &str = "drain";
+    /// Server → client: the socket's token expired; the server disconnects it next.
+    pub const EXPIRED: &str = "expired";
 }
 
 /// A malformed identifier; the text says which rule it broke.

@@ -145,6 +145,7 @@ impl ChatBuilder {
             auth: Authenticator::new(config.auth_secret.as_deref()),
             delivery_ack_timeout: Duration::from_secs(10),
             delivered,
+            expiries: Default::default(),
             typing: Default::default(),
             draining: Default::default(),
             cluster: cluster.clone(),
@@ -170,6 +171,11 @@ impl ChatBuilder {
             ctx.clone(),
             io.clone(),
             receipt_queue,
+            stop.clone(),
+        ));
+        tokio::spawn(handlers::expiry::run(
+            ctx.expiries.clone(),
+            io.clone(),
             stop.clone(),
         ));
         if let Some(events) = events {

@@ -77,6 +77,9 @@ fn on_connect<A: Adapter>(
             on_disconnect(s, State(ctx)).await;
             return;
         }
+        if let Some(at) = identity.expires_at {
+            ctx.expiries.add(at, s.id);
+        }
         tracing::debug!(user = %user, sid = %s.id, transport = ?s.transport_type(), "connected");
         let _ = s.emit(events::READY, &json!({ "user": user, "node": ctx.node_id }));
     }
@@ -86,6 +89,9 @@ async fn on_disconnect<A: Adapter>(s: SocketRef<A>, State(ctx): State<Arc<Ctx>>)
     let Some(identity) = s.extensions.get::<crate::auth::Identity>() else {
         return;
     };
+    if let Some(at) = identity.expires_at {
+        ctx.expiries.remove(at, s.id);
+    }
     let user = identity.user;
     match ctx
         .stores

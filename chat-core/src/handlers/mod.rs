@@ -10,6 +10,7 @@ mod blocks;
 mod call;
 mod connection;
 pub(crate) mod delivery;
+pub(crate) mod expiry;
 mod groups;
 mod history;
 mod messages;
@@ -57,6 +58,8 @@ pub(crate) struct Ctx {
     pub delivery_ack_timeout: Duration,
     /// Devices' acks of `message`, on their way to the senders as receipts.
     pub delivered: tokio::sync::mpsc::Sender<delivery::Delivered>,
+    /// Sockets to disconnect when their token expires.
+    pub expiries: Arc<expiry::Expiries>,
     /// Typing throttle; volatile, so per node is enough.
     pub typing: TokenBuckets,
     /// Set when the node starts shutting down: new connections are refused.

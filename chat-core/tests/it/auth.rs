@@ -33,6 +33,7 @@ async fn jwt_mode() {
         token(json!({"sub": "zoe", "exp": exp}), "some-other-secret-xyz"),
         token(json!({"sub": "zoe", "exp": exp - 1200}), SECRET),
         token(json!({"sub": "zoe"}), SECRET),
+        token(json!({"sub": "zoe", "exp": exp, "nbf": exp - 10}), SECRET),
         token(json!({"sub": "z o e", "exp": exp}), SECRET),
     ] {
         let err = Client::connect(srv.addr, auth.clone())
@@ -43,28 +44,37 @@ async fn jwt_mode() {
     }
 }
 
-/// A token that expires while connected turns every acked event into `unauthorized`.
+/// A token that expires while connected ends the session at expiry: the device gets
+/// `expired` (with the reason), is disconnected, and receives nothing more.
 #[tokio::test]
 async fn expiry_while_connected() {
     let srv = TestServer::with(|c| c.auth_secret = Some(SECRET.into())).await;
     let exp = now_ms() / 1000 + 2;
-    let mut c = Client::connect(srv.addr, token(json!({"sub": "ann", "exp": exp}), SECRET))
+    let ann = Client::connect(srv.addr, token(json!({"sub": "ann", "exp": exp}), SECRET))
         .await
         .unwrap();
-    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
-    loop {
-        let ack = c.ack("conversations", json!({})).await;
-        if ack["ok"] == false {
-            assert_code(&ack, "unauthorized");
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "token never expired"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-    }
-    assert!(now_ms() / 1000 >= exp);
+    let later = token(json!({"sub": "ben", "exp": exp + 600}), SECRET);
+    let mut ben = Client::connect(srv.addr, later).await.unwrap();
+    let first = ok(ben
+        .ack("message:send", json!({"to": "ann", "body": "1"}))
+        .await);
+    assert_eq!(ann.event("message", |_| true).await, first["message"]);
+    let expired = ann
+        .event_within(std::time::Duration::from_secs(10), "expired", |_| true)
+        .await;
+    assert!(now_ms() / 1000 >= exp, "told before expiry");
+    assert!(
+        expired["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("expired")),
+        "{expired}"
+    );
+    ann.closed().await;
+    // Ben's session goes on; what he sends now waits for Ann's next sync.
+    ok(ben
+        .ack("message:send", json!({"to": "ann", "body": "2"}))
+        .await);
+    assert_eq!(ann.received("message").len(), 0);
 }
 
 /// Development mode takes a valid user name, and refuses anything else.
