@@ -13,7 +13,7 @@ use axum::{
     routing::get,
 };
 use serde_json::json;
-use socketioxide::{SocketIo, SocketIoConfig, adapter::Emitter};
+use socketioxide::{ParserConfig, SocketIo, SocketIoConfig, adapter::Emitter};
 use tokio_util::sync::CancellationToken;
 use tower_http::cors::{AllowHeaders, AllowOrigin, CorsLayer};
 
@@ -48,6 +48,10 @@ pub struct Chat {
     router: Router,
     handle: ChatHandle,
 }
+
+/// Binary attachments one Socket.IO packet may announce (their bytes together are bounded
+/// by [`Limits::max_payload`](crate::Limits::max_payload)).
+const MAX_ATTACHMENTS: usize = 4;
 
 /// The Socket.IO server type of a chat: socketioxide with the cluster adapter.
 pub type Io = SocketIo<ChatAdapter<Emitter>>;
@@ -163,6 +167,14 @@ impl ChatBuilder {
             .ws_read_buffer_size(256)
             .ws_max_message_size(config.limits.max_payload as usize)
             .ws_max_frame_size(config.limits.max_payload as usize)
+            // No chat event carries binary data. socketioxide's defaults let one packet announce
+            // 10,000 attachments and buffer 10 MB of them per socket; a packet past these
+            // bounds closes its connection, as an oversized packet does.
+            .with_parser(
+                ParserConfig::common()
+                    .max_incoming_binaries(MAX_ATTACHMENTS)
+                    .max_incoming_binary_buf_size(config.limits.max_payload as usize),
+            )
             .with_state(ctx.clone())
             .build_svc();
         handlers::register(&io);

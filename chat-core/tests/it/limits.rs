@@ -119,3 +119,21 @@ async fn oversized_packets_close_only_their_connection() {
         .ack("message:send", json!({"to": a, "body": "still fine"}))
         .await);
 }
+
+/// A packet announcing more binary attachments than a chat event could carry closes its
+/// connection before anything is buffered for them; other clients go on.
+#[tokio::test]
+async fn packets_announcing_many_attachments_close_their_connection() {
+    let srv = TestServer::start().await;
+    let (a, b) = (uid("alice"), uid("bob"));
+    let greedy = srv.client(&a).await;
+    let mut other = srv.client(&b).await;
+    greedy.send_raw(format!(
+        "451000-{}",
+        json!(["message:send", {"_placeholder": true, "num": 0}])
+    ));
+    greedy.closed().await;
+    ok(other
+        .ack("message:send", json!({"to": a, "body": "still fine"}))
+        .await);
+}
