@@ -30,3 +30,9 @@ export function describeError(error: ErrorInfo): string {
       return error.message || 'Something went wrong.';
   }
 }
+
+/** Why the server turned us away: refused after having been in, the token expired; otherwise the sign-in failed. */
+export function describeRefusal(message: string, wasIn: boolean): string {
+  if (wasIn) return 'Your session has expired. Sign in again.';
+  return `Sign-in refused: ${message.replace(/^unauthorized:?\s*/, '') || 'unauthorized'}`;
+}

@@ -1,5 +1,6 @@
-// Pure logic from src/ (protocol ids, message order, receipts → status), compiled on the fly
-// with the project's TypeScript; no browser, no server.
+// Pure logic from src/ (protocol ids, message order, receipts → status, the reducers the client
+// applies server events with, the reload cache, toasts), compiled on the fly with the project's
+// TypeScript; no browser, no server.
 
 import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
@@ -25,6 +26,10 @@ async function load(...names) {
 
 const p = await load('protocol');
 const conv = await load('conversation', 'protocol');
+const inbox = await load('inbox', 'conversation', 'protocol');
+const cache = await load('cache', 'inbox', 'conversation', 'protocol');
+const toasts = await load('toasts');
+const errors = await load('errors');
 
 const msg = (id, from, body = id) => ({ id, conversation: 'group:G1', from, body, ts: Number(id.split('-')[0]) });
 
@@ -86,4 +91,276 @@ test('cumulative receipts: delivered and read cover every earlier message; group
   assert.deepEqual(status.readBy, ['bob']);
   group.receipts.read.carol = '6-0';
   assert.equal(conv.messageStatus(group, msg('6-0', 'alice'), 'alice').status, 'read');
+});
+
+/** A map of fresh conversations, as the client holds them, seen by `me`. */
+function conversations(me, ...ids) {
+  const map = new Map();
+  for (const id of ids) inbox.ensureConversation(map, id, me);
+  return map;
+}
+
+const dmMsg = (id, from, conversation = 'dm:alice:bob') => ({ ...msg(id, from), conversation });
+
+test('a received message ends its sender\'s typing and is unread unless the conversation is being read', () => {
+  const c = conversations('alice', 'dm:alice:bob').get('dm:alice:bob');
+  c.typing.bob = Date.now() + 5000;
+  assert.equal(inbox.receiveMessage(c, dmMsg('1-0', 'bob'), 'alice', false), true);
+  assert.deepEqual(c.typing, {});
+  assert.equal(c.unread, 1);
+  assert.equal(inbox.receiveMessage(c, dmMsg('1-0', 'bob'), 'alice', false), false, 'a duplicate');
+  assert.equal(c.unread, 1, 'a duplicate is not counted again');
+  assert.equal(inbox.receiveMessage(c, dmMsg('2-0', 'bob'), 'alice', true), true);
+  assert.equal(c.unread, 1, 'read as it arrives');
+  assert.equal(inbox.receiveMessage(c, dmMsg('3-0', 'alice'), 'alice', false), true);
+  assert.equal(c.unread, 1, 'our own message is never unread');
+  assert.deepEqual(
+    c.messages.map((m) => m.id),
+    ['1-0', '2-0', '3-0'],
+  );
+});
+
+test('sync pages create their conversations, skip what is not a message and return what they took', () => {
+  const map = new Map();
+  const good = [dmMsg('2-0', 'bob'), msg('3-0', 'carol')];
+  const taken = inbox.addMessages(map, 'alice', [good[0], null, { id: '9-0' }, good[1], good[0]]);
+  assert.deepEqual(taken, [good[0], good[1], good[0]]);
+  assert.deepEqual([...map.keys()], ['dm:alice:bob', 'group:G1']);
+  assert.equal(map.get('dm:alice:bob').messages.length, 1);
+  assert.equal(map.get('dm:alice:bob').peer, 'bob');
+});
+
+test('typing: others only, in known conversations, shown until it runs out', () => {
+  const map = conversations('alice', 'group:G1');
+  const c = map.get('group:G1');
+  assert.equal(inbox.applyTyping(map, 'alice', { conversation: 'group:G1', user: 'alice', typing: true }, 1000), false);
+  assert.equal(inbox.applyTyping(map, 'alice', { conversation: 'group:G2', user: 'bob', typing: true }, 1000), false);
+  assert.equal(inbox.applyTyping(map, 'alice', null, 1000), false);
+  assert.equal(inbox.applyTyping(map, 'alice', { conversation: 'group:G1', user: 'bob', typing: true }, 1000), true);
+  assert.equal(inbox.applyTyping(map, 'alice', { conversation: 'group:G1', user: 'carol', typing: true }, 3000), true);
+  assert.deepEqual(c.typing, { bob: 1000 + inbox.TYPING_SHOWN_MS, carol: 3000 + inbox.TYPING_SHOWN_MS });
+  assert.deepEqual(conv.typingUsers(c, 2000), ['bob', 'carol']);
+
+  assert.equal(inbox.expireTyping(map, 1000 + inbox.TYPING_SHOWN_MS - 1), false);
+  assert.equal(inbox.expireTyping(map, 1000 + inbox.TYPING_SHOWN_MS), true);
+  assert.deepEqual(Object.keys(c.typing), ['carol']);
+  assert.equal(inbox.applyTyping(map, 'alice', { conversation: 'group:G1', user: 'carol', typing: false }, 4000), true);
+  assert.deepEqual(c.typing, {});
+});
+
+test('receipts only move forward, and a read receipt also counts as delivered', () => {
+  const map = conversations('alice', 'dm:alice:bob');
+  const { receipts } = map.get('dm:alice:bob');
+  const receipt = (messageId, status) => ({ conversation: 'dm:alice:bob', user: 'bob', messageId, status });
+  assert.equal(inbox.applyReceipt(map, receipt('5-0', 'delivered')), true);
+  assert.deepEqual(receipts, { delivered: { bob: '5-0' }, read: {} });
+  assert.equal(inbox.applyReceipt(map, receipt('10-0', 'read')), true);
+  assert.deepEqual(receipts, { delivered: { bob: '10-0' }, read: { bob: '10-0' } });
+  inbox.applyReceipt(map, receipt('9-99', 'read'));
+  assert.deepEqual(receipts, { delivered: { bob: '10-0' }, read: { bob: '10-0' } }, 'a late, older one');
+  assert.equal(inbox.applyReceipt(map, { ...receipt('11-0', 'read'), conversation: 'dm:alice:carol' }), false);
+  assert.equal(inbox.applyReceipt(map, { ...receipt('11-0', 'read'), user: undefined }), false);
+  assert.equal(inbox.applyReceipt(map, null), false);
+});
+
+test('group member events: our own leave drops the group, others update a members list once read', () => {
+  const map = conversations('alice', 'group:G1');
+  const g = map.get('group:G1');
+  const event = (user, e, group = 'G1') => ({ group, user, event: e });
+  assert.deepEqual(inbox.applyMemberEvent(map, 'alice', event('alice', 'left')), {
+    kind: 'left',
+    conversation: 'group:G1',
+  });
+  assert.deepEqual(inbox.applyMemberEvent(map, 'alice', event('alice', 'joined', 'G2')), {
+    kind: 'unknown',
+    conversation: 'group:G2',
+  });
+  assert.deepEqual(inbox.applyMemberEvent(map, 'alice', event('alice', 'joined')), { kind: 'none' });
+  assert.deepEqual(inbox.applyMemberEvent(map, 'alice', event('bob', 'joined')), { kind: 'none' }, 'list not read yet');
+  assert.equal(g.members, undefined);
+
+  g.members = ['alice', 'bob'];
+  const joined = inbox.applyMemberEvent(map, 'alice', event('carol', 'joined'));
+  assert.deepEqual(joined, { kind: 'members', joined: 'carol' });
+  assert.deepEqual(inbox.applyMemberEvent(map, 'alice', event('carol', 'joined')), { kind: 'members', joined: null });
+  assert.deepEqual(g.members, ['alice', 'bob', 'carol']);
+  assert.deepEqual(inbox.applyMemberEvent(map, 'alice', event('bob', 'left')), { kind: 'members', joined: null });
+  assert.deepEqual(g.members, ['alice', 'carol']);
+  assert.deepEqual(inbox.applyMemberEvent(map, 'alice', { user: 'bob', event: 'left' }), { kind: 'none' });
+});
+
+test('the conversation list sets names, newest messages, unread; unlisted groups are stale unless just joined', () => {
+  const map = conversations('alice', 'group:OLD', 'group:NEW', 'dm:alice:dave');
+  const listed = inbox.applySummaries(
+    map,
+    'alice',
+    [
+      { id: 'dm:alice:bob', lastMessage: dmMsg('7-0', 'bob'), unread: 3 },
+      { id: 'group:G1', name: 'Lunch', lastMessage: msg('8-0', 'carol'), unread: -2 },
+      { id: 'dm:alice:carol', lastMessage: null, unread: 4 },
+      { id: 'nonsense', lastMessage: null, unread: 1 },
+      null,
+    ],
+    'dm:alice:carol',
+  );
+  assert.deepEqual([...listed], ['dm:alice:bob', 'group:G1', 'dm:alice:carol']);
+  assert.equal(map.get('dm:alice:bob').unread, 3);
+  assert.equal(map.get('dm:alice:bob').lastMessage.id, '7-0');
+  assert.equal(map.get('group:G1').name, 'Lunch');
+  assert.equal(map.get('group:G1').unread, 0, 'never negative');
+  assert.equal(map.get('dm:alice:carol').unread, 0, 'being read');
+  assert.equal(map.has('nonsense'), false);
+
+  const joinedAt = new Map([['group:NEW', 100_000]]);
+  assert.deepEqual(inbox.staleGroups(map, listed, joinedAt, 110_000), ['group:OLD']);
+  assert.deepEqual(inbox.staleGroups(map, listed, joinedAt, 140_001), ['group:OLD', 'group:NEW']);
+  assert.deepEqual(inbox.peers(map).sort(), ['bob', 'carol', 'dave']);
+});
+
+test('unread totals leave out the open conversation; the list is ordered by latest activity', () => {
+  const map = conversations('alice', 'dm:alice:bob', 'group:G1', 'dm:alice:carol');
+  map.get('dm:alice:bob').unread = 2;
+  map.get('group:G1').unread = 5;
+  map.get('dm:alice:carol').touched = 50;
+  conv.insertMessage(map.get('group:G1'), msg('40-0', 'bob'));
+  conv.insertMessage(map.get('dm:alice:bob'), dmMsg('60-0', 'bob'));
+  assert.equal(inbox.totalUnread(map, null), 7);
+  assert.equal(inbox.totalUnread(map, 'group:G1'), 2);
+  assert.deepEqual(
+    inbox.sortedConversations(map).map((c) => c.id),
+    ['dm:alice:bob', 'dm:alice:carol', 'group:G1'],
+  );
+});
+
+test('the first history page replaces unconfirmed cached messages and drops what would leave a gap', () => {
+  const c = conversations('alice', 'group:G1').get('group:G1');
+  for (const id of ['1-0', '5-0', '6-0', '12-0']) conv.insertMessage(c, msg(id, 'bob'));
+  c.cached = new Set(['5-0', '6-0', '12-0']);
+  c.history = 'loading';
+  inbox.applyHistoryPage(c, [msg('6-0', 'bob'), msg('7-0', 'carol'), msg('8-0', 'bob')], true);
+  assert.deepEqual(
+    c.messages.map((m) => m.id),
+    ['6-0', '7-0', '8-0'],
+    '1-0 is older than the page (a gap), 5-0 and 12-0 were not confirmed',
+  );
+  assert.deepEqual([...c.ids].sort(), ['6-0', '7-0', '8-0']);
+  assert.equal(c.cached.size, 0);
+  assert.equal(c.hasMore, true);
+  assert.equal(c.history, 'loaded');
+
+  const whole = conversations('alice', 'group:G1').get('group:G1');
+  conv.insertMessage(whole, msg('1-0', 'bob'));
+  inbox.applyHistoryPage(whole, [msg('2-0', 'bob')], false);
+  assert.deepEqual(
+    whole.messages.map((m) => m.id),
+    ['1-0', '2-0'],
+    'without more pages nothing can be missing',
+  );
+
+  inbox.applyOlderPage(c, [msg('3-0', 'bob'), msg('4-0', 'bob')], false);
+  assert.deepEqual(
+    c.messages.map((m) => m.id),
+    ['3-0', '4-0', '6-0', '7-0', '8-0'],
+  );
+  assert.equal(c.hasMore, false);
+});
+
+test('a truncated sync forgets loaded history so that it is loaded again', () => {
+  const map = conversations('alice', 'group:G1');
+  const c = map.get('group:G1');
+  conv.insertMessage(c, msg('1-0', 'bob'));
+  Object.assign(c, { history: 'loaded', hasMore: true, cached: new Set(['1-0']) });
+  inbox.forgetLoadedHistory(map);
+  assert.deepEqual(
+    [c.messages, [...c.ids], [...c.cached], c.history, c.hasMore],
+    [[], [], [], 'none', false],
+  );
+  assert.equal(c.lastMessage.id, '1-0', 'the list still shows it');
+});
+
+test('read is sent for the newest message, and only when others wrote since the last one sent', () => {
+  const c = conversations('alice', 'dm:alice:bob').get('dm:alice:bob');
+  assert.equal(inbox.readMark(c, 'alice', undefined), null, 'empty');
+  conv.insertMessage(c, dmMsg('1-0', 'alice'));
+  assert.equal(inbox.readMark(c, 'alice', undefined), null, 'only ours');
+  conv.insertMessage(c, dmMsg('2-0', 'bob'));
+  conv.insertMessage(c, dmMsg('3-0', 'alice'));
+  assert.equal(inbox.readMark(c, 'alice', undefined), '3-0');
+  assert.equal(inbox.readMark(c, 'alice', '3-0'), null);
+  assert.equal(inbox.readMark(c, 'alice', '2-0'), null, "bob's message is covered");
+  assert.equal(inbox.readMark(c, 'alice', '1-0'), '3-0');
+  conv.insertMessage(c, dmMsg('10-0', 'alice'));
+  assert.equal(inbox.readMark(c, 'alice', '3-0'), null, 'nothing new from bob');
+});
+
+test('the reload cache keeps recent conversations and their newest messages, restored marked as cached', () => {
+  const map = new Map();
+  for (let i = 1; i <= 25; i++) {
+    const c = inbox.ensureConversation(map, `dm:alice:u${String(i).padStart(2, '0')}`, 'alice');
+    for (let n = 1; n <= (i === 25 ? 45 : 1); n++) conv.insertMessage(c, dmMsg(`${i * 1000 + n}-0`, c.peer, c.id));
+  }
+  const bob = inbox.ensureConversation(map, 'dm:alice:bob', 'alice');
+  bob.name = 'ignored for DMs';
+  bob.unread = 2;
+  bob.touched = 7;
+  bob.receipts.delivered.bob = '3-0';
+  bob.receipts.read.bob = '2-0';
+
+  const snap = cache.snapshotCache(map);
+  assert.equal(snap.conversations.length, 26);
+  assert.deepEqual(snap.conversations.at(-1), {
+    id: 'dm:alice:bob',
+    name: 'ignored for DMs',
+    lastMessage: null,
+    unread: 2,
+    touched: 7,
+  });
+  assert.deepEqual(Object.keys(snap.receipts), ['dm:alice:bob'], 'only conversations with receipts');
+  const recent = Object.keys(snap.recent).sort();
+  assert.equal(recent.length, 20, 'the 20 most recently active');
+  assert.equal(recent[0], 'dm:alice:u06');
+  assert.equal(snap.recent['dm:alice:u25'].length, 40);
+  assert.equal(snap.recent['dm:alice:u25'][0].id, '25006-0', 'the newest 40');
+
+  const stored = JSON.parse(JSON.stringify(snap));
+  stored.conversations.push({ id: 'bad', lastMessage: null, unread: 0, touched: 0 });
+  stored.receipts['group:'] = { delivered: {}, read: {} };
+  stored.recent['dm:alice:u25'].push({ ...dmMsg('99-0', 'u25'), conversation: 'dm:alice:other' }, { id: 'x' });
+  stored.recent['group:G9'] = 'not a list';
+  const restored = new Map();
+  const taken = cache.restoreCache(restored, 'alice', stored);
+  assert.equal(taken.length, 19 + 40, 'every cached message but the malformed ones');
+  assert.equal(restored.size, 26);
+  const r = restored.get('dm:alice:bob');
+  assert.deepEqual([r.unread, r.touched, r.peer], [2, 7, 'bob']);
+  assert.deepEqual(r.receipts, { delivered: { bob: '3-0' }, read: { bob: '2-0' } });
+  const u25 = restored.get('dm:alice:u25');
+  assert.equal(u25.messages.length, 40);
+  assert.equal(u25.cached.size, 40, 'shown until the server confirms them');
+  assert.equal(u25.lastMessage.id, '25045-0');
+});
+
+test('toasts: one per text, at most four, the oldest dropped first; errors stay longer', () => {
+  let list = [];
+  for (let id = 1; id <= 5; id++) list = toasts.addToast(list, { id, kind: 'error', text: `t${id}` });
+  assert.deepEqual(
+    list.map((t) => t.id),
+    [2, 3, 4, 5],
+  );
+  assert.equal(toasts.isShowing(list, 't3'), true);
+  assert.equal(toasts.isShowing(list, 't1'), false);
+  const before = list;
+  list = toasts.removeToast(list, 3);
+  assert.deepEqual(
+    list.map((t) => t.id),
+    [2, 4, 5],
+  );
+  assert.equal(before.length, 4, 'a new list each time: the UI compares by reference');
+  assert.ok(toasts.toastLifetime('error') > toasts.toastLifetime('info'));
+});
+
+test('a refusal reads as an expired session once signed in, otherwise as the server\'s reason', () => {
+  assert.equal(errors.describeRefusal('unauthorized: bad token', false), 'Sign-in refused: bad token');
+  assert.equal(errors.describeRefusal('unauthorized', false), 'Sign-in refused: unauthorized');
+  assert.equal(errors.describeRefusal('unauthorized: bad token', true), 'Your session has expired. Sign in again.');
 });
