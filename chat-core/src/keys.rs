@@ -30,6 +30,7 @@
 //! | `presence:<user>` | hash | socket id → uid of the node holding it | Redis store |
 //! | `lastseen` | hash | user → ms when the last device left | Redis store |
 //! | `nodeusers:<uid>` | set | users who connected through that node | Redis store |
+//! | `lostusers:<uid>` | set | users a dead node's cleanup left offline, until a chat node announces them (10 minutes at most) | Redis store, health checker |
 //! | `bucket:<name>` | string | token bucket ([`buckets`]): `<tokens> <ms>`, expiring once it would be full | Redis store |
 
 use std::fmt::Display;
@@ -143,6 +144,8 @@ keys! {
     lastseen() = "lastseen";
     /// Set: users who connected through a node.
     nodeusers(uid) = "nodeusers:{}";
+    /// Set: users a dead node's cleanup found offline, until the chat announces them.
+    lostusers(uid) = "lostusers:{}";
     /// String: a token bucket named by [`buckets`].
     bucket(name) = "bucket:{}";
 }

@@ -13,8 +13,10 @@
 //! - down: the count grows; at [`HealthConfig::failures`] the node joins the `removed` set,
 //!   which picking skips. If it is a heartbeat node whose lease has ended too (the process
 //!   is gone, not only its HTTP side), it is **reaped**: it leaves every `room:<r>` set
-//!   listed in its `noderooms:<uid>`, its record and lease are deleted, and the
-//!   [`NodeReaper`] hooks run for it (presence: its users go offline). A node whose heartbeat
+//!   listed in its `noderooms:<uid>`, its record is deleted, and the [`NodeReaper`] hooks
+//!   run for it (presence: its users' entries go, and those left offline wait for a chat
+//!   node to announce them). Its lease is left to expire from the table, so the live node
+//!   that announces lost nodes still sees it whichever acts first. A node whose heartbeat
 //!   still runs is only removed: its rooms stay, since it still serves its sockets.
 //!
 //! A crashed node thus stops being picked when its lease ends (at most the lease, 3s) and

@@ -46,9 +46,12 @@ local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local out = {tostring(now)}
 local z = redis.call('ZRANGE', KEYS[1], 0, -1, 'WITHSCORES')
 for i = 1, #z, 2 do
-  table.insert(out, z[i])
-  table.insert(out, z[i + 1])
-  table.insert(out, redis.call('HGET', ARGV[1] .. z[i], 'url') or '')
+  -- A node without a record was reaped: its lease only waits to expire.
+  if redis.call('EXISTS', ARGV[1] .. z[i]) == 1 then
+    table.insert(out, z[i])
+    table.insert(out, z[i + 1])
+    table.insert(out, redis.call('HGET', ARGV[1] .. z[i], 'url') or '')
+  end
 end
 for _, u in ipairs(redis.call('SMEMBERS', KEYS[2])) do
   table.insert(out, u)
@@ -86,8 +89,9 @@ return 0
 ///
 /// `up`: failures reset; put back if removed; an admin node's connections recorded.
 /// `down`: failures + 1; at the threshold, removed from picking; a heartbeat node whose
-/// lease has ended is reaped: its room memberships, room list, record and lease go, and it
-/// joins `reaping` for the cleanup hooks. Also drops `removed`/`failures` entries of nodes
+/// lease has ended is reaped: its room memberships, room list and record go, and it joins
+/// `reaping` for the cleanup hooks. Its lease is left to expire from the table (the nodes'
+/// heartbeats drop it): the node that announces lost nodes must still see it. Also drops `removed`/`failures` entries of nodes
 /// that have no record any more. Returns `{removed, readmitted, reaped}`.
 pub(crate) static APPLY: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
@@ -106,7 +110,8 @@ local function reap(uid)
     redis.call('SREM', ARGV[5] .. r, uid)
   end
   redis.call('DEL', rooms, ARGV[3] .. uid)
-  redis.call('ZREM', KEYS[4], uid)
+  -- The lease stays until the nodes' heartbeats drop it (twenty leases): the live node that
+  -- announces lost nodes finds this one among the expired and tells its users' peers.
   redis.call('HDEL', KEYS[2], uid)
   redis.call('SREM', KEYS[3], uid)
   redis.call('SADD', KEYS[6], uid)
@@ -126,7 +131,8 @@ for i = 6, #ARGV, 3 do
       if n >= threshold then
         local lease = redis.call('ZSCORE', KEYS[4], uid)
         if lease and tonumber(lease) < now then
-          reap(uid)
+          -- Reaped already (its record is gone): nothing left to do.
+          if redis.call('EXISTS', ARGV[3] .. uid) == 1 then reap(uid) end
         elseif redis.call('SADD', KEYS[3], uid) == 1 then
           table.insert(removed, uid)
         end

@@ -23,6 +23,10 @@ export const SERVER_BIN =
 export const REGISTRY_BIN =
   process.env.CHAT_REGISTRY_BIN ?? path.join(repoRoot, 'target', 'debug', 'chat-registry');
 
+/** Path of the health checker binary: `CHAT_HEALTH_BIN`, else the workspace's debug build. */
+export const HEALTH_BIN =
+  process.env.CHAT_HEALTH_BIN ?? path.join(repoRoot, 'target', 'debug', 'chat-health');
+
 /** Default deadline for one wait, in milliseconds. */
 export const DEFAULT_TIMEOUT = 5000;
 

@@ -21,6 +21,9 @@ pub(crate) enum ClusterEvent {
     Chat(Envelope),
     /// A node's lease ended (announced by one live node): its users are offline.
     NodeLost(Uid),
+    /// This node's own lease had lapsed, and it is live again: whatever the other nodes
+    /// undid for it (its sockets' presence) must be done again.
+    Rejoined,
 }
 
 /// The chat entries other nodes send this one and the nodes found dead, for the chat on this

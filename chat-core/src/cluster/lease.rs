@@ -35,7 +35,7 @@ impl Cluster {
             .arg("connections")
             .arg(connections);
         let reply: Vec<String> = self.redis.script(&inv).await?;
-        let (mut live, expired, fresh) = nodes::parse_members(reply);
+        let (mut live, expired, renewal) = nodes::parse_members(reply);
         live.sort_by_key(|u| u.to_string());
         self.detect_lost(&live, &expired);
         let mut reachable = live.clone();
@@ -44,13 +44,18 @@ impl Cluster {
         lock(&self.dead).clear();
         *write(&self.reachable) = Arc::new(reachable);
         let n = self.heartbeats.fetch_add(1, Ordering::Relaxed);
-        if fresh && n > 0 {
-            // The health checker reaped this node (or its record expired during a long
-            // outage): its room records are gone, so record every local room again.
-            tracing::warn!(uid = %self.uid, "node record was missing; recording rooms again");
+        let rejoined = n > 0 && (renewal.fresh || renewal.lapsed);
+        if rejoined {
+            // Frozen, or cut off from Redis, past the lease: the other nodes may have declared
+            // this one dead (its users offline, their presence entries gone) and the health
+            // checker may have reaped it (its room records gone). Record every local room
+            // again, and have the chat record its sockets' presence again.
+            tracing::warn!(uid = %self.uid, reaped = renewal.fresh, "lease had lapsed; rejoining");
             lock(&self.registered).clear();
+            let events = self.events.clone();
+            tokio::spawn(async move { events.send(ClusterEvent::Rejoined).await });
         }
-        if n.is_multiple_of(10) || (fresh && n > 0) {
+        if n.is_multiple_of(10) || rejoined {
             self.reconcile_rooms().await?;
         }
         Ok(())

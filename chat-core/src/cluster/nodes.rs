@@ -13,9 +13,10 @@ use socketioxide_core::Uid;
 
 /// Refreshes a node's lease and info, drops long-dead members, and returns Redis time
 /// followed by every member whose lease ended less than a grace period ago, with its lease
-/// expiry. Uses Redis time so that node clocks do not matter. After the time, `1` if the
-/// node's record was missing (its first beat, or the health checker reaped it: the node
-/// must record its rooms again), else `0`.
+/// expiry. Uses Redis time so that node clocks do not matter. After the time, flags
+/// ([`Renewal`]): `1` if the node's record was missing (its first beat, or the health checker
+/// reaped it: the node must record its rooms again), plus `2` if its lease had ended or was
+/// gone before this beat (the other nodes may have declared it dead).
 pub(crate) fn heartbeat_script() -> Script {
     Script::new(
         r"
@@ -23,13 +24,15 @@ local fresh = redis.call('EXISTS', KEYS[2]) == 0
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local lease = tonumber(ARGV[2])
+local prev = redis.call('ZSCORE', KEYS[1], ARGV[1])
+local lapsed = (not prev) or tonumber(prev) < now
 redis.call('ZADD', KEYS[1], now + lease, ARGV[1])
 redis.call('HSET', KEYS[2], unpack(ARGV, 3))
 redis.call('PEXPIRE', KEYS[2], lease * 20)
 redis.call('PEXPIRE', KEYS[3], lease * 20)
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - lease * 20)
 local members = redis.call('ZRANGEBYSCORE', KEYS[1], now - lease * 10, '+inf', 'WITHSCORES')
-table.insert(members, 1, fresh and '1' or '0')
+table.insert(members, 1, tostring((fresh and 1 or 0) + (lapsed and 2 or 0)))
 table.insert(members, 1, tostring(now))
 return members
 ",
@@ -58,14 +61,28 @@ return out
     )
 }
 
+/// What a heartbeat found about this node's own lease.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Renewal {
+    /// The node's record was missing: first beat, or reaped by the health checker.
+    pub fresh: bool,
+    /// The lease had ended (or was gone) before this beat: first beat, or the node was
+    /// frozen or cut off from Redis past its lease.
+    pub lapsed: bool,
+}
+
 /// Splits the heartbeat's answer into live nodes (lease running) and recently expired ones,
-/// skipping anything malformed; and tells whether the node's record was missing.
-pub(crate) fn parse_members(reply: Vec<String>) -> (Vec<Uid>, Vec<Uid>, bool) {
+/// skipping anything malformed; and what it found about this node's own lease.
+pub(crate) fn parse_members(reply: Vec<String>) -> (Vec<Uid>, Vec<Uid>, Renewal) {
     let mut items = reply.into_iter();
     let Some(now) = items.next().and_then(|n| n.parse::<f64>().ok()) else {
-        return (Vec::new(), Vec::new(), false);
+        return (Vec::new(), Vec::new(), Renewal::default());
     };
-    let fresh = items.next().is_some_and(|f| f == "1");
+    let flags = items.next().and_then(|f| f.parse::<u8>().ok()).unwrap_or(0);
+    let renewal = Renewal {
+        fresh: flags & 1 != 0,
+        lapsed: flags & 2 != 0,
+    };
     let (mut live, mut expired) = (Vec::new(), Vec::new());
     let rest: Vec<String> = items.collect();
     for pair in rest.chunks_exact(2) {
@@ -78,7 +95,7 @@ pub(crate) fn parse_members(reply: Vec<String>) -> (Vec<Uid>, Vec<Uid>, bool) {
             expired.push(uid);
         }
     }
-    (live, expired, fresh)
+    (live, expired, renewal)
 }
 
 #[cfg(test)]
@@ -98,10 +115,21 @@ mod tests {
             b.to_string(),
             "900".into(),
         ];
-        assert_eq!(parse_members(reply.clone()), (vec![a], vec![b], false));
+        let none = Renewal::default();
+        assert_eq!(parse_members(reply.clone()), (vec![a], vec![b], none));
         let mut missing = reply;
-        missing[1] = "1".into();
-        assert_eq!(parse_members(missing), (vec![a], vec![b], true));
-        assert_eq!(parse_members(vec![]), (vec![], vec![], false));
+        missing[1] = "3".into();
+        let both = Renewal {
+            fresh: true,
+            lapsed: true,
+        };
+        assert_eq!(parse_members(missing.clone()), (vec![a], vec![b], both));
+        missing[1] = "2".into();
+        let lapsed = Renewal {
+            lapsed: true,
+            ..none
+        };
+        assert_eq!(parse_members(missing), (vec![a], vec![b], lapsed));
+        assert_eq!(parse_members(vec![]), (vec![], vec![], none));
     }
 }

@@ -35,9 +35,10 @@ impl Cluster {
 
     /// [`Cluster::chat_targets`] of several room sets, in one round trip.
     pub(crate) async fn chat_routes(&self, sets: &[&[String]]) -> Vec<Vec<Uid>> {
-        // Include recently expired nodes while recovering, as requests that wait do: right
-        // after an outage, skipping a live node would lose the message until its next sync.
-        let (wait, candidates) = self.candidates(true);
+        // Chat entries are fire-and-forget, like broadcasts: they go to recently expired nodes
+        // too (an inbox is kept for twenty leases), so a node that was frozen or cut off from
+        // Redis past its lease delivers them live when it resumes, not only through `sync`.
+        let (wait, candidates) = self.candidates(false);
         if sets
             .iter()
             .any(|rooms| !rooms.iter().all(|r| self.is_routed(r)))

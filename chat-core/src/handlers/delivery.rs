@@ -354,6 +354,10 @@ pub(crate) async fn handle_events<A: Adapter>(
                 let (ctx, io) = (ctx.clone(), io.clone());
                 tokio::spawn(async move { super::node_lost(&ctx, &io, node).await });
             }
+            Some(ClusterEvent::Rejoined) => {
+                let (ctx, io) = (ctx.clone(), io.clone());
+                tokio::spawn(async move { super::rejoined(&ctx, &io).await });
+            }
             None => return,
         }
     }

@@ -122,6 +122,34 @@ pub(crate) async fn node_lost<A: Adapter>(
     }
 }
 
+/// This node's lease had lapsed and it is live again (see [`ClusterEvent::Rejoined`]): its
+/// sockets' presence is recorded again, and users that had gone offline for their peers come
+/// back online. Sockets connecting meanwhile record themselves; recording twice is harmless.
+///
+/// [`ClusterEvent::Rejoined`]: crate::cluster::ClusterEvent::Rejoined
+pub(crate) async fn rejoined<A: Adapter>(ctx: &Ctx, io: &SocketIo<A>) {
+    let Some(ns) = io.of("/") else { return };
+    let mut back = 0usize;
+    for s in ns.sockets() {
+        let Some(identity) = s.extensions.get::<crate::auth::Identity>() else {
+            continue;
+        };
+        let user = identity.user;
+        match ctx.stores.presence.connect(&user, &s.id.to_string()).await {
+            Ok(true) => {
+                back += 1;
+                connection::announce_presence(ctx, io.broadcast(), &user, true, None).await;
+            }
+            Ok(false) => {}
+            Err(e) => tracing::warn!(user = %user, cause = %e, "cannot record presence again"),
+        }
+    }
+    tracing::info!(
+        online_again = back,
+        "presence recorded again after a lapsed lease"
+    );
+}
+
 /// Registers the event handler on a freshly connected socket: one handler that dispatches
 /// on the event name, rather than one per event, which every socket would keep in a map of
 /// boxed handlers of its own.

@@ -50,6 +50,7 @@ use super::{Blocks, GroupRefusal, Groups, Presence, RateLimiter};
 use crate::{
     config::{Limits, Rate, RedisSettings},
     error::StoreError,
+    keys::Keys,
     protocol::{Group, GroupId, PresenceState, UserId},
     redis::Redis,
 };
@@ -355,13 +356,15 @@ impl Presence for RedisStore {
     }
 
     async fn node_lost(&self, node: &str, now_ms: u64) -> Result<Vec<(UserId, u64)>, StoreError> {
-        let mut inv = self.scripts.reap.key(self.key(format!("nodeusers:{node}")));
-        inv.arg(&self.prefix).arg(node).arg(now_ms);
+        let keys = Keys::new(self.prefix.clone());
+        let inv = reap_invocation(&self.scripts.reap, &keys, node, Some(now_ms), true);
         let gone: Vec<String> = self.redis.script(&inv).await.map_err(backend)?;
         Ok(gone
-            .into_iter()
-            .filter_map(|u| UserId::parse(u).ok())
-            .map(|u| (u, now_ms))
+            .chunks_exact(2)
+            .filter_map(|pair| {
+                let user = UserId::parse(pair[0].as_str()).ok()?;
+                Some((user, pair[1].parse().unwrap_or(now_ms)))
+            })
             .collect())
     }
 
@@ -425,14 +428,33 @@ impl PresenceReaper {
 }
 
 impl PresenceReaper {
-    /// Forgets the presence entries of node `uid`'s users. Idempotent.
+    /// Forgets the presence entries of node `uid`'s users; those left offline wait in the
+    /// node's lost users until a chat node announces them. Idempotent.
     pub async fn reap(&self, uid: &str) -> Result<(), StoreError> {
-        let mut inv = self.script.key(format!("{}nodeusers:{uid}", self.prefix));
-        inv.arg(&self.prefix).arg(uid);
+        let keys = Keys::new(self.prefix.clone());
+        let inv = reap_invocation(&self.script, &keys, uid, None, false);
         self.redis
             .script::<Vec<String>>(&inv)
             .await
             .map_err(backend)?;
         Ok(())
     }
+}
+
+/// The [`scripts::REAP`] call for `node`; with `take`, it returns the lost users.
+fn reap_invocation<'a>(
+    script: &'a Script,
+    keys: &Keys,
+    node: &str,
+    now_ms: Option<u64>,
+    take: bool,
+) -> ::redis::ScriptInvocation<'a> {
+    let mut inv = script.key(keys.nodeusers(node));
+    inv.key(keys.lostusers(node))
+        .arg(keys.presence_prefix())
+        .arg(node)
+        .arg(now_ms.map(|t| t.to_string()).unwrap_or_default())
+        .arg(keys.lastseen())
+        .arg(if take { "take" } else { "" });
+    inv
 }

@@ -250,16 +250,15 @@ local function live(nodes, uid)
   local score = redis.call('ZSCORE', nodes, uid)
   return score and tonumber(score) >= now
 end
--- Whether the user has a device on a live node; forgets entries of dead nodes.
+-- Whether the user has a device on a live node. Entries of dead nodes are left for the
+-- dead node's cleanup (REAP), which tells the chat who went offline: deleting them here
+-- would make that cleanup miss the user.
 local function online(key, nodes, except)
-  local found = false
   local all = redis.call('HGETALL', key)
   for i = 1, #all, 2 do
-    if all[i] ~= except then
-      if live(nodes, all[i + 1]) then found = true else redis.call('HDEL', key, all[i]) end
-    end
+    if all[i] ~= except and live(nodes, all[i + 1]) then return true end
   end
-  return found
+  return false
 end
 ";
 
@@ -331,18 +330,22 @@ end
 pub(super) const RATE: &str = "return take(1, #KEYS, 0)";
 
 /// Forgets the presence entries of a dead node: its users' sockets on it are gone. Entries
-/// already count only while their node's lease runs; this removes them for good and records
-/// `lastSeen` for users left with no device. Idempotent.
+/// already count only while their node's lease runs; this removes them for good, records
+/// `lastSeen` for users left with no device and adds them to the node's lost users. With
+/// ARGV[5] = `take`, it then returns the lost users with their `lastSeen` and forgets them
+/// (the chat announces them offline), whoever ran the cleanup first: the chat's lost-node
+/// handling or the health checker's reaping. Idempotent.
+/// KEYS: 1 the node's users, 2 its lost users. ARGV: 1 presence key prefix, 2 node uid,
+/// 3 now (ms, or '' for Redis time), 4 the `lastseen` key, 5 `take` or ''.
 pub(super) const REAP: &str = r"
 local now = ARGV[3]
-if not now then
+if now == '' then
   local t = redis.call('TIME')
   now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
 local p, uid = ARGV[1], ARGV[2]
-local gone = {}
 for _, user in ipairs(redis.call('SMEMBERS', KEYS[1])) do
-  local key = p .. 'presence:' .. user
+  local key = p .. user
   local all = redis.call('HGETALL', key)
   local removed, left = 0, 0
   for i = 1, #all, 2 do
@@ -354,10 +357,20 @@ for _, user in ipairs(redis.call('SMEMBERS', KEYS[1])) do
     end
   end
   if removed > 0 and left == 0 then
-    redis.call('HSET', p .. 'lastseen', user, now)
-    table.insert(gone, user)
+    redis.call('HSET', ARGV[4], user, now)
+    redis.call('SADD', KEYS[2], user)
   end
 end
 redis.call('DEL', KEYS[1])
-return gone
+if ARGV[5] ~= 'take' then
+  redis.call('PEXPIRE', KEYS[2], 600000)
+  return {}
+end
+local out = {}
+for _, user in ipairs(redis.call('SMEMBERS', KEYS[2])) do
+  table.insert(out, user)
+  table.insert(out, redis.call('HGET', ARGV[4], user) or tostring(now))
+end
+redis.call('DEL', KEYS[2])
+return out
 ";
