@@ -119,8 +119,17 @@
 //! the shared connection is dropped and the next command asks the sentinels for the master
 //! again. While Redis cannot say who hosts a room, messages go to every node. A node whose
 //! heartbeat stops leaves the live list within the lease (3s): requests no longer wait for
-//! it; fire-and-forget messages still go to its inbox for ten leases, so a node that only
-//! lost Redis for a while misses nothing.
+//! it; fire-and-forget messages (broadcasts and chat entries) still go to its inbox for ten
+//! leases, so a node that only lost Redis for a while misses nothing.
+//!
+//! **A lapsed node rejoins.** One live node (the smallest uid) announces a node whose lease
+//! ended: its users go offline for their peers (the presence cleanup, `REAP` in the Redis
+//! store, is shared with the health checker and hands the users it leaves offline to whoever
+//! announces). A node that was only frozen or cut off past its lease learns it at its next
+//! heartbeat (its lease had ended, or the health checker had reaped its record) and rejoins
+//! without a restart: it records its rooms again, records each of its sockets' presence
+//! again (their users come back online for their peers), and delivers what its inbox
+//! gathered meanwhile.
 
 pub mod adapter;
 pub mod auth;

@@ -78,9 +78,19 @@ pub(crate) async fn create<A: Adapter>(
     if let Err(e) = call.socket.within(member_rooms).join(room.clone()).await {
         tracing::warn!(group = %group.id, cause = %e, "cannot add member sockets to the group room");
     }
-    for m in group.members.iter().skip(1) {
-        announce(&call, &group.id, m, "joined").await;
-    }
+    // Each added member hears of its own joining (its devices learn the group), not of every
+    // other member's: a group created with n members costs n events, not n².
+    let id = &group.id;
+    futures_util::future::join_all(group.members.iter().skip(1).map(|m| {
+        let payload = json!({ "group": id, "user": m, "event": "joined" });
+        let to = call.socket.within(rooms::user(m));
+        async move {
+            if let Err(e) = to.emit(events::GROUP_MEMBER, &payload).await {
+                tracing::warn!(group = %id, cause = %e, "cannot announce membership");
+            }
+        }
+    }))
+    .await;
     Ok(GroupRes { group })
 }
 

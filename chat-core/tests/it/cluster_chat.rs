@@ -138,9 +138,9 @@ async fn group_messages_cross_once_per_node() {
         .as_str()
         .unwrap()
         .to_owned();
-    let last = members.last().unwrap().as_str();
     for c in &clients {
-        c.event("group:member", |e| e["user"] == last).await;
+        c.event("group:member", |e| e["group"] == group.as_str())
+            .await;
     }
     // Entries handled by each node: counted before they reach any socket.
     let received = |i: usize| {
