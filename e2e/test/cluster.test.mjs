@@ -6,7 +6,7 @@ import { randomBytes } from 'node:crypto';
 import {
   startServer, startRedis, connect, connectError, closeAll, as, uid, dmId, send, emitAck,
   expectError, record, waitDisconnect, withDeadline, eventually, increasing, redisCommand,
-  HIGH_LIMITS,
+  HIGH_LIMITS, clusterUid, presenceOf,
 } from './helpers.mjs';
 
 const WS = { transports: ['websocket'] };
@@ -54,27 +54,7 @@ async function sync(socket, cursor) {
   return res;
 }
 
-/** The cluster uid a node logged when it joined (its key in the node table). */
-function clusterUid(node) {
-  for (const line of node.logs) {
-    let rec;
-    try {
-      rec = JSON.parse(line.replace(/^\[(out|err)\] /, ''));
-    } catch {
-      continue;
-    }
-    const fields = rec?.fields ?? rec;
-    if (fields?.message === 'joined the cluster' && typeof fields.uid === 'string') return fields.uid;
-  }
-  throw new Error(`no "joined the cluster" line in the log of ${node.label}`);
-}
 
-/** Presence snapshot of `users` seen from `socket`. */
-async function presenceOf(socket, users) {
-  const res = await emitAck(socket, 'presence:subscribe', { users });
-  assert.equal(res.ok, true, JSON.stringify(res));
-  return res.presence;
-}
 
 // --------------------------------------------------------------------------------------- 1. DMs
 

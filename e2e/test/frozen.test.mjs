@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import {
   startServer, startRedis, connect, closeAll, as, uid, send, emitAck, record, eventually,
-  withDeadline, redisCommand, HIGH_LIMITS, HEALTH_BIN,
+  withDeadline, redisCommand, HIGH_LIMITS, HEALTH_BIN, clusterUid, presenceOf,
 } from './helpers.mjs';
 
 const WS = { transports: ['websocket'] };
@@ -24,26 +24,7 @@ after(async () => {
   await redis?.stop();
 });
 
-async function presenceOf(socket, users) {
-  const res = await emitAck(socket, 'presence:subscribe', { users });
-  assert.equal(res.ok, true, JSON.stringify(res));
-  return res.presence;
-}
 
-/** The cluster uid a node logged when it joined (its key in the node table). */
-function clusterUid(node) {
-  for (const line of node.logs) {
-    let rec;
-    try {
-      rec = JSON.parse(line.replace(/^\[(out|err)\] /, ''));
-    } catch {
-      continue;
-    }
-    const fields = rec?.fields ?? rec;
-    if (fields?.message === 'joined the cluster' && typeof fields.uid === 'string') return fields.uid;
-  }
-  throw new Error(`no "joined the cluster" line in the log of ${node.label}`);
-}
 
 for (const withChecker of [false, true]) {
   const name = withChecker ? 'with a health checker reaping it' : 'without a health checker';

@@ -585,3 +585,25 @@ export const HIGH_LIMITS = {
   CHAT_RATE_EVENTS: '1000',
   CHAT_RATE_EVENTS_BURST: '1000',
 };
+
+/** The cluster uid a node logged when it joined (its key in the node table). */
+export function clusterUid(node) {
+  for (const line of node.logs) {
+    let rec;
+    try {
+      rec = JSON.parse(line.replace(/^\[(out|err)\] /, ''));
+    } catch {
+      continue;
+    }
+    const fields = rec?.fields ?? rec;
+    if (fields?.message === 'joined the cluster' && typeof fields.uid === 'string') return fields.uid;
+  }
+  throw new Error(`no "joined the cluster" line in the log of ${node.label}`);
+}
+
+/** Presence snapshot of `users` seen from `socket`. */
+export async function presenceOf(socket, users) {
+  const res = await emitAck(socket, 'presence:subscribe', { users });
+  if (res.ok !== true) throw new Error(`presence:subscribe: ${JSON.stringify(res)}`);
+  return res.presence;
+}
