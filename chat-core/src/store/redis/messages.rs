@@ -224,6 +224,10 @@ impl MessageLog for RedisStore {
         before: Option<MessageId>,
         limit: usize,
     ) -> Result<(Vec<Message>, bool), StoreError> {
+        if before == Some(StreamId::default()) {
+            // Nothing comes before the first id (and Redis refuses the range `(0-0`).
+            return Ok((Vec::new(), false));
+        }
         let end = before.map_or_else(|| "+".to_owned(), |b| format!("({b}"));
         let mut entries: Vec<REntry> = self
             .query::<StreamRangeReply>(

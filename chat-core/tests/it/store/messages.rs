@@ -6,7 +6,7 @@ use std::time::Duration;
 use chat_core::{
     Limits,
     config::Rate,
-    protocol::{ConversationId, GroupId, UserId},
+    protocol::{ConversationId, GroupId, StreamId, UserId},
     redis::Redis,
     store::{Appended, MessageLog, NewMessage, Refusal, redis::RedisStore},
 };
@@ -209,6 +209,11 @@ async fn history_pages_back_with_before(store: &dyn Store) {
     assert_eq!(page(Some(ids[4]), 3).await, (ids[1..4].to_vec(), true));
     assert_eq!(page(Some(ids[1]), 3).await, (ids[..1].to_vec(), false));
     assert_eq!(page(Some(ids[0]), 3).await, (vec![], false));
+    assert_eq!(
+        page(Some(StreamId::default()), 3).await,
+        (vec![], false),
+        "before all"
+    );
     assert_eq!(page(None, 100).await, (ids.clone(), false));
     assert_eq!(page(Some(FAR), 2).await, (ids[5..].to_vec(), true));
     assert_eq!(
