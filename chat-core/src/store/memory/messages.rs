@@ -193,6 +193,7 @@ impl MessageLog for MemoryStore {
         cursor: Option<StreamId>,
         limit: usize,
     ) -> Result<SyncPage, StoreError> {
+        let limit = limit.max(1);
         // Groups before the log, as in append.
         let groups: Vec<ConversationId> = lock(&self.groups)
             .by_user

@@ -263,7 +263,7 @@ impl MessageLog for RedisStore {
             .key(self.key(format!("marks:{user}")))
             .arg(&self.prefix)
             .arg(cursor.map(|c| c.to_string()).unwrap_or_default())
-            .arg(limit)
+            .arg(limit.max(1))
             .arg(user.as_str())
             .arg(self.history_max);
         pipe.invoke_script(&inv);

@@ -14,6 +14,7 @@ super::on_both_stores! {
     read_marks_clamp_to_the_newest_and_move_delivered(Limits::default());
     sync_merges_conversations(Limits::default());
     sync_follows_membership_changes(Limits::default());
+    sync_with_a_limit_of_zero_gives_one(Limits::default());
     sync_reports_trimmed_history(short_history());
     unread_counts(Limits::default());
     conversations_most_recent_first(Limits::default());
@@ -246,6 +247,27 @@ async fn sync_follows_membership_changes(store: &dyn Store) {
             .messages
             .is_empty()
     );
+}
+
+/// A page of zero messages would tell nothing and move no cursor: a limit of 0 gives pages
+/// of one, like a limit of 1.
+async fn sync_with_a_limit_of_zero_gives_one(store: &dyn Store) {
+    let (ann, ben) = (user("ann"), user("ben"));
+    let dm = ConversationId::dm(&ann, &ben);
+    let m1 = say(store, &dm, &ann, "1").await;
+    let m2 = say(store, &dm, &ann, "2").await;
+    for cursor in [None, Some(StreamId::default())] {
+        let page = store.sync(&ben, cursor, 0).await.unwrap();
+        assert_eq!(page.messages, std::slice::from_ref(&m1), "{cursor:?}");
+        assert!(page.has_more);
+        assert_eq!(page.cursor, m1.id);
+    }
+    let last = store.sync(&ben, Some(m1.id), 0).await.unwrap();
+    assert_eq!(last.messages, std::slice::from_ref(&m2));
+    assert!(!last.has_more);
+    let idle = store.sync(&ben, Some(m2.id), 0).await.unwrap();
+    assert!(idle.messages.is_empty() && !idle.has_more);
+    assert_eq!(idle.cursor, m2.id);
 }
 
 /// The conversation list holds the user's DMs with messages and the groups given, each
