@@ -130,7 +130,8 @@ pub trait MessageLog: Send + Sync + 'static {
     /// Up to `limit` messages of the user's conversations (DMs with messages, and the groups
     /// the user is a member of now) after `cursor`, or without one, the user's unread
     /// messages (after their read mark, not their own); oldest first. A `limit` of 0 counts
-    /// as 1: an empty page would move no cursor.
+    /// as 1: an empty page would move no cursor. Without a cursor, a page holds up to `limit`
+    /// unread messages however many of the user's own lie between them.
     async fn sync(
         &self,
         user: &UserId,

@@ -13,6 +13,7 @@ super::on_both_stores! {
     delivered_marks_from_each_position(Limits::default());
     read_marks_clamp_to_the_newest_and_move_delivered(Limits::default());
     sync_merges_conversations(Limits::default());
+    unread_sync_fills_pages_with_others_messages(Limits::default());
     sync_follows_membership_changes(Limits::default());
     sync_with_a_limit_of_zero_gives_one(Limits::default());
     sync_reports_trimmed_history(short_history());
@@ -214,6 +215,33 @@ async fn unread(store: &dyn Store, u: &UserId, gid: &GroupId) -> u64 {
     let list = store.conversations(u, &groups).await.unwrap();
     let g = ConversationId::Group(gid.clone());
     list.iter().find(|c| c.id == g).unwrap().unread
+}
+
+/// Without a cursor, a page holds up to `limit` unread messages from others, however many
+/// of the user's own messages lie between them; paging on from its cursor misses none.
+async fn unread_sync_fills_pages_with_others_messages(store: &dyn Store) {
+    let (ann, ben, cid) = (user("ann"), user("ben"), user("cid"));
+    let g = ConversationId::Group(group(store, &[ann.clone(), ben.clone(), cid.clone()]).await);
+    let dm = ConversationId::dm(&ann, &cid);
+    for i in 0..4 {
+        say(store, &g, &ann, &format!("own{i}")).await;
+    }
+    say(store, &g, &ben, "b1").await;
+    say(store, &dm, &ann, "own dm").await;
+    say(store, &dm, &cid, "c1").await;
+    say(store, &g, &ben, "b2").await;
+    let first = store.sync(&ann, None, 2).await.unwrap();
+    assert_eq!(bodies(&first.messages), ["b1", "c1"]);
+    assert!(first.has_more);
+    assert_eq!(first.cursor, first.messages[1].id);
+    assert!(!first.truncated);
+    let rest = store.sync(&ann, Some(first.cursor), 2).await.unwrap();
+    assert_eq!(bodies(&rest.messages), ["b2"]);
+    assert!(!rest.has_more);
+    let all = store.sync(&ann, None, 3).await.unwrap();
+    assert_eq!(bodies(&all.messages), ["b1", "c1", "b2"]);
+    assert!(!all.has_more);
+    assert_eq!(all.cursor, all.messages[2].id, "the newest message");
 }
 
 /// `sync` reads the groups the user is in at the time of the call: after joining, a group's
