@@ -210,7 +210,8 @@ pub trait Blocks: Send + Sync + 'static {
 /// Which users are online, by connected socket.
 #[async_trait]
 pub trait Presence: Send + Sync + 'static {
-    /// Records a connected socket. Returns true if it is the user's first.
+    /// Records a connected socket. Returns true if it is the user's first (a socket recorded
+    /// again is not).
     async fn connect(&self, user: &UserId, socket: &str) -> Result<bool, StoreError>;
     /// Forgets a socket at `now_ms`. Returns the new `lastSeen` if it was the user's last.
     async fn disconnect(

@@ -259,8 +259,11 @@ local function online(key, nodes, except)
 end
 ";
 
+/// Records socket ARGV[1] of user ARGV[3] on node ARGV[2]. KEYS: 1 the user's `presence`,
+/// 2 `nodes`, 3 the node's `nodeusers`. Returns 1 if the user had no live socket, this one
+/// included: a socket recorded twice is still one device.
 pub(super) const CONNECT: &str = r"
-local first = not online(KEYS[1], KEYS[2], ARGV[1])
+local first = not online(KEYS[1], KEYS[2], '')
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 redis.call('SADD', KEYS[3], ARGV[3])
 if first then return 1 else return 0 end

@@ -8,6 +8,7 @@ use crate::redis_env::RedisServer;
 
 super::on_both_stores! {
     online_until_the_last_device_leaves(Limits::default());
+    connecting_a_socket_again_is_not_a_first_device(Limits::default());
     presence_answers_per_user_in_order(Limits::default());
     losing_an_unknown_node_changes_nothing(Limits::default());
 }
@@ -52,6 +53,19 @@ async fn online_until_the_last_device_leaves(store: &dyn Store) {
         None,
         "never seen"
     );
+}
+
+/// A socket recorded twice is still one device: the second connect is not the user's
+/// first, and one disconnect takes the user offline.
+async fn connecting_a_socket_again_is_not_a_first_device(store: &dyn Store) {
+    let ann = user("ann");
+    assert!(store.connect(&ann, "s1").await.unwrap());
+    assert!(!store.connect(&ann, "s1").await.unwrap(), "already online");
+    assert_eq!(store.disconnect(&ann, "s1", 7).await.unwrap(), Some(7));
+    let now = Presence::get(store, std::slice::from_ref(&ann))
+        .await
+        .unwrap();
+    assert_eq!(now, [state(false, Some(7))]);
 }
 
 /// `get` answers one state per user asked, in the order asked (repeats included); users
