@@ -143,7 +143,9 @@ pub trait MessageLog: Send + Sync + 'static {
     async fn dm_peers(&self, user: &UserId) -> Result<Vec<UserId>, StoreError>;
 
     /// Summaries (last message, unread count) of the user's DMs that have messages, and of
-    /// the given groups; most recently active first.
+    /// the given groups; most recently active first. The unread count is every message from
+    /// others after the user's read mark, those trimmed from history since (`history_max`)
+    /// included: what the user missed, not what is left to read.
     async fn conversations(
         &self,
         user: &UserId,

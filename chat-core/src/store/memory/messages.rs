@@ -33,13 +33,47 @@ pub(super) struct LogState {
 
 #[derive(Debug, Default)]
 struct Conv {
+    /// The newest `history_max` messages.
     msgs: VecDeque<Message>,
+    /// Messages ever appended, trimmed ones included.
+    count: u64,
+    /// Messages ever appended, per sender.
+    sent: HashMap<UserId, u64>,
 }
 
 #[derive(Debug, Default, Clone, Copy)]
 struct Marks {
     read: StreamId,
     delivered: StreamId,
+    /// The unread count when the read mark last moved, and the counters it started from.
+    unread: Option<UnreadAt>,
+}
+
+/// A user's unread count in a conversation at their read mark: later messages add to it
+/// through the conversation's counters, so that trimming the history takes none away.
+#[derive(Debug, Clone, Copy)]
+struct UnreadAt {
+    unread: u64,
+    count: u64,
+    sent: u64,
+}
+
+impl Conv {
+    fn sent_by(&self, user: &UserId) -> u64 {
+        self.sent.get(user).copied().unwrap_or(0)
+    }
+
+    /// The user's unread count: the count at their read mark (`at`; none without a mark),
+    /// plus the messages since, less their own; trimmed ones included, as on Redis.
+    fn unread(&self, user: &UserId, at: Option<UnreadAt>) -> u64 {
+        let at = at.unwrap_or(UnreadAt {
+            unread: 0,
+            count: 0,
+            sent: 0,
+        });
+        (at.unread + self.count.saturating_sub(at.count))
+            .saturating_sub(self.sent_by(user).saturating_sub(at.sent))
+    }
 }
 
 impl LogState {
@@ -71,17 +105,13 @@ impl LogState {
         id: &ConversationId,
         name: Option<String>,
     ) -> ConversationSummary {
-        let read = self.read_mark(user, id);
+        let at = self
+            .marks
+            .get(&(user.clone(), id.clone()))
+            .and_then(|m| m.unread);
         let conv = self.convs.get(id);
         let last_message = conv.and_then(|c| c.msgs.back().cloned());
-        let unread = conv.map_or(0, |c| {
-            c.msgs
-                .iter()
-                .rev()
-                .take_while(|m| m.id > read)
-                .filter(|m| &m.from != user)
-                .count() as u64
-        });
+        let unread = conv.map_or(0, |c| c.unread(user, at));
         ConversationSummary {
             id: id.clone(),
             name,
@@ -149,6 +179,8 @@ impl MessageLog for MemoryStore {
         };
         let conv = st.convs.entry(message.conversation.clone()).or_default();
         conv.msgs.push_back(message.clone());
+        conv.count += 1;
+        *conv.sent.entry(message.from.clone()).or_default() += 1;
         while conv.msgs.len() > self.history_max {
             conv.msgs.pop_front();
         }
@@ -290,6 +322,7 @@ impl MessageLog for MemoryStore {
     ) -> Result<Vec<(UserId, MessageId)>, StoreError> {
         self.writable()?;
         let mut st = lock(&self.log);
+        let st = &mut *st;
         let Some(newest) = st
             .convs
             .get(conversation)
@@ -314,9 +347,29 @@ impl MessageLog for MemoryStore {
         if mark == Mark::Read {
             marks.read = upto;
         }
+        let marks = *marks;
         let mut covered = Vec::new();
         let mut seen = HashSet::new();
         if let Some(conv) = st.convs.get(conversation) {
+            if mark == Mark::Read {
+                let unread = UnreadAt {
+                    unread: conv
+                        .msgs
+                        .iter()
+                        .filter(|m| m.id > upto && &m.from != user)
+                        .count() as u64,
+                    count: conv.count,
+                    sent: conv.sent_by(user),
+                };
+                let key = (user.clone(), conversation.clone());
+                st.marks.insert(
+                    key,
+                    Marks {
+                        unread: Some(unread),
+                        ..marks
+                    },
+                );
+            }
             let newer = conv.msgs.iter().rev().skip_while(|m| m.id > upto);
             for m in newer.take_while(|m| m.id > old).take(MARK_SCAN) {
                 if &m.from != user && seen.insert(&m.from) {

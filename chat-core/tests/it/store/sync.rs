@@ -18,6 +18,7 @@ super::on_both_stores! {
     sync_with_a_limit_of_zero_gives_one(Limits::default());
     sync_reports_trimmed_history(short_history());
     unread_counts(Limits::default());
+    unread_counts_messages_trimmed_from_history(short_history());
     conversations_most_recent_first(Limits::default());
 }
 
@@ -296,6 +297,27 @@ async fn sync_with_a_limit_of_zero_gives_one(store: &dyn Store) {
     let idle = store.sync(&ben, Some(m2.id), 0).await.unwrap();
     assert!(idle.messages.is_empty() && !idle.has_more);
     assert_eq!(idle.cursor, m2.id);
+}
+
+/// Unread counts cover every message from others after the read mark, also those trimmed
+/// from history since (`history_max` 5 here): what the user missed, not what is left.
+async fn unread_counts_messages_trimmed_from_history(store: &dyn Store) {
+    let (ann, ben) = (user("ann"), user("ben"));
+    let dm = ConversationId::dm(&ann, &ben);
+    let unread_of = async |u: &UserId| store.conversations(u, &[]).await.unwrap()[0].unread;
+    say(store, &dm, &ben, "0").await;
+    say(store, &dm, &ann, "own").await;
+    for i in 1..8 {
+        say(store, &dm, &ben, &i.to_string()).await;
+    }
+    assert_eq!(unread_of(&ann).await, 8);
+    assert_eq!(unread_of(&ben).await, 1);
+    let (kept, _) = store.history(&dm, None, 100).await.unwrap();
+    store
+        .advance(&ann, &dm, kept[1].id, Mark::Read)
+        .await
+        .unwrap();
+    assert_eq!(unread_of(&ann).await, 3);
 }
 
 /// The conversation list holds the user's DMs with messages and the groups given, each
