@@ -152,7 +152,8 @@ pub trait MessageLog: Send + Sync + 'static {
         groups: &[Group],
     ) -> Result<Vec<ConversationSummary>, StoreError>;
 
-    /// Moves the user's `mark` in `conversation` up to `upto` (clamped to the newest message;
+    /// Moves the user's `mark` in `conversation` onto the newest message at or before `upto`
+    /// (so never past the newest message, and not at all if every message kept is newer;
     /// never backwards); a read mark moves the delivered mark along. Returns, per sender of a
     /// newly covered message (among the newest 1,000 covered), the newest such id,
     /// newest first, the user's own messages left out.

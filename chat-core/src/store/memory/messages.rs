@@ -323,60 +323,50 @@ impl MessageLog for MemoryStore {
         self.writable()?;
         let mut st = lock(&self.log);
         let st = &mut *st;
-        let Some(newest) = st
-            .convs
-            .get(conversation)
-            .and_then(|c| c.msgs.back())
-            .map(|m| m.id)
-        else {
+        let Some(conv) = st.convs.get(conversation) else {
             return Ok(Vec::new());
         };
-        let upto = upto.min(newest);
-        let marks = st
-            .marks
-            .entry((user.clone(), conversation.clone()))
-            .or_default();
+        let key = (user.clone(), conversation.clone());
+        let mut marks = st.marks.get(&key).copied().unwrap_or_default();
         let old = match mark {
             Mark::Delivered => marks.delivered,
             Mark::Read => marks.read,
         };
-        if upto <= old {
+        // The newly covered messages, newest first. The mark moves onto the newest of them
+        // (as on Redis): never past the newest message, and not at all when `upto` is older
+        // than every message kept.
+        let newly: Vec<&Message> = conv
+            .msgs
+            .iter()
+            .rev()
+            .skip_while(|m| m.id > upto)
+            .take_while(|m| m.id > old)
+            .take(MARK_SCAN)
+            .collect();
+        let Some(to) = newly.first().map(|m| m.id) else {
             return Ok(Vec::new());
-        }
-        marks.delivered = marks.delivered.max(upto);
+        };
+        marks.delivered = marks.delivered.max(to);
         if mark == Mark::Read {
-            marks.read = upto;
+            marks.read = to;
+            marks.unread = Some(UnreadAt {
+                unread: conv
+                    .msgs
+                    .iter()
+                    .rev()
+                    .take_while(|m| m.id > to)
+                    .filter(|m| &m.from != user)
+                    .count() as u64,
+                count: conv.count,
+                sent: conv.sent_by(user),
+            });
         }
-        let marks = *marks;
-        let mut covered = Vec::new();
+        st.marks.insert(key, marks);
         let mut seen = HashSet::new();
-        if let Some(conv) = st.convs.get(conversation) {
-            if mark == Mark::Read {
-                let unread = UnreadAt {
-                    unread: conv
-                        .msgs
-                        .iter()
-                        .filter(|m| m.id > upto && &m.from != user)
-                        .count() as u64,
-                    count: conv.count,
-                    sent: conv.sent_by(user),
-                };
-                let key = (user.clone(), conversation.clone());
-                st.marks.insert(
-                    key,
-                    Marks {
-                        unread: Some(unread),
-                        ..marks
-                    },
-                );
-            }
-            let newer = conv.msgs.iter().rev().skip_while(|m| m.id > upto);
-            for m in newer.take_while(|m| m.id > old).take(MARK_SCAN) {
-                if &m.from != user && seen.insert(&m.from) {
-                    covered.push((m.from.clone(), m.id));
-                }
-            }
-        }
-        Ok(covered)
+        Ok(newly
+            .into_iter()
+            .filter(|m| &m.from != user && seen.insert(&m.from))
+            .map(|m| (m.from.clone(), m.id))
+            .collect())
     }
 }

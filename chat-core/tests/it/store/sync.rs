@@ -300,18 +300,29 @@ async fn sync_with_a_limit_of_zero_gives_one(store: &dyn Store) {
 }
 
 /// Unread counts cover every message from others after the read mark, also those trimmed
-/// from history since (`history_max` 5 here): what the user missed, not what is left.
+/// from history since (`history_max` 5 here): what the user missed, not what is left. A
+/// read mark moves only onto a message still kept.
 async fn unread_counts_messages_trimmed_from_history(store: &dyn Store) {
     let (ann, ben) = (user("ann"), user("ben"));
     let dm = ConversationId::dm(&ann, &ben);
     let unread_of = async |u: &UserId| store.conversations(u, &[]).await.unwrap()[0].unread;
-    say(store, &dm, &ben, "0").await;
+    let first = say(store, &dm, &ben, "0").await;
     say(store, &dm, &ann, "own").await;
     for i in 1..8 {
         say(store, &dm, &ben, &i.to_string()).await;
     }
     assert_eq!(unread_of(&ann).await, 8);
     assert_eq!(unread_of(&ben).await, 1);
+    let trimmed = store
+        .advance(&ann, &dm, first.id, Mark::Read)
+        .await
+        .unwrap();
+    assert!(trimmed.is_empty());
+    assert_eq!(
+        unread_of(&ann).await,
+        8,
+        "a mark on a trimmed message moves nothing"
+    );
     let (kept, _) = store.history(&dm, None, 100).await.unwrap();
     store
         .advance(&ann, &dm, kept[1].id, Mark::Read)
