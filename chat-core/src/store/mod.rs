@@ -106,8 +106,8 @@ pub trait MessageLog: Send + Sync + 'static {
     /// out. One atomic step with its checks, which run in this order, each ending the step
     /// if it fails:
     /// 1. a token from each bucket of `budget` ([`RateLimiter::try_acquire_all`]);
-    /// 2. the other user of a DM has not blocked the sender; the group exists and the sender
-    ///    is a member;
+    /// 2. the sender is one of the DM's two users and the other has not blocked them; the
+    ///    group exists and the sender is a member;
     /// 3. the sender has not used `client_id` yet (else the first message, or a conflict).
     ///
     /// Checks and append are one step so that a message costs one round trip, and so that

@@ -13,7 +13,8 @@ use crate::{
     error::StoreError,
     protocol::{ConversationId, ConversationSummary, Group, Message, MessageId, StreamId, UserId},
     store::{
-        Appended, MARK_SCAN, Mark, MessageLog, NewMessage, Refusal, SyncPage, sort_recent_first,
+        Appended, MARK_SCAN, Mark, MessageLog, NewMessage, RateLimiter, Refusal, SyncPage,
+        sort_recent_first,
     },
 };
 
@@ -85,7 +86,13 @@ impl MessageLog for RedisStore {
         let (guard, group, peer) = match &msg.conversation {
             ConversationId::Dm(..) => {
                 let Some(peer) = msg.conversation.dm_peer(&msg.from) else {
-                    return Ok(Appended::Refused(Refusal::NotMember));
+                    // Refused without the script, but after the budget like every refusal.
+                    let why = if self.try_acquire_all(budget).await? {
+                        Refusal::NotMember
+                    } else {
+                        Refusal::RateLimited
+                    };
+                    return Ok(Appended::Refused(why));
                 };
                 let guard = self.key(format!("blocks:{peer}"));
                 (guard.clone(), guard, peer.as_str())

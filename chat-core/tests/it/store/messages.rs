@@ -20,6 +20,7 @@ use crate::{
 
 super::on_both_stores! {
     append_checks_in_order(Limits::default());
+    a_dm_needs_the_sender_in_it(Limits::default());
     client_ids_give_the_first_message_or_a_conflict(short_history());
     client_ids_expire(Limits { idempotency_ttl: Duration::from_secs(1), ..Limits::default() });
     history_pages_back_with_before(Limits::default());
@@ -95,6 +96,31 @@ async fn append_checks_in_order(store: &dyn Store) {
         let page = store.sync(u, Some(Default::default()), 10).await.unwrap();
         assert!(page.messages.iter().any(|m| m.conversation == g), "{u}");
     }
+}
+
+/// A DM the sender is not part of is refused as `NotMember`, after the budget like every
+/// other refusal: an empty bucket answers `RateLimited` first, and a refusal spends a token.
+async fn a_dm_needs_the_sender_in_it(store: &dyn Store) {
+    let (ann, ben, eve) = (user("ann"), user("ben"), user("eve"));
+    let dm = ConversationId::dm(&ann, &ben);
+    let key = format!("msg:{eve}");
+    let budget = [(key.as_str(), Rate::new(0.0001, 1))];
+    let stranger = store
+        .append(message(&dm, &eve, None), &budget)
+        .await
+        .unwrap();
+    assert_eq!(stranger, Appended::Refused(Refusal::NotMember));
+    let again = store
+        .append(message(&dm, &eve, None), &budget)
+        .await
+        .unwrap();
+    assert_eq!(
+        again,
+        Appended::Refused(Refusal::RateLimited),
+        "the budget is spent"
+    );
+    assert!(store.history(&dm, None, 10).await.unwrap().0.is_empty());
+    assert!(store.dm_peers(&eve).await.unwrap().is_empty());
 }
 
 /// The same clientId from the same sender answers the first message (same id, body and
