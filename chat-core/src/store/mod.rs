@@ -234,7 +234,8 @@ pub trait Presence: Send + Sync + 'static {
 #[async_trait]
 pub trait RateLimiter: Send + Sync + 'static {
     /// Takes a token from every bucket if each has one (atomically); otherwise takes none and
-    /// answers false.
+    /// answers false. Each key appears at most once in `buckets`. A bucket starts full, and
+    /// is forgotten (as good as full) only once it is full again.
     async fn try_acquire_all(&self, buckets: &[(&str, Rate)]) -> Result<bool, StoreError>;
 
     /// Takes a token from `key`'s bucket; false if it is empty.

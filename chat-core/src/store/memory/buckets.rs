@@ -9,17 +9,27 @@ use tokio::time::Instant;
 use super::{MemoryStore, lock};
 use crate::{config::Rate, error::StoreError, store::RateLimiter};
 
-/// Rate buckets idle this long are full again and can be forgotten.
-const BUCKET_IDLE: Duration = Duration::from_secs(120);
+/// How often buckets that are full again are forgotten.
+const PRUNE_EVERY: Duration = Duration::from_secs(120);
 
-/// Token buckets by key, in process. Idle buckets are forgotten (they would be full anyway).
+/// Token buckets by key, in process. A bucket is forgotten once it is full again (a new
+/// bucket starts full), as a Redis bucket expires.
 #[derive(Debug, Default)]
 pub struct TokenBuckets(Mutex<BucketMap>);
 
 #[derive(Debug, Default)]
 struct BucketMap {
-    map: HashMap<String, (f64, Instant)>,
+    map: HashMap<String, Bucket>,
     last_prune: Option<Instant>,
+}
+
+#[derive(Debug)]
+struct Bucket {
+    tokens: f64,
+    /// When `tokens` was counted.
+    at: Instant,
+    /// When the bucket is full again; `None` if never (no refill).
+    full_at: Option<Instant>,
 }
 
 impl TokenBuckets {
@@ -33,28 +43,35 @@ impl TokenBuckets {
         let now = Instant::now();
         let mut b = lock(&self.0);
         if b.last_prune
-            .is_none_or(|t| now.duration_since(t) > BUCKET_IDLE)
+            .is_none_or(|t| now.duration_since(t) > PRUNE_EVERY)
         {
+            // Forgetting an idle bucket that is not full yet would hand out its burst again.
             b.map
-                .retain(|_, (_, at)| now.duration_since(*at) < BUCKET_IDLE);
+                .retain(|_, bucket| bucket.full_at.is_none_or(|at| at > now));
             b.last_prune = Some(now);
         }
         let mut all = true;
         for (key, rate) in buckets {
-            let (tokens, at) = b
-                .map
-                .entry((*key).to_owned())
-                .or_insert((f64::from(rate.burst), now));
-            let refill = now.duration_since(*at).as_secs_f64() * rate.per_second;
-            *tokens = (*tokens + refill).min(f64::from(rate.burst));
-            *at = now;
-            all &= *tokens >= 1.0;
+            let burst = f64::from(rate.burst);
+            let bucket = b.map.entry((*key).to_owned()).or_insert(Bucket {
+                tokens: burst,
+                at: now,
+                full_at: Some(now),
+            });
+            let refill = now.duration_since(bucket.at).as_secs_f64() * rate.per_second;
+            bucket.tokens = (bucket.tokens + refill).min(burst);
+            bucket.at = now;
+            all &= bucket.tokens >= 1.0;
         }
-        if all {
-            for (key, _) in buckets {
-                if let Some((tokens, _)) = b.map.get_mut(*key) {
-                    *tokens -= 1.0;
+        for (key, rate) in buckets {
+            if let Some(bucket) = b.map.get_mut(*key) {
+                if all {
+                    bucket.tokens -= 1.0;
                 }
+                let missing = f64::from(rate.burst) - bucket.tokens;
+                bucket.full_at = Duration::try_from_secs_f64(missing.max(0.0) / rate.per_second)
+                    .ok()
+                    .and_then(|d| now.checked_add(d));
             }
         }
         all

@@ -216,6 +216,31 @@ async fn token_bucket_refills_over_time() {
     assert!(!s.try_acquire("k", rate).await.unwrap());
 }
 
+/// A slow bucket left idle past the pruning interval is not full yet: it is not forgotten
+/// (and refilled) before its time.
+#[tokio::test(start_paused = true)]
+async fn an_idle_bucket_is_kept_until_full() {
+    let s = store();
+    let slow = Rate::new(0.01, 2);
+    assert!(s.try_acquire("k", slow).await.unwrap());
+    assert!(s.try_acquire("k", slow).await.unwrap());
+    tokio::time::advance(Duration::from_secs(130)).await;
+    assert!(s.try_acquire("other", slow).await.unwrap(), "prunes");
+    assert!(s.try_acquire("k", slow).await.unwrap(), "1.3 tokens back");
+    assert!(
+        !s.try_acquire("k", slow).await.unwrap(),
+        "not a full bucket"
+    );
+    tokio::time::advance(Duration::from_secs(300)).await;
+    assert!(
+        s.try_acquire("other", slow).await.unwrap(),
+        "prunes k, full again"
+    );
+    assert!(s.try_acquire("k", slow).await.unwrap());
+    assert!(s.try_acquire("k", slow).await.unwrap());
+    assert!(!s.try_acquire("k", slow).await.unwrap());
+}
+
 #[tokio::test]
 async fn presence_counts_devices() {
     let s = store();
