@@ -1,5 +1,5 @@
 //! The stores agree: every store trait's contract, checked on the in-memory store and on Redis
-//! with the same calls.
+//! with the same calls, and random operation sequences that must give the same answers on both.
 //!
 //! Each check is an `async fn(&dyn Store)` run twice by [`on_both_stores!`]: once on a fresh
 //! [`MemoryStore`], once on a [`RedisStore`] under a fresh key prefix in its own container.
@@ -10,6 +10,7 @@ mod blocks;
 mod groups;
 mod messages;
 mod presence;
+mod random;
 mod rates;
 mod sync;
 
