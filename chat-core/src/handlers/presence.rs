@@ -38,7 +38,7 @@ pub(crate) async fn subscribe<A: Adapter>(
     let current = call.socket.rooms();
     let subscribed = current
         .iter()
-        .filter(|r| r.starts_with("presence:"))
+        .filter(|r| r.starts_with(rooms::PRESENCE))
         .count();
     let new = wanted
         .iter()

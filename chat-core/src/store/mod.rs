@@ -106,8 +106,8 @@ pub trait MessageLog: Send + Sync + 'static {
     /// out. One atomic step with its checks, which run in this order, each ending the step
     /// if it fails:
     /// 1. a token from each bucket of `budget` ([`RateLimiter::try_acquire_all`]);
-    /// 2. the other user of a DM has not blocked the sender; the group exists and the sender
-    ///    is a member;
+    /// 2. the sender is one of the DM's two users and the other has not blocked them; the
+    ///    group exists and the sender is a member;
     /// 3. the sender has not used `client_id` yet (else the first message, or a conflict).
     ///
     /// Checks and append are one step so that a message costs one round trip, and so that
@@ -129,7 +129,9 @@ pub trait MessageLog: Send + Sync + 'static {
 
     /// Up to `limit` messages of the user's conversations (DMs with messages, and the groups
     /// the user is a member of now) after `cursor`, or without one, the user's unread
-    /// messages (after their read mark, not their own); oldest first.
+    /// messages (after their read mark, not their own); oldest first. A `limit` of 0 counts
+    /// as 1: an empty page would move no cursor. Without a cursor, a page holds up to `limit`
+    /// unread messages however many of the user's own lie between them.
     async fn sync(
         &self,
         user: &UserId,
@@ -141,14 +143,17 @@ pub trait MessageLog: Send + Sync + 'static {
     async fn dm_peers(&self, user: &UserId) -> Result<Vec<UserId>, StoreError>;
 
     /// Summaries (last message, unread count) of the user's DMs that have messages, and of
-    /// the given groups; most recently active first.
+    /// the given groups; most recently active first. The unread count is every message from
+    /// others after the user's read mark, those trimmed from history since (`history_max`)
+    /// included: what the user missed, not what is left to read.
     async fn conversations(
         &self,
         user: &UserId,
         groups: &[Group],
     ) -> Result<Vec<ConversationSummary>, StoreError>;
 
-    /// Moves the user's `mark` in `conversation` up to `upto` (clamped to the newest message;
+    /// Moves the user's `mark` in `conversation` onto the newest message at or before `upto`
+    /// (so never past the newest message, and not at all if every message kept is newer;
     /// never backwards); a read mark moves the delivered mark along. Returns, per sender of a
     /// newly covered message (among the newest 1,000 covered), the newest such id,
     /// newest first, the user's own messages left out.
@@ -208,7 +213,8 @@ pub trait Blocks: Send + Sync + 'static {
 /// Which users are online, by connected socket.
 #[async_trait]
 pub trait Presence: Send + Sync + 'static {
-    /// Records a connected socket. Returns true if it is the user's first.
+    /// Records a connected socket. Returns true if it is the user's first (a socket recorded
+    /// again is not).
     async fn connect(&self, user: &UserId, socket: &str) -> Result<bool, StoreError>;
     /// Forgets a socket at `now_ms`. Returns the new `lastSeen` if it was the user's last.
     async fn disconnect(
@@ -228,7 +234,8 @@ pub trait Presence: Send + Sync + 'static {
 #[async_trait]
 pub trait RateLimiter: Send + Sync + 'static {
     /// Takes a token from every bucket if each has one (atomically); otherwise takes none and
-    /// answers false.
+    /// answers false. Each key appears at most once in `buckets`. A bucket starts full, and
+    /// is forgotten (as good as full) only once it is full again.
     async fn try_acquire_all(&self, buckets: &[(&str, Rate)]) -> Result<bool, StoreError>;
 
     /// Takes a token from `key`'s bucket; false if it is empty.

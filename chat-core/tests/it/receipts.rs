@@ -69,7 +69,7 @@ async fn no_ack_no_delivered() {
 
 /// In a group each member's device confirms what it got: the sender hears once per member.
 /// A member whose device did not confirm a message confirms it when it fetches it (`sync`),
-/// not when it confirms a later message of someone else. (store.rs checks the marks.)
+/// not when it confirms a later message of someone else. (store/sync.rs checks the marks.)
 #[tokio::test]
 async fn group_receipts_come_from_what_each_member_got() {
     let srv = TestServer::start().await;

@@ -13,7 +13,8 @@ use crate::{
     error::StoreError,
     protocol::{ConversationId, ConversationSummary, Group, Message, MessageId, StreamId, UserId},
     store::{
-        Appended, MARK_SCAN, Mark, MessageLog, NewMessage, Refusal, SyncPage, sort_recent_first,
+        Appended, MARK_SCAN, Mark, MessageLog, NewMessage, RateLimiter, Refusal, SyncPage,
+        sort_recent_first,
     },
 };
 
@@ -81,36 +82,38 @@ impl MessageLog for RedisStore {
     ) -> Result<Appended, StoreError> {
         let conv = msg.conversation.to_string();
         let cid = msg.client_id.clone().unwrap_or_default();
-        let idem_key = self.key(format!("idem:{}:{}", msg.from, cid));
+        let idem_key = self.keys.idem(&msg.from, &cid);
         let (guard, group, peer) = match &msg.conversation {
             ConversationId::Dm(..) => {
                 let Some(peer) = msg.conversation.dm_peer(&msg.from) else {
-                    return Ok(Appended::Refused(Refusal::NotMember));
+                    // Refused without the script, but after the budget like every refusal.
+                    let why = if self.try_acquire_all(budget).await? {
+                        Refusal::NotMember
+                    } else {
+                        Refusal::RateLimited
+                    };
+                    return Ok(Appended::Refused(why));
                 };
-                let guard = self.key(format!("blocks:{peer}"));
+                let guard = self.keys.blocks(&peer);
                 (guard.clone(), guard, peer.as_str())
             }
-            ConversationId::Group(id) => (
-                self.key(format!("gmembers:{id}")),
-                self.key(format!("group:{id}")),
-                "",
-            ),
+            ConversationId::Group(id) => (self.keys.gmembers(&id), self.keys.group(&id), ""),
         };
         // EVALSHA; EVAL with the body only when Redis does not have the script yet (first use,
         // or a new master after a failover), which saves Redis hashing the body every time.
         let mut eval = ::redis::cmd("EVALSHA");
         eval.arg(self.scripts.append.get_hash())
             .arg(8 + budget.len())
-            .arg(self.key(format!("conv:{conv}")))
+            .arg(self.keys.conv(&conv))
             .arg(&idem_key)
             .arg(&guard)
             .arg(&group)
-            .arg(self.key("clock"))
-            .arg(self.key("last"))
-            .arg(self.key("count"))
-            .arg(self.key(format!("sent:{}", msg.from)));
+            .arg(self.keys.clock())
+            .arg(self.keys.last())
+            .arg(self.keys.count())
+            .arg(self.keys.sent(&msg.from));
         for (key, _) in budget {
-            eval.arg(self.key(format!("bucket:{key}")));
+            eval.arg(self.keys.bucket(&key));
         }
         eval.arg(msg.from.as_str())
             .arg(&msg.body)
@@ -124,7 +127,7 @@ impl MessageLog for RedisStore {
             } else {
                 "0"
             })
-            .arg(&self.prefix)
+            .arg(self.keys.dms_prefix())
             .arg(peer)
             .arg(budget.len());
         for (_, rate) in budget {
@@ -224,11 +227,15 @@ impl MessageLog for RedisStore {
         before: Option<MessageId>,
         limit: usize,
     ) -> Result<(Vec<Message>, bool), StoreError> {
+        if before == Some(StreamId::default()) {
+            // Nothing comes before the first id (and Redis refuses the range `(0-0`).
+            return Ok((Vec::new(), false));
+        }
         let end = before.map_or_else(|| "+".to_owned(), |b| format!("({b}"));
         let mut entries: Vec<REntry> = self
             .query::<StreamRangeReply>(
                 ::redis::cmd("XREVRANGE")
-                    .arg(self.key(format!("conv:{conversation}")))
+                    .arg(self.keys.conv(&conversation))
                     .arg(end)
                     .arg("-")
                     .arg("COUNT")
@@ -253,13 +260,13 @@ impl MessageLog for RedisStore {
         limit: usize,
     ) -> Result<SyncPage, StoreError> {
         let mut pipe = ::redis::pipe();
-        let mut inv = self.scripts.sync.key(self.key(format!("dms:{user}")));
-        inv.key(self.key(format!("usergroups:{user}")))
-            .key(self.key("last"))
-            .key(self.key(format!("marks:{user}")))
-            .arg(&self.prefix)
+        let mut inv = self.scripts.sync.key(self.keys.dms(&user));
+        inv.key(self.keys.usergroups(&user))
+            .key(self.keys.last())
+            .key(self.keys.marks(&user))
+            .arg(self.keys.conv_prefix())
             .arg(cursor.map(|c| c.to_string()).unwrap_or_default())
-            .arg(limit)
+            .arg(limit.max(1))
             .arg(user.as_str())
             .arg(self.history_max);
         pipe.invoke_script(&inv);
@@ -318,20 +325,16 @@ impl MessageLog for RedisStore {
         let mut pipe = ::redis::pipe();
         for id in &ids {
             pipe.cmd("XREVRANGE")
-                .arg(self.key(format!("conv:{id}")))
+                .arg(self.keys.conv(&id))
                 .arg("+")
                 .arg("-")
                 .arg("COUNT")
                 .arg(1);
         }
         let records: Vec<String> = ids.iter().map(|id| format!("u:{id}")).collect();
-        pipe.cmd("HMGET").arg(self.key("count")).arg(&ids);
-        pipe.cmd("HMGET")
-            .arg(self.key(format!("sent:{user}")))
-            .arg(&ids);
-        pipe.cmd("HMGET")
-            .arg(self.key(format!("marks:{user}")))
-            .arg(&records);
+        pipe.cmd("HMGET").arg(self.keys.count()).arg(&ids);
+        pipe.cmd("HMGET").arg(self.keys.sent(&user)).arg(&ids);
+        pipe.cmd("HMGET").arg(self.keys.marks(&user)).arg(&records);
         let mut raw: Vec<RValue> = self.query(&pipe).await?;
         let mut column = |what| -> Result<Vec<Option<String>>, StoreError> {
             ::redis::from_redis_value(raw.pop().ok_or_else(|| corrupt(what))?)
@@ -373,14 +376,11 @@ impl MessageLog for RedisStore {
         upto: MessageId,
         mark: Mark,
     ) -> Result<Vec<(UserId, MessageId)>, StoreError> {
-        let mut inv = self
-            .scripts
-            .advance
-            .key(self.key(format!("conv:{conversation}")));
-        inv.key(self.key(format!("marks:{user}")))
-            .key(self.key(format!("delivered:{conversation}")))
-            .key(self.key("count"))
-            .key(self.key(format!("sent:{user}")))
+        let mut inv = self.scripts.advance.key(self.keys.conv(&conversation));
+        inv.key(self.keys.marks(&user))
+            .key(self.keys.delivered(&conversation))
+            .key(self.keys.count())
+            .key(self.keys.sent(&user))
             .arg(upto.to_string())
             .arg(match mark {
                 Mark::Read => "r",
@@ -398,7 +398,7 @@ impl RedisStore {
     /// The user's DM conversations.
     async fn dms(&self, user: &UserId) -> Result<Vec<ConversationId>, StoreError> {
         let dms: Vec<String> = self
-            .query(::redis::cmd("SMEMBERS").arg(self.key(format!("dms:{user}"))))
+            .query(::redis::cmd("SMEMBERS").arg(self.keys.dms(&user)))
             .await?;
         Ok(dms.iter().filter_map(|c| c.parse().ok()).collect())
     }

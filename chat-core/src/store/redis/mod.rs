@@ -1,27 +1,11 @@
 //! Every store in Redis: cluster mode. Same behaviour as [`super::memory`], shared by all
 //! nodes.
 //!
-//! Keys (after the prefix, `chat:` by default):
-//!
-//! | key | type | holds |
-//! |---|---|---|
-//! | `conv:<conversation>` | stream | messages: `f` sender, `b` body, `t` ms, `c` clientId; the stream id is the message id; capped at `CHAT_HISTORY_MAX` |
-//! | `clock` | string | the newest message id handed out, in any conversation |
-//! | `last` | hash | conversation → its newest message id |
-//! | `count` | hash | conversation → messages ever sent to it |
-//! | `sent:<user>` | hash | conversation → messages the user sent to it |
-//! | `dms:<user>` | set | the user's DM conversations |
-//! | `marks:<user>` | hash | `r:<conversation>` read mark; `u:<conversation>` the unread count, `count` and `sent` when the read mark was set |
-//! | `delivered:<conversation>` | hash | user → delivered mark |
-//! | `idem:<user>:<clientId>` | string | the first message sent with that key (JSON), 24 hours |
-//! | `group:<id>` | hash | `name`, `owner`, `seq` (join counter) |
-//! | `gmembers:<id>` | sorted set | member → join order |
-//! | `usergroups:<user>` | set | the user's groups |
-//! | `blocks:<user>` | set | users this user blocked |
-//! | `presence:<user>` | hash | socket id → uid of the node holding it |
-//! | `lastseen` | hash | user → ms when the last device left |
-//! | `nodeusers:<uid>` | set | users who connected through that node |
-//! | `bucket:<key>` | string | token bucket: `<tokens> <ms>`, expiring once it would be full |
+//! Its keys (`conv:<conversation>`, `clock`, `last`, `count`, `sent:<user>`, `dms:<user>`,
+//! `marks:<user>`, `delivered:<conversation>`, `idem:<user>:<clientId>`, `group:<id>`,
+//! `gmembers:<id>`, `usergroups:<user>`, `blocks:<user>`, `presence:<user>`, `lastseen`,
+//! `nodeusers:<uid>`, `lostusers:<uid>`, `bucket:<name>`) are named, typed and described in
+//! [`crate::keys`].
 //!
 //! **Messages are written once and read per user.** An append is one Lua script: the
 //! budget, the block or membership check, the idempotency check, the conversation stream and
@@ -59,7 +43,7 @@ use crate::{
 #[derive(Debug)]
 pub struct RedisStore {
     redis: Redis,
-    prefix: String,
+    keys: Keys,
     node: Uid,
     history_max: usize,
     idempotency_ttl_secs: u64,
@@ -103,7 +87,7 @@ impl RedisStore {
         let with = |libs: &[&str], s: &str| Script::new(&format!("{}\n{s}", libs.join("\n")));
         Self {
             redis,
-            prefix: settings.prefix.clone(),
+            keys: Keys::new(settings.prefix.clone()),
             node,
             history_max: limits.history_max,
             idempotency_ttl_secs: limits.idempotency_ttl.as_secs().max(1),
@@ -123,10 +107,6 @@ impl RedisStore {
                 reap: Script::new(REAP),
             },
         }
-    }
-
-    fn key(&self, rest: impl std::fmt::Display) -> String {
-        format!("{}{rest}", self.prefix)
     }
 
     async fn query<T: ::redis::FromRedisValue>(
@@ -173,11 +153,8 @@ impl RedisStore {
         }
         let mut pipe = ::redis::pipe();
         for id in ids {
-            pipe.hgetall(self.key(format!("group:{id}"))).zrange(
-                self.key(format!("gmembers:{id}")),
-                0,
-                -1,
-            );
+            pipe.hgetall(self.keys.group(&id))
+                .zrange(self.keys.gmembers(&id), 0, -1);
         }
         let raw: Vec<RValue> = self.query(&pipe).await?;
         let mut out = Vec::with_capacity(ids.len());
@@ -212,7 +189,7 @@ impl Groups for RedisStore {
         let mut pipe = ::redis::pipe();
         pipe.atomic()
             .hset_multiple(
-                self.key(format!("group:{id}")),
+                self.keys.group(&id),
                 &[
                     ("name", group.name.clone()),
                     ("owner", group.owner.to_string()),
@@ -221,9 +198,9 @@ impl Groups for RedisStore {
             )
             .ignore();
         for (i, m) in group.members.iter().enumerate() {
-            pipe.zadd(self.key(format!("gmembers:{id}")), m.as_str(), i + 1)
+            pipe.zadd(self.keys.gmembers(&id), m.as_str(), i + 1)
                 .ignore()
-                .sadd(self.key(format!("usergroups:{m}")), id.as_str())
+                .sadd(self.keys.usergroups(&m), id.as_str())
                 .ignore();
         }
         self.query::<()>(&pipe).await?;
@@ -241,9 +218,9 @@ impl Groups for RedisStore {
         max_size: usize,
         max_groups: usize,
     ) -> Result<Result<(Group, bool), GroupRefusal>, StoreError> {
-        let mut inv = self.scripts.join.key(self.key(format!("group:{id}")));
-        inv.key(self.key(format!("gmembers:{id}")))
-            .key(self.key(format!("usergroups:{user}")))
+        let mut inv = self.scripts.join.key(self.keys.group(&id));
+        inv.key(self.keys.gmembers(&id))
+            .key(self.keys.usergroups(&user))
             .arg(user.as_str())
             .arg(max_size)
             .arg(max_groups)
@@ -263,9 +240,9 @@ impl Groups for RedisStore {
     }
 
     async fn leave(&self, id: &GroupId, user: &UserId) -> Result<bool, StoreError> {
-        let mut inv = self.scripts.leave.key(self.key(format!("group:{id}")));
-        inv.key(self.key(format!("gmembers:{id}")))
-            .key(self.key(format!("usergroups:{user}")))
+        let mut inv = self.scripts.leave.key(self.keys.group(&id));
+        inv.key(self.keys.gmembers(&id))
+            .key(self.keys.usergroups(&user))
             .arg(user.as_str())
             .arg(id.as_str());
         let left: i64 = self.redis.script(&inv).await.map_err(backend)?;
@@ -274,7 +251,7 @@ impl Groups for RedisStore {
 
     async fn of_user(&self, user: &UserId) -> Result<Vec<Group>, StoreError> {
         let ids: Vec<String> = self
-            .query(::redis::cmd("SMEMBERS").arg(self.key(format!("usergroups:{user}"))))
+            .query(::redis::cmd("SMEMBERS").arg(self.keys.usergroups(&user)))
             .await?;
         let mut ids: Vec<GroupId> = ids
             .into_iter()
@@ -295,7 +272,7 @@ impl Blocks for RedisStore {
     async fn block(&self, user: &UserId, target: &UserId) -> Result<(), StoreError> {
         self.query(
             ::redis::cmd("SADD")
-                .arg(self.key(format!("blocks:{user}")))
+                .arg(self.keys.blocks(&user))
                 .arg(target.as_str()),
         )
         .await
@@ -304,7 +281,7 @@ impl Blocks for RedisStore {
     async fn unblock(&self, user: &UserId, target: &UserId) -> Result<(), StoreError> {
         self.query(
             ::redis::cmd("SREM")
-                .arg(self.key(format!("blocks:{user}")))
+                .arg(self.keys.blocks(&user))
                 .arg(target.as_str()),
         )
         .await
@@ -313,7 +290,7 @@ impl Blocks for RedisStore {
     async fn is_blocked(&self, user: &UserId, target: &UserId) -> Result<bool, StoreError> {
         self.query(
             ::redis::cmd("SISMEMBER")
-                .arg(self.key(format!("blocks:{user}")))
+                .arg(self.keys.blocks(&user))
                 .arg(target.as_str()),
         )
         .await
@@ -323,12 +300,9 @@ impl Blocks for RedisStore {
 #[async_trait]
 impl Presence for RedisStore {
     async fn connect(&self, user: &UserId, socket: &str) -> Result<bool, StoreError> {
-        let mut inv = self
-            .scripts
-            .connect
-            .key(self.key(format!("presence:{user}")));
-        inv.key(self.key("nodes"))
-            .key(self.key(format!("nodeusers:{}", self.node)))
+        let mut inv = self.scripts.connect.key(self.keys.presence(&user));
+        inv.key(self.keys.nodes())
+            .key(self.keys.nodeusers(self.node))
             .arg(socket)
             .arg(self.node.to_string())
             .arg(user.as_str());
@@ -342,12 +316,9 @@ impl Presence for RedisStore {
         socket: &str,
         now_ms: u64,
     ) -> Result<Option<u64>, StoreError> {
-        let mut inv = self
-            .scripts
-            .disconnect
-            .key(self.key(format!("presence:{user}")));
-        inv.key(self.key("nodes"))
-            .key(self.key("lastseen"))
+        let mut inv = self.scripts.disconnect.key(self.keys.presence(&user));
+        inv.key(self.keys.nodes())
+            .key(self.keys.lastseen())
             .arg(socket)
             .arg(user.as_str())
             .arg(now_ms);
@@ -356,8 +327,7 @@ impl Presence for RedisStore {
     }
 
     async fn node_lost(&self, node: &str, now_ms: u64) -> Result<Vec<(UserId, u64)>, StoreError> {
-        let keys = Keys::new(self.prefix.clone());
-        let inv = reap_invocation(&self.scripts.reap, &keys, node, Some(now_ms), true);
+        let inv = reap_invocation(&self.scripts.reap, &self.keys, node, Some(now_ms), true);
         let gone: Vec<String> = self.redis.script(&inv).await.map_err(backend)?;
         Ok(gone
             .chunks_exact(2)
@@ -374,9 +344,9 @@ impl Presence for RedisStore {
         }
         let mut inv = self.scripts.presence.prepare_invoke();
         for u in users {
-            inv.key(self.key(format!("presence:{u}"))).arg(u.as_str());
+            inv.key(self.keys.presence(&u)).arg(u.as_str());
         }
-        inv.key(self.key("nodes")).key(self.key("lastseen"));
+        inv.key(self.keys.nodes()).key(self.keys.lastseen());
         let flat: Vec<RValue> = self.redis.script(&inv).await.map_err(backend)?;
         flat.chunks_exact(2)
             .map(|p| {
@@ -398,7 +368,7 @@ impl RateLimiter for RedisStore {
     async fn try_acquire_all(&self, buckets: &[(&str, Rate)]) -> Result<bool, StoreError> {
         let mut inv = self.scripts.rate.prepare_invoke();
         for (key, rate) in buckets {
-            inv.key(self.key(format!("bucket:{key}")))
+            inv.key(self.keys.bucket(&key))
                 .arg(rate.per_second)
                 .arg(rate.burst);
         }
@@ -412,7 +382,7 @@ impl RateLimiter for RedisStore {
 #[derive(Debug)]
 pub struct PresenceReaper {
     redis: Redis,
-    prefix: String,
+    keys: Keys,
     script: Script,
 }
 
@@ -421,7 +391,7 @@ impl PresenceReaper {
     pub fn new(redis: Redis, prefix: impl Into<String>) -> Self {
         Self {
             redis,
-            prefix: prefix.into(),
+            keys: Keys::new(prefix),
             script: Script::new(scripts::REAP),
         }
     }
@@ -431,8 +401,7 @@ impl PresenceReaper {
     /// Forgets the presence entries of node `uid`'s users; those left offline wait in the
     /// node's lost users until a chat node announces them. Idempotent.
     pub async fn reap(&self, uid: &str) -> Result<(), StoreError> {
-        let keys = Keys::new(self.prefix.clone());
-        let inv = reap_invocation(&self.script, &keys, uid, None, false);
+        let inv = reap_invocation(&self.script, &self.keys, uid, None, false);
         self.redis
             .script::<Vec<String>>(&inv)
             .await

@@ -2,7 +2,9 @@
 //!
 //! Keys are passed as KEYS where the caller knows them; keys that depend on data only the
 //! script reads (the DM lists of a conversation's first message, presence of a dead node's
-//! users) are built from the prefix in ARGV.
+//! users) are built in the script from a key prefix in ARGV, which the caller takes from
+//! [`Keys`](crate::keys::Keys) (`dms_prefix`, `conv_prefix`, `presence_prefix`): the names
+//! stay in one place.
 
 /// Shared by the message scripts: stream ids and entries.
 pub(super) const ID_LIB: &str = r"
@@ -41,7 +43,8 @@ end
 /// members, 4 the group (for a DM, unused), 5 the clock, 6 `last`, 7 `count`, 8 the sender's
 /// `sent`, then the budget's buckets (the last ARGV[11]). ARGV: 1 sender, 2 body, 3 ts,
 /// 4 clientId or '', 5 history cap, 6 idempotency TTL, 7 conversation id, 8 '1' for a DM,
-/// 9 key prefix, 10 the DM's other user or '', 11 bucket count, then rate and burst per
+/// 9 the `dms` key prefix ([`Keys::dms_prefix`](crate::keys::Keys::dms_prefix)), 10 the
+/// DM's other user or '', 11 bucket count, then rate and burst per
 /// bucket.
 ///
 /// Nothing is written per recipient: a group message costs the same whatever the group's
@@ -95,8 +98,8 @@ local first = redis.call('HSET', KEYS[6], conv, id) == 1
 redis.call('HINCRBY', KEYS[7], conv, 1)
 redis.call('HINCRBY', KEYS[8], conv, 1)
 if first and dm then
-  redis.call('SADD', ARGV[9] .. 'dms:' .. ARGV[1], conv)
-  redis.call('SADD', ARGV[9] .. 'dms:' .. ARGV[10], conv)
+  redis.call('SADD', ARGV[9] .. ARGV[1], conv)
+  redis.call('SADD', ARGV[9] .. ARGV[10], conv)
 end
 if cid ~= '' then
   redis.call('SET', KEYS[2], cjson.encode({id = id, c = conv, b = ARGV[2], t = ARGV[3]}), 'EX', ARGV[6])
@@ -150,12 +153,14 @@ return out
 ";
 
 /// A user's messages across all their conversations (see `MessageLog::sync`). KEYS: 1 the
-/// user's `dms`, 2 the user's `usergroups`, 3 `last`, 4 the user's `marks`. ARGV: 1 prefix,
-/// 2 cursor, or '' for the unread messages, 3 limit, 4 user, 5 history cap.
+/// user's `dms`, 2 the user's `usergroups`, 3 `last`, 4 the user's `marks`. ARGV: 1 the
+/// `conv` key prefix,
+/// 2 cursor, or '' for the unread messages, 3 limit (at least 1), 4 user, 5 history cap.
 ///
 /// Only conversations whose `last` is after the start are read: after the cursor, or after
-/// the user's read mark. Each gives at most limit + 1 entries; the merged list is cut at the
-/// lowest id up to which every conversation was read whole, so nothing is skipped.
+/// the user's read mark. Each gives its first limit + 1 messages after the start (for the
+/// unread messages, the user's own are skipped and reading goes on past them), which holds
+/// the first `limit` of the merged list and tells whether more follow.
 /// Returns: cursor, has more (0/1), truncated (0/1), the conversation of each message, the
 /// messages as stream entries.
 pub(super) const SYNC: &str = r"
@@ -173,50 +178,45 @@ if unread then
   starts = hmget(KEYS[4], fields)
 end
 local newest = unread and '0-0' or cursor
-local picked, bound, truncated = {}, nil, 0
+local picked, truncated = {}, 0
 for i, c in ipairs(convs) do
   local last = lasts[i]
   if last then
     if less(newest, last) then newest = last end
     local from = unread and (starts[i] or '0-0') or cursor
     if less(from, last) then
-      local key = p .. 'conv:' .. c
-      local entries = redis.call('XRANGE', key, '(' .. from, '+', 'COUNT', limit + 1)
-      if #entries > limit then
-        local b = entries[#entries][1]
-        if bound == nil or less(b, bound) then bound = b end
-      end
+      local key = p .. c
       -- The cursor is older than what a full stream (one that trims) kept.
       if not unread and truncated == 0 and redis.call('XLEN', key) >= hmax then
         local oldest = redis.call('XRANGE', key, '-', '+', 'COUNT', 1)
         if #oldest > 0 and less(cursor, oldest[1][1]) then truncated = 1 end
       end
-      for _, e in ipairs(entries) do
-        if not unread or sender(e) ~= user then
-          local ms, seq = parse(e[1])
-          table.insert(picked, {ms = ms, seq = seq, c = c, e = e})
+      local kept, at = 0, from
+      while kept <= limit do
+        local want = limit + 1 - kept
+        local entries = redis.call('XRANGE', key, '(' .. at, '+', 'COUNT', want)
+        for _, e in ipairs(entries) do
+          if not unread or sender(e) ~= user then
+            local ms, seq = parse(e[1])
+            table.insert(picked, {ms = ms, seq = seq, c = c, e = e})
+            kept = kept + 1
+          end
         end
+        if #entries < want then break end
+        at = entries[#entries][1]
       end
     end
   end
 end
 table.sort(picked, function(x, y) return x.ms < y.ms or (x.ms == y.ms and x.seq < y.seq) end)
-local bm, bs
-if bound then bm, bs = parse(bound) end
 local cs, es = {}, {}
-local more = bound ~= nil
-for _, x in ipairs(picked) do
-  if #es == limit or (bound and (x.ms > bm or (x.ms == bm and x.seq > bs))) then
-    more = true
-    break
-  end
-  table.insert(cs, x.c)
-  table.insert(es, x.e)
+for i = 1, math.min(limit, #picked) do
+  table.insert(cs, picked[i].c)
+  table.insert(es, picked[i].e)
 end
+local more = #picked > limit
 local next = newest
-if more then
-  if #es == limit then next = es[#es][1] else next = bound end
-end
+if more then next = es[#es][1] end
 return {next, more and 1 or 0, truncated, cs, es}
 ";
 
@@ -262,8 +262,11 @@ local function online(key, nodes, except)
 end
 ";
 
+/// Records socket ARGV[1] of user ARGV[3] on node ARGV[2]. KEYS: 1 the user's `presence`,
+/// 2 `nodes`, 3 the node's `nodeusers`. Returns 1 if the user had no live socket, this one
+/// included: a socket recorded twice is still one device.
 pub(super) const CONNECT: &str = r"
-local first = not online(KEYS[1], KEYS[2], ARGV[1])
+local first = not online(KEYS[1], KEYS[2], '')
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 redis.call('SADD', KEYS[3], ARGV[3])
 if first then return 1 else return 0 end

@@ -1,0 +1,34 @@
+//! [`Blocks`] in memory: who blocked whom, which [`MessageLog::append`] checks for DMs.
+//!
+//! [`MessageLog::append`]: crate::store::MessageLog::append
+
+use async_trait::async_trait;
+
+use super::{MemoryStore, lock};
+use crate::{error::StoreError, protocol::UserId, store::Blocks};
+
+#[async_trait]
+impl Blocks for MemoryStore {
+    async fn block(&self, user: &UserId, target: &UserId) -> Result<(), StoreError> {
+        self.writable()?;
+        lock(&self.blocks)
+            .entry(user.clone())
+            .or_default()
+            .insert(target.clone());
+        Ok(())
+    }
+
+    async fn unblock(&self, user: &UserId, target: &UserId) -> Result<(), StoreError> {
+        self.writable()?;
+        if let Some(set) = lock(&self.blocks).get_mut(user) {
+            set.remove(target);
+        }
+        Ok(())
+    }
+
+    async fn is_blocked(&self, user: &UserId, target: &UserId) -> Result<bool, StoreError> {
+        Ok(lock(&self.blocks)
+            .get(user)
+            .is_some_and(|s| s.contains(target)))
+    }
+}

@@ -1,0 +1,101 @@
+//! [`Groups`] in memory.
+
+use std::collections::{HashMap, HashSet};
+
+use async_trait::async_trait;
+
+use super::{MemoryStore, lock};
+use crate::{
+    error::StoreError,
+    protocol::{Group, GroupId, UserId},
+    store::{GroupRefusal, Groups},
+};
+
+#[derive(Debug, Default)]
+pub(super) struct GroupState {
+    pub(super) groups: HashMap<GroupId, Group>,
+    pub(super) by_user: HashMap<UserId, HashSet<GroupId>>,
+}
+
+#[async_trait]
+impl Groups for MemoryStore {
+    async fn create(&self, group: Group) -> Result<Group, StoreError> {
+        self.writable()?;
+        let mut st = lock(&self.groups);
+        for m in &group.members {
+            st.by_user
+                .entry(m.clone())
+                .or_default()
+                .insert(group.id.clone());
+        }
+        st.groups.insert(group.id.clone(), group.clone());
+        Ok(group)
+    }
+
+    async fn get(&self, id: &GroupId) -> Result<Option<Group>, StoreError> {
+        Ok(lock(&self.groups).groups.get(id).cloned())
+    }
+
+    async fn join(
+        &self,
+        id: &GroupId,
+        user: &UserId,
+        max_size: usize,
+        max_groups: usize,
+    ) -> Result<Result<(Group, bool), GroupRefusal>, StoreError> {
+        self.writable()?;
+        let mut st = lock(&self.groups);
+        let st = &mut *st;
+        let Some(group) = st.groups.get_mut(id) else {
+            return Ok(Err(GroupRefusal::NotFound));
+        };
+        if group.members.contains(user) {
+            return Ok(Ok((group.clone(), false)));
+        }
+        if group.members.len() >= max_size {
+            return Ok(Err(GroupRefusal::Full));
+        }
+        let mine = st.by_user.entry(user.clone()).or_default();
+        if mine.len() >= max_groups {
+            return Ok(Err(GroupRefusal::TooManyGroups));
+        }
+        mine.insert(id.clone());
+        group.members.push(user.clone());
+        Ok(Ok((group.clone(), true)))
+    }
+
+    async fn leave(&self, id: &GroupId, user: &UserId) -> Result<bool, StoreError> {
+        self.writable()?;
+        let mut st = lock(&self.groups);
+        let st = &mut *st;
+        let Some(group) = st.groups.get_mut(id) else {
+            return Ok(false);
+        };
+        let Some(pos) = group.members.iter().position(|m| m == user) else {
+            return Ok(false);
+        };
+        group.members.remove(pos);
+        if &group.owner == user
+            && let Some(next) = group.members.first()
+        {
+            group.owner = next.clone();
+        }
+        if let Some(mine) = st.by_user.get_mut(user) {
+            mine.remove(id);
+        }
+        Ok(true)
+    }
+
+    async fn of_user(&self, user: &UserId) -> Result<Vec<Group>, StoreError> {
+        let st = lock(&self.groups);
+        let mut groups: Vec<Group> = st
+            .by_user
+            .get(user)
+            .into_iter()
+            .flatten()
+            .filter_map(|id| st.groups.get(id).cloned())
+            .collect();
+        groups.sort_by(|a, b| a.id.cmp(&b.id));
+        Ok(groups)
+    }
+}

@@ -1,0 +1,78 @@
+//! Every store in process memory: embedded mode, and the reference for other backends.
+//!
+//! Each trait call takes one lock for its whole step, so every step is atomic. Nothing here
+//! survives a restart; [`MemoryStore::close`] makes writes fail with [`StoreError::Closed`]
+//! so a node that is shutting down never acknowledges what it would lose.
+//!
+//! One file per job: `messages` (conversation logs, marks, idempotency keys), `groups`,
+//! `blocks`, `presence`, and `buckets` ([`TokenBuckets`], also used on their own).
+
+mod blocks;
+mod buckets;
+mod groups;
+mod messages;
+mod presence;
+#[cfg(test)]
+mod tests;
+
+use std::{
+    collections::{HashMap, HashSet},
+    sync::{
+        Mutex, MutexGuard,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Duration,
+};
+
+pub use buckets::TokenBuckets;
+
+use self::{groups::GroupState, messages::LogState, presence::Online};
+use crate::{config::Limits, error::StoreError, protocol::UserId};
+
+/// In-memory implementation of every store trait.
+#[derive(Debug)]
+pub struct MemoryStore {
+    history_max: usize,
+    idempotency_ttl: Duration,
+    closed: AtomicBool,
+    log: Mutex<LogState>,
+    groups: Mutex<GroupState>,
+    blocks: Mutex<HashMap<UserId, HashSet<UserId>>>,
+    presence: Mutex<HashMap<UserId, Online>>,
+    buckets: TokenBuckets,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic while holding the lock cannot leave these maps half-updated in a way that
+    // matters more than refusing all further service, so keep going with the data.
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl MemoryStore {
+    /// An empty store with the retention limits of `limits`.
+    pub fn new(limits: &Limits) -> Self {
+        Self {
+            history_max: limits.history_max,
+            idempotency_ttl: limits.idempotency_ttl,
+            closed: AtomicBool::new(false),
+            log: Mutex::default(),
+            groups: Mutex::default(),
+            blocks: Mutex::default(),
+            presence: Mutex::default(),
+            buckets: TokenBuckets::default(),
+        }
+    }
+
+    /// Refuses every later write: the process is about to exit and would lose it.
+    pub fn close(&self) {
+        self.closed.store(true, Ordering::SeqCst);
+    }
+
+    fn writable(&self) -> Result<(), StoreError> {
+        if self.closed.load(Ordering::SeqCst) {
+            Err(StoreError::Closed)
+        } else {
+            Ok(())
+        }
+    }
+}
