@@ -94,10 +94,10 @@ impl MessageLog for RedisStore {
                     };
                     return Ok(Appended::Refused(why));
                 };
-                let guard = self.keys.blocks(&peer);
+                let guard = self.keys.blocks(peer);
                 (guard.clone(), guard, peer.as_str())
             }
-            ConversationId::Group(id) => (self.keys.gmembers(&id), self.keys.group(&id), ""),
+            ConversationId::Group(id) => (self.keys.gmembers(id), self.keys.group(id), ""),
         };
         // EVALSHA; EVAL with the body only when Redis does not have the script yet (first use,
         // or a new master after a failover), which saves Redis hashing the body every time.
@@ -113,7 +113,7 @@ impl MessageLog for RedisStore {
             .arg(self.keys.count())
             .arg(self.keys.sent(&msg.from));
         for (key, _) in budget {
-            eval.arg(self.keys.bucket(&key));
+            eval.arg(self.keys.bucket(key));
         }
         eval.arg(msg.from.as_str())
             .arg(&msg.body)
@@ -235,7 +235,7 @@ impl MessageLog for RedisStore {
         let mut entries: Vec<REntry> = self
             .query::<StreamRangeReply>(
                 ::redis::cmd("XREVRANGE")
-                    .arg(self.keys.conv(&conversation))
+                    .arg(self.keys.conv(conversation))
                     .arg(end)
                     .arg("-")
                     .arg("COUNT")
@@ -260,10 +260,10 @@ impl MessageLog for RedisStore {
         limit: usize,
     ) -> Result<SyncPage, StoreError> {
         let mut pipe = ::redis::pipe();
-        let mut inv = self.scripts.sync.key(self.keys.dms(&user));
-        inv.key(self.keys.usergroups(&user))
+        let mut inv = self.scripts.sync.key(self.keys.dms(user));
+        inv.key(self.keys.usergroups(user))
             .key(self.keys.last())
-            .key(self.keys.marks(&user))
+            .key(self.keys.marks(user))
             .arg(self.keys.conv_prefix())
             .arg(cursor.map(|c| c.to_string()).unwrap_or_default())
             .arg(limit.max(1))
@@ -325,7 +325,7 @@ impl MessageLog for RedisStore {
         let mut pipe = ::redis::pipe();
         for id in &ids {
             pipe.cmd("XREVRANGE")
-                .arg(self.keys.conv(&id))
+                .arg(self.keys.conv(id))
                 .arg("+")
                 .arg("-")
                 .arg("COUNT")
@@ -333,8 +333,8 @@ impl MessageLog for RedisStore {
         }
         let records: Vec<String> = ids.iter().map(|id| format!("u:{id}")).collect();
         pipe.cmd("HMGET").arg(self.keys.count()).arg(&ids);
-        pipe.cmd("HMGET").arg(self.keys.sent(&user)).arg(&ids);
-        pipe.cmd("HMGET").arg(self.keys.marks(&user)).arg(&records);
+        pipe.cmd("HMGET").arg(self.keys.sent(user)).arg(&ids);
+        pipe.cmd("HMGET").arg(self.keys.marks(user)).arg(&records);
         let mut raw: Vec<RValue> = self.query(&pipe).await?;
         let mut column = |what| -> Result<Vec<Option<String>>, StoreError> {
             ::redis::from_redis_value(raw.pop().ok_or_else(|| corrupt(what))?)
@@ -376,11 +376,11 @@ impl MessageLog for RedisStore {
         upto: MessageId,
         mark: Mark,
     ) -> Result<Vec<(UserId, MessageId)>, StoreError> {
-        let mut inv = self.scripts.advance.key(self.keys.conv(&conversation));
-        inv.key(self.keys.marks(&user))
-            .key(self.keys.delivered(&conversation))
+        let mut inv = self.scripts.advance.key(self.keys.conv(conversation));
+        inv.key(self.keys.marks(user))
+            .key(self.keys.delivered(conversation))
             .key(self.keys.count())
-            .key(self.keys.sent(&user))
+            .key(self.keys.sent(user))
             .arg(upto.to_string())
             .arg(match mark {
                 Mark::Read => "r",
@@ -398,7 +398,7 @@ impl RedisStore {
     /// The user's DM conversations.
     async fn dms(&self, user: &UserId) -> Result<Vec<ConversationId>, StoreError> {
         let dms: Vec<String> = self
-            .query(::redis::cmd("SMEMBERS").arg(self.keys.dms(&user)))
+            .query(::redis::cmd("SMEMBERS").arg(self.keys.dms(user)))
             .await?;
         Ok(dms.iter().filter_map(|c| c.parse().ok()).collect())
     }

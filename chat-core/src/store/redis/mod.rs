@@ -153,8 +153,8 @@ impl RedisStore {
         }
         let mut pipe = ::redis::pipe();
         for id in ids {
-            pipe.hgetall(self.keys.group(&id))
-                .zrange(self.keys.gmembers(&id), 0, -1);
+            pipe.hgetall(self.keys.group(id))
+                .zrange(self.keys.gmembers(id), 0, -1);
         }
         let raw: Vec<RValue> = self.query(&pipe).await?;
         let mut out = Vec::with_capacity(ids.len());
@@ -189,7 +189,7 @@ impl Groups for RedisStore {
         let mut pipe = ::redis::pipe();
         pipe.atomic()
             .hset_multiple(
-                self.keys.group(&id),
+                self.keys.group(id),
                 &[
                     ("name", group.name.clone()),
                     ("owner", group.owner.to_string()),
@@ -198,9 +198,9 @@ impl Groups for RedisStore {
             )
             .ignore();
         for (i, m) in group.members.iter().enumerate() {
-            pipe.zadd(self.keys.gmembers(&id), m.as_str(), i + 1)
+            pipe.zadd(self.keys.gmembers(id), m.as_str(), i + 1)
                 .ignore()
-                .sadd(self.keys.usergroups(&m), id.as_str())
+                .sadd(self.keys.usergroups(m), id.as_str())
                 .ignore();
         }
         self.query::<()>(&pipe).await?;
@@ -218,9 +218,9 @@ impl Groups for RedisStore {
         max_size: usize,
         max_groups: usize,
     ) -> Result<Result<(Group, bool), GroupRefusal>, StoreError> {
-        let mut inv = self.scripts.join.key(self.keys.group(&id));
-        inv.key(self.keys.gmembers(&id))
-            .key(self.keys.usergroups(&user))
+        let mut inv = self.scripts.join.key(self.keys.group(id));
+        inv.key(self.keys.gmembers(id))
+            .key(self.keys.usergroups(user))
             .arg(user.as_str())
             .arg(max_size)
             .arg(max_groups)
@@ -240,9 +240,9 @@ impl Groups for RedisStore {
     }
 
     async fn leave(&self, id: &GroupId, user: &UserId) -> Result<bool, StoreError> {
-        let mut inv = self.scripts.leave.key(self.keys.group(&id));
-        inv.key(self.keys.gmembers(&id))
-            .key(self.keys.usergroups(&user))
+        let mut inv = self.scripts.leave.key(self.keys.group(id));
+        inv.key(self.keys.gmembers(id))
+            .key(self.keys.usergroups(user))
             .arg(user.as_str())
             .arg(id.as_str());
         let left: i64 = self.redis.script(&inv).await.map_err(backend)?;
@@ -251,7 +251,7 @@ impl Groups for RedisStore {
 
     async fn of_user(&self, user: &UserId) -> Result<Vec<Group>, StoreError> {
         let ids: Vec<String> = self
-            .query(::redis::cmd("SMEMBERS").arg(self.keys.usergroups(&user)))
+            .query(::redis::cmd("SMEMBERS").arg(self.keys.usergroups(user)))
             .await?;
         let mut ids: Vec<GroupId> = ids
             .into_iter()
@@ -272,7 +272,7 @@ impl Blocks for RedisStore {
     async fn block(&self, user: &UserId, target: &UserId) -> Result<(), StoreError> {
         self.query(
             ::redis::cmd("SADD")
-                .arg(self.keys.blocks(&user))
+                .arg(self.keys.blocks(user))
                 .arg(target.as_str()),
         )
         .await
@@ -281,7 +281,7 @@ impl Blocks for RedisStore {
     async fn unblock(&self, user: &UserId, target: &UserId) -> Result<(), StoreError> {
         self.query(
             ::redis::cmd("SREM")
-                .arg(self.keys.blocks(&user))
+                .arg(self.keys.blocks(user))
                 .arg(target.as_str()),
         )
         .await
@@ -290,7 +290,7 @@ impl Blocks for RedisStore {
     async fn is_blocked(&self, user: &UserId, target: &UserId) -> Result<bool, StoreError> {
         self.query(
             ::redis::cmd("SISMEMBER")
-                .arg(self.keys.blocks(&user))
+                .arg(self.keys.blocks(user))
                 .arg(target.as_str()),
         )
         .await
@@ -300,7 +300,7 @@ impl Blocks for RedisStore {
 #[async_trait]
 impl Presence for RedisStore {
     async fn connect(&self, user: &UserId, socket: &str) -> Result<bool, StoreError> {
-        let mut inv = self.scripts.connect.key(self.keys.presence(&user));
+        let mut inv = self.scripts.connect.key(self.keys.presence(user));
         inv.key(self.keys.nodes())
             .key(self.keys.nodeusers(self.node))
             .arg(socket)
@@ -316,7 +316,7 @@ impl Presence for RedisStore {
         socket: &str,
         now_ms: u64,
     ) -> Result<Option<u64>, StoreError> {
-        let mut inv = self.scripts.disconnect.key(self.keys.presence(&user));
+        let mut inv = self.scripts.disconnect.key(self.keys.presence(user));
         inv.key(self.keys.nodes())
             .key(self.keys.lastseen())
             .arg(socket)
@@ -344,7 +344,7 @@ impl Presence for RedisStore {
         }
         let mut inv = self.scripts.presence.prepare_invoke();
         for u in users {
-            inv.key(self.keys.presence(&u)).arg(u.as_str());
+            inv.key(self.keys.presence(u)).arg(u.as_str());
         }
         inv.key(self.keys.nodes()).key(self.keys.lastseen());
         let flat: Vec<RValue> = self.redis.script(&inv).await.map_err(backend)?;
@@ -368,7 +368,7 @@ impl RateLimiter for RedisStore {
     async fn try_acquire_all(&self, buckets: &[(&str, Rate)]) -> Result<bool, StoreError> {
         let mut inv = self.scripts.rate.prepare_invoke();
         for (key, rate) in buckets {
-            inv.key(self.keys.bucket(&key))
+            inv.key(self.keys.bucket(key))
                 .arg(rate.per_second)
                 .arg(rate.burst);
         }
