@@ -62,9 +62,20 @@ pub(crate) async fn create<A: Adapter>(
             members.push(m);
         }
     }
-    let mine = ctx.stores.groups.of_user(&call.user).await?;
-    if mine.len() >= ctx.limits.groups_per_user {
-        return Err(too_many_groups());
+    // Adding someone counts toward their cap as joining does: others must not be able to
+    // push a user past it. (Checked before the store step: concurrent creates naming the
+    // same user may pass it by as many as run at once; `group:join` checks atomically.)
+    let counts = ctx.stores.groups.counts(&members).await?;
+    for (i, n) in counts.into_iter().enumerate() {
+        if n >= ctx.limits.groups_per_user {
+            return Err(match i {
+                0 => too_many_groups(),
+                _ => ChatError::new(
+                    ErrorCode::Conflict,
+                    format!("{} belongs to too many groups", members[i]),
+                ),
+            });
+        }
     }
     let group = Group {
         id: GroupId::random(),

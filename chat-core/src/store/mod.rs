@@ -197,6 +197,8 @@ pub trait Groups: Send + Sync + 'static {
     async fn leave(&self, id: &GroupId, user: &UserId) -> Result<bool, StoreError>;
     /// The groups `user` belongs to.
     async fn of_user(&self, user: &UserId) -> Result<Vec<Group>, StoreError>;
+    /// How many groups each of `users` belongs to, in order (0 for an unknown user).
+    async fn counts(&self, users: &[UserId]) -> Result<Vec<usize>, StoreError>;
 }
 
 /// Who blocked whom.

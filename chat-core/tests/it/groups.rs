@@ -158,3 +158,54 @@ async fn group_limits() {
         "not_found",
     );
 }
+
+/// Others cannot push a user past the groups cap by naming them in `group:create`: the
+/// create is refused with `conflict` naming that user, and the user can still create and join
+/// groups up to the cap.
+#[tokio::test]
+async fn creating_groups_respects_every_members_cap() {
+    let srv = TestServer::with(|c| {
+        c.limits.groups_per_user = 2;
+        c.limits.event_rate = chat_core::config::Rate::new(1000.0, 1000);
+    })
+    .await;
+    let victim = uid("victim");
+    let mut cv = srv.client(&victim).await;
+    for i in 0..2 {
+        let other = uid(&format!("other{i}"));
+        let mut c = srv.client(&other).await;
+        ok(
+            c.ack("group:create", json!({"name": "g", "members": [victim]}))
+                .await,
+        );
+    }
+    let mut pusher = srv.client(&uid("pusher")).await;
+    let refused = pusher
+        .ack("group:create", json!({"name": "g", "members": [victim]}))
+        .await;
+    assert_code(&refused, "conflict");
+    assert!(
+        refused["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains(victim.as_str())),
+        "{refused}"
+    );
+    // The pusher's own group was not created, and the victim is at the cap, not past it.
+    assert_eq!(
+        ok(pusher.ack("conversations", json!({})).await)["conversations"],
+        json!([])
+    );
+    assert_code(
+        &cv.ack("group:create", json!({"name": "mine"})).await,
+        "conflict",
+    );
+    // Leaving frees a place for the victim's own group.
+    let groups = ok(cv.ack("conversations", json!({})).await);
+    let first = groups["conversations"][0]["id"]
+        .as_str()
+        .and_then(|c| c.strip_prefix("group:"))
+        .unwrap()
+        .to_owned();
+    ok(cv.ack("group:leave", json!({"group": first})).await);
+    ok(cv.ack("group:create", json!({"name": "mine"})).await);
+}

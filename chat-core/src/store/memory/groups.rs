@@ -98,4 +98,12 @@ impl Groups for MemoryStore {
         groups.sort_by(|a, b| a.id.cmp(&b.id));
         Ok(groups)
     }
+
+    async fn counts(&self, users: &[UserId]) -> Result<Vec<usize>, StoreError> {
+        let st = lock(&self.groups);
+        Ok(users
+            .iter()
+            .map(|u| st.by_user.get(u).map_or(0, HashSet::len))
+            .collect())
+    }
 }

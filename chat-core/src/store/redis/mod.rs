@@ -265,6 +265,17 @@ impl Groups for RedisStore {
             .flatten()
             .collect())
     }
+
+    async fn counts(&self, users: &[UserId]) -> Result<Vec<usize>, StoreError> {
+        if users.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut pipe = ::redis::pipe();
+        for u in users {
+            pipe.scard(self.keys.usergroups(u));
+        }
+        self.query(&pipe).await
+    }
 }
 
 #[async_trait]

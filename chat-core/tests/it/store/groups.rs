@@ -57,6 +57,17 @@ async fn create_then_get_and_list(store: &dyn Store) {
     );
     assert_eq!(groups_of(store, &ann).await, [created.id]);
     assert!(groups_of(store, &cid).await.is_empty());
+    // Counts follow the lists, in the order asked, unknown users at 0.
+    assert_eq!(
+        store
+            .counts(&[ben.clone(), cid.clone(), ann.clone()])
+            .await
+            .unwrap(),
+        [2, 0, 1]
+    );
+    assert!(store.counts(&[]).await.unwrap().is_empty());
+    store.leave(&first.id, &ben).await.unwrap();
+    assert_eq!(store.counts(&[ben]).await.unwrap(), [1]);
 }
 
 /// Joining adds the user after the others and says so; joining again changes nothing and

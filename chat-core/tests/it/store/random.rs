@@ -89,6 +89,7 @@ enum Op {
     Leave(usize, usize),
     GetGroup(usize),
     OfUser(usize),
+    Counts,
     Block(usize, usize),
     Unblock(usize, usize),
     IsBlocked(usize, usize),
@@ -143,6 +144,7 @@ fn op() -> impl Strategy<Value = Op> {
         2 => (0..GROUPS, user()).prop_map(|(g, u)| Op::Leave(g, u)),
         1 => (0..GROUPS).prop_map(Op::GetGroup),
         1 => user().prop_map(Op::OfUser),
+        1 => Just(Op::Counts),
         2 => (user(), user()).prop_map(|(u, t)| Op::Block(u, t)),
         1 => (user(), user()).prop_map(|(u, t)| Op::Unblock(u, t)),
         1 => (user(), user()).prop_map(|(u, t)| Op::IsBlocked(u, t)),
@@ -349,6 +351,10 @@ impl Run<'_> {
             Op::Leave(g, u) => format!("{:?}", s.leave(&group_id(*g), &name(*u)).await?),
             Op::GetGroup(g) => format!("{:?}", Groups::get(s, &group_id(*g)).await?),
             Op::OfUser(u) => format!("{:?}", s.of_user(&name(*u)).await?),
+            Op::Counts => {
+                let all: Vec<UserId> = (0..USERS).map(name).collect();
+                format!("{:?}", s.counts(&all).await?)
+            }
             Op::Block(u, t) => format!("{:?}", s.block(&name(*u), &name(*t)).await?),
             Op::Unblock(u, t) => format!("{:?}", s.unblock(&name(*u), &name(*t)).await?),
             Op::IsBlocked(u, t) => {
