@@ -5,7 +5,7 @@
 // command), and kills every process it started when the run ends, however it ends.
 
 import { spawn, execFile } from 'node:child_process';
-import { mkdirSync, openSync, closeSync } from 'node:fs';
+import { mkdirSync, openSync, closeSync, readFileSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -29,17 +29,40 @@ function killAllChildren() {
 }
 process.on('exit', killAllChildren);
 
-/** A free TCP port on 127.0.0.1 (bound to port 0, then released). */
-export function freePort() {
-  return new Promise((resolve, reject) => {
+// Ports are taken below the kernel's ephemeral range: a port from that range, free when
+// tested, can be taken meanwhile as the local port of any outgoing connection (a replica's
+// link to its master, say), and a node restarted after a kill needs its port again.
+const taken = new Set();
+function ephemeralLow() {
+  try {
+    return Number(readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/)[0]) || 32768;
+  } catch {
+    return 32768;
+  }
+}
+
+function canBind(port) {
+  return new Promise((resolve) => {
     const srv = net.createServer();
     srv.unref();
-    srv.on('error', reject);
-    srv.listen(0, HOST, () => {
-      const { port } = srv.address();
-      srv.close(() => resolve(port));
-    });
+    srv.once('error', () => resolve(false));
+    srv.listen(port, HOST, () => srv.close(() => resolve(true)));
   });
+}
+
+/** A free TCP port on 127.0.0.1, below the ephemeral range, not handed out before. */
+export async function freePort() {
+  const hi = Math.min(ephemeralLow(), 65536);
+  const lo = Math.max(1024, hi - 12000);
+  for (let i = 0; i < 200; i++) {
+    const port = lo + Math.floor(Math.random() * (hi - lo));
+    if (taken.has(port)) continue;
+    if (await canBind(port)) {
+      taken.add(port);
+      return port;
+    }
+  }
+  throw new Error(`no free port in ${lo}..${hi - 1} after 200 tries`);
 }
 
 /** Polls `check` until it returns a truthy value, or throws after `ms`. */
