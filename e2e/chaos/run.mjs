@@ -624,6 +624,15 @@ async function main() {
   process.exit(passed(r, args.tolerate) ? 0 : 1);
 }
 
+// A watchdog: whatever hangs, the run ends (with its processes) within duration + 10 min.
+const watchdog = setTimeout(async () => {
+  console.error(`[chaos] watchdog: the run took longer than ${args.duration + 600} s; stopping (seed ${args.seed})`);
+  finished = true;
+  await cleanup().catch(() => {});
+  process.exit(2);
+}, (args.duration + 600) * 1000);
+watchdog.unref();
+
 main().catch(async (err) => {
   console.error(`[chaos] setup failed: ${err.stack ?? err.message} (seed ${args.seed}, logs in ${outDir})`);
   finished = true;
