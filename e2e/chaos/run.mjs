@@ -189,9 +189,9 @@ class Device {
       transports: this.transports,
       timeout: 5000,
     });
-    socket.conn = conn;
+    socket.chaosConn = conn;
     socket.on('message', (msg, ack) => {
-      rec('live', { dev: this.id, conn, node: socket.node, m: brief(msg) });
+      rec('live', { dev: this.id, conn, node: socket.chaosNode, m: brief(msg) });
       if (typeof ack === 'function') ack();
     });
     socket.on('drain', () => {
@@ -214,7 +214,7 @@ class Device {
           reject(err);
         });
       });
-      socket.node = ready.node;
+      socket.chaosNode = ready.node;
       rec('conn', { dev: this.id, conn, node: ready.node, transport: socket.io.engine?.transport?.name });
       await this.catchUp(socket);
     } catch (err) {
@@ -246,7 +246,7 @@ class Device {
         await sleep(200);
         continue;
       }
-      rec('sync', { dev: this.id, conn: socket.conn, round, final, msgs: res.messages.map(brief) });
+      rec('sync', { dev: this.id, conn: socket.chaosConn, round, final, msgs: res.messages.map(brief) });
       this.cursor = res.cursor;
       if (!res.hasMore) return;
     }
@@ -291,14 +291,14 @@ class Device {
       } catch {
         // No ack: retry; after two in a row on one connection, leave it (a frozen node).
         if (++timeouts >= 2 && this.socket === socket) {
-          rec('abandon', { dev: this.id, conn: socket.conn });
+          rec('abandon', { dev: this.id, conn: socket.chaosConn });
           this.leave(socket, 'no acks');
           timeouts = 0;
         }
         continue;
       }
       if (res?.ok) {
-        rec('ack', { dev: this.id, cid, conv: target.conv, id: res.message.id, duplicate: !!res.duplicate, node: socket.node });
+        rec('ack', { dev: this.id, cid, conv: target.conv, id: res.message.id, duplicate: !!res.duplicate, node: socket.chaosNode });
         return;
       }
       const code = res?.error?.code;
