@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Runs every test: formatting and lints, Rust unit and integration tests, end-to-end tests
-# with the official socket.io-client, and the web client's browser tests.
+# with the official socket.io-client, a short randomized fault run, and the web client's
+# browser tests.
 # Needs: cargo, node/npm, /usr/bin/chromium for the browser tests, and a running Docker engine
-# with the Redis test image (scripts/redis-test-image.sh) for the Redis tests; .ci/run sets all
+# with the Redis test image (scripts/redis-test-image.sh) for the Redis tests, redis-server and
+# redis-cli for the fault run; .ci/run sets all
 # of that up on a fresh machine.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -30,6 +32,10 @@ export CHAT_SERVER_BIN="$PWD/target/debug/chat-server"
 step "end-to-end tests (socket.io-client against chat-server)"
 [ -d e2e/node_modules ] || npm --prefix e2e ci --no-audit --no-fund
 npm --prefix e2e test
+
+step "fault run, short: faults at random over a real cluster, then the history checker"
+node --test e2e/chaos/check.test.mjs
+scripts/chaos.sh --short --no-build
 
 step "web client: build and browser tests"
 [ -d web-client/node_modules ] || npm --prefix web-client ci --no-audit --no-fund
