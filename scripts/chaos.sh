@@ -12,7 +12,8 @@
 #   --release    use target/release (default target/debug)
 #   --no-build   do not run cargo/npm first
 #   other options go to e2e/chaos/run.mjs: --seed N --duration S --nodes N --users N
-#   --devices N --groups N --faults a,b --gap MIN-MAX --out DIR --quiet (see e2e/chaos/README.md)
+#   --devices N --groups N --faults a,b --gap MIN-MAX --tolerate concurrent-reorder --out DIR
+#   --quiet (see e2e/chaos/README.md)
 #
 # Needs redis-server and redis-cli, cargo, node 20. Logs, Redis data and the recorded history
 # go to target/chaos/seed-<seed>/ (or --out); re-check a history with
