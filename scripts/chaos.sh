@@ -25,9 +25,10 @@ die() { printf 'chaos: %s\n' "$*" >&2; exit 2; }
 
 # --short runs the faults that pass today and tolerates one known bug (concurrent sends of one
 # conversation are delivered live in any order). Left out until the server fixes them (see
-# e2e/chaos/README.md, "Known bugs"): freeze-node (the frozen node's users stay offline for
-# good), and kill-redis-master and client-kill (a delayed path between nodes lets a later
-# message overtake one acked earlier; often after a failover, rarely after a CLIENT KILL).
+# e2e/chaos/README.md, "Known bugs"): freeze-node, kill-redis-master and client-kill (a delayed
+# path between nodes lets a later message overtake one acked earlier: a frozen node sends what
+# it acked just before the freeze when it resumes; often after a failover, rarely after a
+# CLIENT KILL).
 SHORT_FAULTS=kill-node,term-node,client-pause,slow-client
 ALL_FAULTS=kill-node,term-node,freeze-node,kill-redis-master,client-kill,client-pause,slow-client
 
