@@ -15,4 +15,5 @@ mod messages;
 mod presence;
 mod receipts;
 mod shutdown;
+mod slow_client;
 mod store;
