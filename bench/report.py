@@ -110,6 +110,19 @@ def metrics_for(label):
             ("handshake p99 ms", lambda r: ms(r, "handshake_us.p99"), "lower"),
             ("failed", lambda r: r["failed"], "lower"),
         ]
+    if label.startswith("slow"):
+        return [
+            ("server RSS growth MiB (peak − before)",
+             lambda r: r["server_rss_growth_kb"] / 1024, "lower"),
+            ("server RSS held MiB (after the hold − before)",
+             lambda r: r["server_rss_held_kb"] / 1024, "lower"),
+            ("silent member dropped after s", lambda r: r["silent_dropped_s"], "lower"),
+            ("messages sent by then", lambda r: r["sent_when_dropped"], "lower"),
+            ("reader p99 latency ms", lambda r: ms(r, "lat_us.p99"), "lower"),
+            ("sender p99 ack latency ms", lambda r: ms(r, "ack_lat_us.p99"), "lower"),
+            ("lost+unanswered", lambda r: r["lost"] + r["unanswered"], "lower"),
+            ("missing from sync", lambda r: r["sync_expected"] - r["sync_messages"], "lower"),
+        ]
     if label.startswith("idle"):
         return [
             ("server RSS MiB", lambda r: sum(r["server_rss_kb"]) / 1024, "lower"),

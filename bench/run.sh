@@ -12,8 +12,9 @@
 # Families (--only takes families or case labels): dm (dm@R, dm@2000-norcpt), dm-search
 # (dm-search, dm-search-norcpt), fanout (fanout10, fanout100, fanout100-norcpt, fanout1000,
 # fanout100-1node), fanout-partial, idle (idle1k, idle18k), connect (connect10k), polling
-# (polling500, polling500-norcpt), ceilings (redis-benchmark on the server core). `-norcpt`:
-# ours with CHAT_RECEIPTS=false, the event subset the peers implement.
+# (polling500, polling500-norcpt), slow (slow-ws, slow-polling, slow-none, slow-ws-norcpt:
+# ours and base only), ceilings (redis-benchmark on the server core). `-norcpt`: ours with
+# CHAT_RECEIPTS=false, the event subset the peers implement.
 # Peers: node (socket.io + classic redis adapter), node-sharded (the same, ADAPTER=sharded),
 # sxio and ceiling (bench/peers/rust; ceiling has no Redis and runs in single-node cases only),
 # base (an earlier build of ours: BASE_BIN=$(bench/base.sh REV), for before/after figures).
@@ -253,6 +254,10 @@ start_cluster() { # impl nodes
 run_case() {
   local impl=$1 pair=$2 label=$3 nodes=$4; shift 4
   local extra=()
+  if [[ "$label" == slow* ]] && [ "$impl" != ours ] && [ "$impl" != base ]; then
+    log "skip: $impl $label (slow-consumer cases: ours and base only; the peers have no sync, no /healthz)"
+    return 0
+  fi
   if [ "$impl" = ceiling ]; then
     if [ "$nodes" -gt 1 ]; then
       log "skip: ceiling $label (the ceiling peer has no Redis: single-node cases only)"
@@ -314,6 +319,10 @@ if [ $QUICK = 1 ]; then
       --duration 1 --drain 5 --settle-ms 200 --member-nodes 1
     run_case "$impl" 0 "connect-quick" 2 connect --conns 200 --concurrency 50
     run_case "$impl" 0 "idle-quick" 1 idle --conns 200 --hold 0.5 --polling-share 0.05
+    # A long-polling member that stops polling is dropped past its budget (1 MiB: ~500 of
+    # these) and gets every message through sync.
+    run_case "$impl" 0 "slow-quick" 1 slow --silent polling --rate 500 --duration 2 \
+      --drain 5 --hold 0 --pad 2000 --sync
   done
   python3 "$BENCH/report.py" --quick "$RESULTS" || FAILED=$((FAILED + 1))
   if [ $FAILED -ne 0 ]; then echo "bench quick: $FAILED failed"; exit 1; fi
@@ -360,6 +369,16 @@ CASES+=("connect|connect10k|2||connect --conns 10000 --concurrency 100")
 POLLING="polling --clients 500 --rate ${POLLING_RATE:-500} --duration 10 --drain 10"
 CASES+=("polling|polling500|2||$POLLING")
 CASES+=("polling|polling500-norcpt|2|$NORCPT|$POLLING")
+# Slow consumer (issue 27), one node: a group of three, one member joins and stops reading
+# (its WebSocket is never read again, or it never sends its next long-poll GET), 20,000
+# messages of 2 KB at 1,000/s; slow-none without that member. The history holds the stream,
+# so the dropped member must get all of it through sync. Ours and base only.
+SLOW="slow --rate 1000 --duration 20 --pad 2000 --drain 10 --hold 5"
+CASES+=("slow|slow-ws|1|CHAT_HISTORY_MAX=20000|$SLOW --silent ws --sync")
+CASES+=("slow|slow-polling|1|CHAT_HISTORY_MAX=20000|$SLOW --silent polling --sync")
+CASES+=("slow|slow-none|1|CHAT_HISTORY_MAX=20000|$SLOW --silent none")
+# slow-ws with ours' receipts off: what the delivery acks the silent member never sends cost.
+CASES+=("slow|slow-ws-norcpt|1|CHAT_HISTORY_MAX=20000 $NORCPT|$SLOW --silent ws --sync")
 
 SELECTED=()
 for c in "${CASES[@]}"; do

@@ -11,7 +11,9 @@ use crate::redis::RedisConfig;
 pub struct Limits {
     /// Longest message body in characters (`CHAT_MAX_BODY`, default 4000).
     pub max_body: usize,
-    /// Largest Engine.IO packet in bytes (`CHAT_MAX_PAYLOAD`, default 64 KiB).
+    /// Largest Engine.IO packet in bytes (`CHAT_MAX_PAYLOAD`, default 64 KiB). Sixteen times
+    /// this (1 MiB by default) is what a node holds at most for one socket's client: past it
+    /// the client is too slow and is disconnected (README, "Slow clients").
     pub max_payload: u64,
     /// Most members in a group, owner included (`CHAT_MAX_GROUP_SIZE`, default 1000).
     pub max_group_size: usize,

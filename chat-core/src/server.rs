@@ -157,9 +157,13 @@ impl ChatBuilder {
         let (svc, io) = SocketIo::builder()
             .with_config(sio)
             .with_adapter::<ChatAdapter<Emitter>>(AdapterState(cluster.clone()))
-            // Outgoing packets queued per socket before emits fail. Room for a burst of acks
-            // (a full request queue answers at once) on top of regular traffic.
+            // Outgoing packets queued per socket. Room for a burst of acks (a full request
+            // queue answers at once) on top of regular traffic. A client that falls further
+            // behind is disconnected and catches up with `sync` when it reconnects.
             .max_buffer_size(1024)
+            // Also bounds what a socket may hold for its client in bytes: 16 payloads (1 MiB
+            // by default; engineioxide's `EngineIoConfig::max_buffer_bytes`). Past it the
+            // socket is disconnected the same way.
             .max_payload(config.limits.max_payload)
             // Read in 256-byte steps: every idle WebSocket keeps this buffer (4 KiB by default),
             // and what clients send is small (requests, acks, pings). The cost is read calls:

@@ -8,7 +8,7 @@ use std::{
 };
 
 /// Options that take no value.
-const BARE_FLAGS: &[&str] = &["assert"];
+const BARE_FLAGS: &[&str] = &["assert", "sync"];
 
 pub struct Args {
     pub cmd: String,
@@ -85,7 +85,7 @@ impl Args {
 }
 
 pub fn usage() -> String {
-    "usage: loadgen dm|polling|dm-search|fanout|connect|idle|floor --urls ws://127.0.0.1:PORT[,..] [options]"
+    "usage: loadgen dm|polling|dm-search|fanout|connect|idle|slow|floor --urls ws://127.0.0.1:PORT[,..] [options]"
         .into()
 }
 

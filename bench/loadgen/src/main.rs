@@ -13,6 +13,7 @@
 //! loadgen fanout    --urls A,B,C --groups 5 --size 100 --rate 50 --duration 10 [--member-nodes 1]
 //! loadgen connect   --urls A,B --conns 2000 --concurrency 100
 //! loadgen idle      --urls A   --conns 1000 --hold 5 [--polling-share 0.05]
+//! loadgen slow      --urls A   --silent ws|polling|none --rate 1000 --duration 20 --pad 2000 [--sync]
 //! loadgen floor     --conns 10 --rate 1000 --duration 3
 //! ```
 //! Common options: `--pids 1,2` (server pids: CPU and RSS from /proc), `--redis-pid N`,
@@ -58,6 +59,7 @@ async fn run(args: &Args) -> Result<(Value, bool), String> {
         "dm-search" => workloads::dm::search(args, &c, &stats, hs).await?,
         "fanout" => workloads::fanout::fanout(args, &c, &stats, hs).await?,
         "connect" | "idle" => workloads::connect::connect(args, &c, &stats, hs).await?,
+        "slow" => workloads::slow::slow(args, &c, &stats, hs).await?,
         other => return Err(format!("unknown command {other}; {}", usage())),
     };
     merge(

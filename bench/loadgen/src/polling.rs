@@ -487,3 +487,50 @@ pub async fn run(
         lost_connection(&stats, why);
     }
 }
+
+/// A polling session that stopped polling: its connections, held open, never used again.
+pub struct Silent {
+    _get: HttpConn,
+    _post: Option<HttpConn>,
+}
+
+impl Polling {
+    /// POSTs `frame` (a request `42<id>[…]`) and long-polls until its ack (`43<id>…`),
+    /// answering pings; then sends no `GET` again (a client that stops reading).
+    pub async fn send_until_ack(self, frame: String) -> Result<Silent, String> {
+        let Polling {
+            route,
+            mut get,
+            post: post_conn,
+            leftover,
+        } = self;
+        let id: String = frame[2..]
+            .chars()
+            .take_while(char::is_ascii_digit)
+            .collect();
+        let ack = format!("43{id}");
+        let (mut post_conn, r) = post(post_conn, route.clone(), frame).await;
+        r?;
+        let mut packets = leftover;
+        // Bounded by the caller's timeout, and in count.
+        for _ in 0..1000 {
+            if packets.iter().any(|p| p.starts_with(&ack)) {
+                return Ok(Silent {
+                    _get: get,
+                    _post: post_conn,
+                });
+            }
+            if packets.iter().any(|p| p == "2") {
+                let (c, r) = post(post_conn.take(), route.clone(), "3".into()).await;
+                r?;
+                post_conn = c;
+            }
+            let body = get.roundtrip(&route.get).await.map_err(HttpErr::text)?;
+            if body.is_empty() {
+                return Err("polling: session closed".into());
+            }
+            packets = body.split(SEP).map(String::from).collect();
+        }
+        Err("no ack".into())
+    }
+}

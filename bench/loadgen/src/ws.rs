@@ -116,3 +116,28 @@ pub async fn run(
     };
     lost_connection(&stats, why);
 }
+
+/// Sends `frame` (a request `42<id>[…]`) and reads until its ack (`43<id>…`), answering
+/// pings; then returns, reading nothing more (a client that stops reading).
+pub async fn send_until_ack(ws: &mut Ws, frame: String) -> Result<(), String> {
+    let id: String = frame[2..]
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
+    let ack = format!("43{id}");
+    ws.send(Message::text(frame))
+        .await
+        .map_err(|e| e.to_string())?;
+    // Bounded by the caller's timeout, and in count.
+    for _ in 0..10_000 {
+        let t = next_text(ws).await?;
+        if t == "2" {
+            ws.send(Message::text("3"))
+                .await
+                .map_err(|e| e.to_string())?;
+        } else if t.starts_with(&ack) {
+            return Ok(());
+        }
+    }
+    Err("no ack".into())
+}

@@ -16,4 +16,5 @@ mod messages;
 mod presence;
 mod receipts;
 mod shutdown;
+mod slow_client;
 mod store;

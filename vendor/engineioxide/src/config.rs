@@ -55,12 +55,18 @@ pub struct EngineIoConfig {
 
     /// The maximum number of packets that can be buffered per connection before being emitted to the client.
     ///
-    /// If the buffer if full the `emit()` method will return an error
+    /// If the buffer if full the `emit()` method will return an error, and the socket is
+    /// closed: its client fell behind ([`DisconnectReason::TransportError`]). The buffer is
+    /// bounded in bytes too ([`EngineIoConfig::max_buffer_bytes`]).
     ///
     /// Defaults to 128 packets
+    ///
+    /// [`DisconnectReason::TransportError`]: crate::DisconnectReason::TransportError
     pub max_buffer_size: usize,
 
-    /// The maximum number of bytes that can be received per http request.
+    /// The maximum number of bytes that can be received per http request, and sent per
+    /// polling response (a larger packet goes alone). It also sets the bytes buffered per
+    /// connection ([`EngineIoConfig::max_buffer_bytes`]).
     /// Defaults to 100KB.
     pub max_payload: u64,
 
@@ -106,10 +112,32 @@ impl Default for EngineIoConfig {
     }
 }
 
+/// [`EngineIoConfig::max_buffer_bytes`] in payloads.
+const BUFFER_PAYLOADS: usize = 16;
+
 impl EngineIoConfig {
     /// Create a new builder with a default config
     pub fn builder() -> EngineIoConfigBuilder {
         EngineIoConfigBuilder::new()
+    }
+
+    /// The most bytes a connection may hold for its client: 16 × [`max_payload`] (1.6 MB
+    /// by default). Counted are the packets' encoded length (binary data before base64) from
+    /// the time they are queued until the transport hands them on: a polling request as it
+    /// encodes them, a websocket once they are flushed to the connection (so what tungstenite
+    /// buffers for a client that does not read counts: at most its write buffer, 128 KiB, and
+    /// one frame, as the session waits on a blocked write). A packet that would go past it is
+    /// refused, unless nothing is held (one larger packet goes, alone), and the socket is
+    /// closed: its client fell behind ([`DisconnectReason::TransportError`]). Not counted:
+    /// the latest volatile packets (one group, replaced by newer ones) and a polling response
+    /// once encoded (at most [`max_payload`], or one larger packet).
+    ///
+    /// [`max_payload`]: EngineIoConfig::max_payload
+    /// [`DisconnectReason::TransportError`]: crate::DisconnectReason::TransportError
+    pub fn max_buffer_bytes(&self) -> usize {
+        usize::try_from(self.max_payload)
+            .unwrap_or(usize::MAX)
+            .saturating_mul(BUFFER_PAYLOADS)
     }
 
     /// Check if a [`TransportType`] is enabled in the [`EngineIoConfig`]

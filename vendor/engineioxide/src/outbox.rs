@@ -9,14 +9,21 @@
 //!
 //! There is one reader at a time, the transport holding the socket's `internal_rx`: the
 //! websocket session for its whole life, or one polling request after another.
-
+//!
+//! The queue is bounded in packet groups (`capacity`) and in bytes (`budget`): the bytes of
+//! the packets queued and of those the reader took but has not handed on yet (a websocket
+//! session releases them once the websocket is flushed, so what tungstenite buffers for a
+//! client that stopped reading counts too; a polling request as it encodes them). A packet
+//! that would go past either bound is refused; past the budget, unless nothing is held (one
+//! packet larger than the budget still goes, alone). A refusal means the client fell behind:
+//! the socket closes it (`Socket::fell_behind`).
 use std::{
     collections::VecDeque,
     sync::Mutex,
     task::{Context, Poll},
 };
 
-use engineioxide_core::PacketBuf;
+use engineioxide_core::{Packet, PacketBuf};
 use futures_core::Stream;
 use futures_util::task::AtomicWaker;
 use tokio::sync::{Notify, mpsc::error::TrySendError};
@@ -27,6 +34,8 @@ pub(crate) struct Outbox {
     state: Mutex<State>,
     /// How many packet groups may wait, reserved ones included.
     capacity: usize,
+    /// How many bytes may be held (see the module's docs).
+    budget: usize,
     /// The reader waiting for packets.
     reader: AtomicWaker,
     /// Wakes [`Outbox::closed`].
@@ -41,6 +50,10 @@ struct State {
     /// The latest volatile packets, replaced by newer ones, written when the queue is empty.
     volatile: Option<QueuedPackets>,
     closed: bool,
+    /// Bytes of the packets queued, and of those taken and not yet released.
+    held: usize,
+    /// A packet was refused: the client fell behind.
+    overflowed: bool,
 }
 
 /// A place in the queue for one packet group.
@@ -48,11 +61,22 @@ pub(crate) struct Permit<'a> {
     outbox: &'a Outbox,
 }
 
+/// The bytes `packets` count for: their encoded length (binary data unencoded).
+pub(crate) fn size(packets: &PacketBuf) -> usize {
+    packets.iter().map(|p| p.get_size_hint(false)).sum()
+}
+
+/// The bytes one packet counts for.
+pub(crate) fn packet_size(packet: &Packet) -> usize {
+    packet.get_size_hint(false)
+}
+
 impl Outbox {
-    pub fn new(capacity: usize) -> Self {
+    pub fn new(capacity: usize, budget: usize) -> Self {
         Self {
             state: Mutex::default(),
             capacity,
+            budget,
             reader: AtomicWaker::new(),
             closing: Notify::new(),
         }
@@ -63,23 +87,32 @@ impl Outbox {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Whether one more packet group may be queued or reserved.
-    fn admit(&self, state: &State) -> Result<(), TrySendError<()>> {
+    /// Whether `bytes` more fit: within the budget, or alone.
+    fn fits(&self, state: &State, bytes: usize) -> bool {
+        state.held == 0 || state.held.saturating_add(bytes) <= self.budget
+    }
+
+    /// Whether one more packet group of `bytes` may be queued or reserved.
+    fn admit(&self, state: &State, bytes: usize) -> Result<(), TrySendError<()>> {
         if state.closed {
             Err(TrySendError::Closed(()))
-        } else if state.queue.len() + state.reserved >= self.capacity {
+        } else if state.queue.len() + state.reserved >= self.capacity || !self.fits(state, bytes) {
             Err(TrySendError::Full(()))
         } else {
             Ok(())
         }
     }
 
-    /// Queues packets, unless the queue is full or closed.
+    /// Queues packets, unless the queue is full (in packet groups or bytes) or closed.
     pub fn try_send(&self, packets: QueuedPackets) -> Result<(), TrySendError<QueuedPackets>> {
         {
+            let bytes = size(&packets);
             let mut state = self.state();
-            match self.admit(&state) {
-                Ok(()) => state.queue.push_back(packets),
+            match self.admit(&state, bytes) {
+                Ok(()) => {
+                    state.queue.push_back(packets);
+                    state.held += bytes;
+                }
                 Err(TrySendError::Closed(())) => return Err(TrySendError::Closed(packets)),
                 Err(TrySendError::Full(())) => return Err(TrySendError::Full(packets)),
             }
@@ -88,12 +121,45 @@ impl Outbox {
         Ok(())
     }
 
-    /// Holds a place in the queue, unless it is full or closed.
+    /// Holds a place in the queue, unless it is full or closed (the bytes are checked when
+    /// the packets come, [`Permit::send`]).
     pub fn try_reserve(&self) -> Result<Permit<'_>, TrySendError<()>> {
         let mut state = self.state();
-        self.admit(&state)?;
+        self.admit(&state, 0)?;
         state.reserved += 1;
         Ok(Permit { outbox: self })
+    }
+
+    /// The reader handed on packets of `bytes` (written and flushed, or encoded).
+    pub fn release(&self, bytes: usize) {
+        let mut state = self.state();
+        state.held = state.held.saturating_sub(bytes);
+    }
+
+    /// The reader keeps packets of `bytes` aside (a polling request's peeked packet): they
+    /// count again until released.
+    pub fn hold(&self, bytes: usize) {
+        self.state().held += bytes;
+    }
+
+    /// Bytes held now.
+    pub fn held(&self) -> usize {
+        self.state().held
+    }
+
+    /// The budget in bytes.
+    pub fn budget(&self) -> usize {
+        self.budget
+    }
+
+    /// Records that a packet was refused; `true` the first time only.
+    pub fn overflow(&self) -> bool {
+        !std::mem::replace(&mut self.state().overflowed, true)
+    }
+
+    /// Whether a packet was refused: the client fell behind.
+    pub fn overflowed(&self) -> bool {
+        self.state().overflowed
     }
 
     /// Replaces the volatile packets not yet written; `false` once the queue is closed.
@@ -169,29 +235,39 @@ impl Outbox {
     }
 
     /// Queued packets first, then volatile ones, as the polling transport encodes them; ends
-    /// once the queue is closed and empty. For the reader only.
+    /// once the queue is closed and empty. Packets taken are released. For the reader only.
     pub fn stream(&self) -> impl Stream<Item = PacketBuf> + '_ {
         futures_util::stream::poll_fn(move |cx| match self.poll_recv(cx) {
-            Poll::Ready(packets) => Poll::Ready(packets.map(|p| *p)),
+            Poll::Ready(packets) => Poll::Ready(packets.map(|p| {
+                self.release(size(&p));
+                *p
+            })),
             Poll::Pending => self.poll_volatile(cx).map(|p| Some(*p)),
         })
     }
 }
 
 impl Permit<'_> {
-    /// Queues packets in the reserved place (dropped if the queue was closed meanwhile).
-    pub fn send(self, packets: QueuedPackets) {
+    /// Queues packets in the reserved place (dropped if the queue was closed meanwhile);
+    /// `false` when they do not fit in the budget (they are dropped).
+    pub fn send(self, packets: QueuedPackets) -> bool {
         let outbox = self.outbox;
         std::mem::forget(self);
+        let bytes = size(&packets);
         {
             let mut state = outbox.state();
             state.reserved -= 1;
             if state.closed {
-                return;
+                return true;
+            }
+            if !outbox.fits(&state, bytes) {
+                return false;
             }
             state.queue.push_back(packets);
+            state.held += bytes;
         }
         outbox.reader.wake();
+        true
     }
 }
 
@@ -209,7 +285,10 @@ impl std::fmt::Debug for Outbox {
             .field("reserved", &state.reserved)
             .field("volatile", &state.volatile.is_some())
             .field("closed", &state.closed)
+            .field("held", &state.held)
+            .field("overflowed", &state.overflowed)
             .field("capacity", &self.capacity)
+            .field("budget", &self.budget)
             .finish()
     }
 }
@@ -241,7 +320,7 @@ mod tests {
 
     #[test]
     fn full_counts_reserved_places_and_frees_them_on_drop() {
-        let outbox = Outbox::new(2);
+        let outbox = Outbox::new(2, usize::MAX);
         outbox.try_send(packets("a")).unwrap();
         let permit = outbox.try_reserve().unwrap();
         assert!(matches!(
@@ -250,7 +329,7 @@ mod tests {
         ));
         assert!(matches!(outbox.try_reserve(), Err(TrySendError::Full(()))));
         drop(permit);
-        outbox.try_reserve().unwrap().send(packets("c"));
+        assert!(outbox.try_reserve().unwrap().send(packets("c")));
         let Poll::Ready(Some(first)) = poll_now(&outbox) else {
             panic!("nothing queued")
         };
@@ -263,7 +342,7 @@ mod tests {
 
     #[test]
     fn closed_refuses_packets_but_yields_those_queued() {
-        let outbox = Outbox::new(4);
+        let outbox = Outbox::new(4, usize::MAX);
         outbox.try_send(packets("a")).unwrap();
         let permit = outbox.try_reserve().unwrap();
         assert!(outbox.send_volatile(packets("v")));
@@ -277,7 +356,10 @@ mod tests {
             Err(TrySendError::Closed(()))
         ));
         assert!(!outbox.send_volatile(packets("w")));
-        permit.send(packets("late"));
+        assert!(
+            permit.send(packets("late")),
+            "dropped, as the queue is closed"
+        );
         let Poll::Ready(Some(first)) = poll_now(&outbox) else {
             panic!("queued packet lost")
         };
@@ -288,7 +370,7 @@ mod tests {
 
     #[test]
     fn volatile_keeps_the_latest_and_comes_after_the_queue() {
-        let outbox = Outbox::new(4);
+        let outbox = Outbox::new(4, usize::MAX);
         assert!(outbox.send_volatile(packets("v1")));
         assert!(outbox.send_volatile(packets("v2")));
         outbox.try_send(packets("q")).unwrap();
@@ -311,9 +393,54 @@ mod tests {
         );
     }
 
+    /// Bytes count from queueing until the reader releases them; past the budget a packet is
+    /// refused, unless nothing is held.
+    #[test]
+    fn bytes_are_bounded_by_the_budget() {
+        let outbox = Outbox::new(100, 10);
+        // A message counts its text and its packet type: 21 bytes, over the budget, alone.
+        outbox.try_send(packets(&"x".repeat(20))).unwrap();
+        assert_eq!(outbox.held(), 21);
+        assert!(matches!(
+            outbox.try_send(packets("a")),
+            Err(TrySendError::Full(_))
+        ));
+        assert!(matches!(outbox.try_reserve(), Err(TrySendError::Full(()))));
+        // A websocket session takes it: held until written and flushed.
+        let Poll::Ready(Some(taken)) = poll_now(&outbox) else {
+            panic!("nothing queued")
+        };
+        assert_eq!(outbox.held(), 21);
+        outbox.release(size(&taken));
+        assert_eq!(outbox.held(), 0);
+
+        outbox.try_send(packets("abcd")).unwrap();
+        // The bytes of a reserved place are checked when its packets come.
+        let permit = outbox.try_reserve().unwrap();
+        assert!(!permit.send(packets("abcdefgh")), "5 + 9 bytes > 10");
+        assert!(outbox.try_reserve().unwrap().send(packets("abc")));
+        assert_eq!(outbox.held(), 9);
+        assert!(outbox.overflow(), "the first refusal is reported");
+        assert!(!outbox.overflow(), "once");
+    }
+
+    /// The polling transport's stream releases what it takes; a packet it keeps aside counts
+    /// again.
+    #[test]
+    fn the_polling_stream_releases_what_it_takes() {
+        let outbox = Outbox::new(100, 100);
+        outbox.try_send(packets("abc")).unwrap();
+        outbox.try_send(packets("de")).unwrap();
+        let mut stream = std::pin::pin!(outbox.stream());
+        let first = stream.next().now_or_never().flatten().expect("queued");
+        assert_eq!(outbox.held(), 3);
+        outbox.hold(size(&first));
+        assert_eq!(outbox.held(), 7);
+    }
+
     #[test]
     fn an_emptied_queue_is_released() {
-        let outbox = Outbox::new(128);
+        let outbox = Outbox::new(128, usize::MAX);
         for i in 0..100 {
             outbox.try_send(packets(&i.to_string())).unwrap();
         }
@@ -323,7 +450,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_waiting_reader_and_closed_wake_up() {
-        let outbox = Arc::new(Outbox::new(4));
+        let outbox = Arc::new(Outbox::new(4, usize::MAX));
         let reader = tokio::spawn({
             let outbox = outbox.clone();
             async move { outbox.recv().await.map(|p| text(&p)) }

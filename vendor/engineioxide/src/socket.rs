@@ -59,7 +59,7 @@ use std::{
     fmt::Debug,
     sync::{
         Arc,
-        atomic::{AtomicBool, AtomicU8, Ordering},
+        atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering},
     },
     time::Duration,
 };
@@ -89,7 +89,10 @@ pub enum DisconnectReason {
     /// The client sent a bad request / the packet could not be parsed correctly
     PacketParsingError,
     /// An error occured in the transport layer
-    /// (e.g. the client closed the connection without sending a close packet)
+    /// (e.g. the client closed the connection without sending a close packet), or the client
+    /// fell behind: it did not take its packets fast enough, and the socket would have held
+    /// more than [`EngineIoConfig::max_buffer_size`] packets or
+    /// [`EngineIoConfig::max_buffer_bytes`] bytes for it
     TransportError,
     /// The client did not respond to the heartbeat
     HeartbeatTimeout,
@@ -118,21 +121,46 @@ impl From<&Error> for Option<DisconnectReason> {
 /// stays small until it is released (one allocation per queued item instead).
 pub(crate) type QueuedPackets = Box<PacketBuf>;
 
+/// Sockets closed because their client fell behind, since the process started.
+static FELL_BEHIND: AtomicU64 = AtomicU64::new(0);
+
+/// [`FELL_BEHIND`], for tests.
+#[cfg(test)]
+pub(crate) fn fell_behind_count() -> u64 {
+    FELL_BEHIND.load(Ordering::Relaxed)
+}
+
+/// What a [`Permit`] needs of its socket: closing it when the packets do not fit.
+trait Behind: Send + Sync {
+    fn fell_behind(&self);
+}
+
 /// A permit to emit a message to the client.
 /// A permit holds a place in the internal channel to send one packet to the client.
+///
+/// The packets still have to fit in the socket's byte budget
+/// ([`EngineIoConfig::max_buffer_bytes`]): if they do not, they are dropped and the socket is
+/// closed ([`DisconnectReason::TransportError`]).
 pub struct Permit<'a> {
     inner: outbox::Permit<'a>,
+    socket: &'a dyn Behind,
 }
 impl Permit<'_> {
+    fn send(self, packets: PacketBuf) {
+        if !self.inner.send(Box::new(packets)) {
+            self.socket.fell_behind();
+        }
+    }
+
     /// Consume the permit and emit a message to the client.
     #[inline]
     pub fn emit(self, msg: Str) {
-        self.inner.send(Box::new(smallvec![Packet::Message(msg)]));
+        self.send(smallvec![Packet::Message(msg)]);
     }
     /// Consume the permit and emit a binary message to the client.
     #[inline]
     pub fn emit_binary(self, data: Bytes) {
-        self.inner.send(Box::new(smallvec![Packet::Binary(data)]));
+        self.send(smallvec![Packet::Binary(data)]);
     }
 
     /// Consume the permit and emit a message with multiple binary data to the client.
@@ -144,7 +172,7 @@ impl Permit<'_> {
         for d in data {
             packets.push(Packet::Binary(d));
         }
-        self.inner.send(Box::new(packets));
+        self.send(packets);
     }
 
     /// Consume the permit and emit a message with multiple binary data to the client.
@@ -156,7 +184,7 @@ impl Permit<'_> {
         for d in data {
             packets.push(Packet::Binary(d));
         }
-        self.inner.send(Box::new(packets));
+        self.send(packets);
     }
 }
 
@@ -249,7 +277,7 @@ where
             upgrading: AtomicBool::new(false),
 
             internal_rx: Mutex::default(),
-            outbox: Outbox::new(config.max_buffer_size),
+            outbox: Outbox::new(config.max_buffer_size, config.max_buffer_bytes()),
 
             heartbeat: Notify::new(),
             cancellation_token: Cancellation::default(),
@@ -263,7 +291,8 @@ where
         }
     }
 
-    /// Sends a packet to the connection.
+    /// Sends a packet to the connection; a packet that does not fit closes the socket
+    /// ([`Socket::fell_behind`]).
     pub(crate) fn send(&self, packet: Packet) -> Result<(), TrySendError<Packet>> {
         #[cfg(feature = "tracing")]
         tracing::debug!(?packet, "sending packet");
@@ -271,10 +300,33 @@ where
         self.outbox
             .try_send(Box::new(smallvec![packet]))
             .map_err(|p| match p {
-                TrySendError::Full(mut p) => TrySendError::Full(p.pop().unwrap()),
+                TrySendError::Full(mut p) => {
+                    self.fell_behind();
+                    TrySendError::Full(p.pop().unwrap())
+                }
                 TrySendError::Closed(mut p) => TrySendError::Closed(p.pop().unwrap()),
             })?;
         Ok(())
+    }
+
+    /// The client fell behind: a packet for it did not fit in its outbox. Closes the socket
+    /// ([`DisconnectReason::TransportError`]) once, without a close packet (there is no room
+    /// for one), and counts it. The client reconnects; what it missed is the application's
+    /// to resend.
+    fn fell_behind(&self) {
+        if !self.outbox.overflow() {
+            return;
+        }
+        let _count = FELL_BEHIND.fetch_add(1, Ordering::Relaxed) + 1;
+        #[cfg(feature = "tracing")]
+        tracing::warn!(
+            sid = %self.id,
+            held_bytes = self.outbox.held(),
+            budget_bytes = self.outbox.budget(),
+            closed_so_far = _count,
+            "client fell behind its outgoing packets, closing the socket"
+        );
+        (self.close_fn)(self.id, DisconnectReason::TransportError);
     }
     /// Records a Pong (v4 protocol) or a Ping (v3 protocol) from the client for the heartbeat
     /// job. A second one before the job looks is the same as one: the client is alive.
@@ -347,8 +399,7 @@ where
             #[cfg(feature = "tracing")]
             tracing::trace!(sid = ?self.id, "emitting ping");
 
-            self.outbox
-                .try_send(Box::new(smallvec![Packet::Ping]))
+            self.send(Packet::Ping)
                 .map_err(|_| Error::HeartbeatTimeout)?;
 
             #[cfg(feature = "tracing")]
@@ -377,8 +428,7 @@ where
 
             #[cfg(feature = "tracing")]
             tracing::trace!(sid = ?self.id, "ping received, sending pong");
-            self.outbox
-                .try_send(Box::new(smallvec![Packet::Pong]))
+            self.send(Packet::Pong)
                 .map_err(|_| Error::HeartbeatTimeout)?;
         }
     }
@@ -410,10 +460,22 @@ where
     ///
     /// If the internal chan is full, the function will return a [`TrySendError::Full`] error.
     /// If the socket is closed, the function will return a [`TrySendError::Closed`] error.
+    ///
+    /// A full buffer means that the client fell behind: the socket is closed
+    /// ([`DisconnectReason::TransportError`]).
     #[inline]
     pub fn reserve(&self) -> Result<Permit<'_>, TrySendError<()>> {
-        let permit = self.outbox.try_reserve()?;
-        Ok(Permit { inner: permit })
+        match self.outbox.try_reserve() {
+            Ok(inner) => Ok(Permit {
+                inner,
+                socket: self,
+            }),
+            Err(TrySendError::Full(())) => {
+                self.fell_behind();
+                Err(TrySendError::Full(()))
+            }
+            Err(e) => Err(e),
+        }
     }
 
     /// Emits a message to the client.
@@ -422,7 +484,8 @@ where
     ///
     /// If the transport is in polling mode, the message is buffered and sent as a text frame to the next polling request.
     ///
-    /// ⚠️ If the buffer is full or the socket is disconnected, an error will be returned with the original data
+    /// ⚠️ If the buffer is full or the socket is disconnected, an error will be returned with the original data.
+    /// A full buffer closes the socket: the client fell behind ([`Socket::reserve`]).
     pub fn emit(&self, msg: impl Into<Str>) -> Result<(), TrySendError<Str>> {
         self.send(Packet::Message(msg.into())).map_err(|e| match e {
             TrySendError::Full(p) => TrySendError::Full(p.into_message()),
@@ -434,8 +497,11 @@ where
     /// The socket will be removed from the `Engine` and the [`Handler`](crate::handler::EngineIoHandler) will be notified.
     #[cfg_attr(feature = "tracing", tracing::instrument(skip(self)))]
     pub fn close(&self, reason: DisconnectReason) {
-        // Try to send a close packet is the connection is still operational.
-        self.send(Packet::Close).ok();
+        // Try to send a close packet is the connection is still operational. Not with
+        // `send`: a full queue here is no reason to close with another reason.
+        self.outbox
+            .try_send(Box::new(smallvec![Packet::Close]))
+            .ok();
 
         (self.close_fn)(self.id, reason);
     }
@@ -457,7 +523,8 @@ where
     ///
     /// If the transport is in polling mode, the message is buffered and sent as a text frame **encoded in base64** to the next polling request.
     ///
-    /// ⚠️ If the buffer is full or the socket is disconnected, an error will be returned with the original data
+    /// ⚠️ If the buffer is full or the socket is disconnected, an error will be returned with the original data.
+    /// A full buffer closes the socket: the client fell behind ([`Socket::reserve`]).
     pub fn emit_binary<B: Into<Bytes>>(&self, data: B) -> Result<(), TrySendError<Bytes>> {
         if self.protocol == ProtocolVersion::V3 {
             self.send(Packet::BinaryV3(data.into()))
@@ -517,6 +584,12 @@ where
 
     pub(crate) fn send_volatile(&self, packets: PacketBuf) -> bool {
         self.outbox.send_volatile(Box::new(packets))
+    }
+}
+
+impl<D: Default + Send + Sync + 'static> Behind for Socket<D> {
+    fn fell_behind(&self) {
+        Socket::fell_behind(self);
     }
 }
 
@@ -582,7 +655,7 @@ where
             upgrading: AtomicBool::new(false),
 
             internal_rx: Mutex::default(),
-            outbox: Outbox::new(buffer_size),
+            outbox: Outbox::new(buffer_size, usize::MAX),
 
             heartbeat: Notify::new(),
             cancellation_token: Cancellation::default(),

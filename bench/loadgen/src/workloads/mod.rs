@@ -5,6 +5,7 @@ pub mod connect;
 pub mod dm;
 pub mod fanout;
 pub mod floor;
+pub mod slow;
 
 use std::{
     sync::{

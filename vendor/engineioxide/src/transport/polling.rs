@@ -12,7 +12,7 @@ use engineioxide_core::{Packet, ProtocolVersion, Sid, TransportType};
 
 use crate::{
     DisconnectReason, body::ResponseBody, engine::EngineIo, errors::Error,
-    handler::EngineIoHandler, transport::make_open_packet,
+    handler::EngineIoHandler, outbox, transport::make_open_packet,
 };
 
 /// Create a response for http request
@@ -115,11 +115,16 @@ where
     tracing::debug!(%sid, %protocol, supports_binary = socket.supports_binary, "polling request");
 
     let max_payload = engine.config.max_payload;
+    let outbox = &socket.outbox;
     let payload = {
         // Prepend the packet peeked during the previous
         // polling request so it is encoded first, ahead of the newly received packets.
-        let rx_stream = stream::iter(rx.peeked_packet.take().map(|packets| *packets))
-            .chain(socket.outbox.stream());
+        // It counted in the socket's bytes while kept (below); taken, it no longer does.
+        let peeked = rx.peeked_packet.take().map(|packets| {
+            outbox.release(outbox::size(&packets));
+            *packets
+        });
+        let rx_stream = stream::iter(peeked).chain(outbox.stream());
 
         // Stop waiting for the next packet as soon as the session is closed. The combinator is biased
         // towards the encoder completion, so any buffered close packet is still flushed to the client.
@@ -140,6 +145,9 @@ where
 
     // set back the peeked packet so it can be read again
     // on the next polling request
+    if let Some(packets) = &peeked {
+        outbox.hold(outbox::size(packets));
+    }
     rx.peeked_packet = peeked.map(Box::new);
 
     #[cfg(feature = "tracing")]

@@ -38,7 +38,7 @@ use crate::{
     engine::EngineIo,
     errors::Error,
     handler::EngineIoHandler,
-    outbox::Outbox,
+    outbox::{self, Outbox},
     socket::{InternalRx, QueuedPackets},
     transport::make_open_packet,
 };
@@ -249,6 +249,9 @@ enum End {
     Closed,
     /// The session was closed (its cancellation token fired).
     Cancelled,
+    /// The session was closed because the client fell behind its packets or missed its
+    /// heartbeat.
+    Unresponsive,
     /// Reading failed, or the client sent what the protocol does not allow.
     Failed(Error),
 }
@@ -290,11 +293,21 @@ where
                     current: rx.peeked_packet.take().map(in_order),
                     outbox: &socket.outbox,
                     unflushed: false,
+                    handed: 0,
+                    unresponsive: false,
                 };
                 let timer = tokio::time::sleep(Duration::ZERO);
                 let cancelled = socket.cancellation_token.cancelled();
                 pin_mut!(timer, cancelled);
-                poll_fn(|cx| session.poll(cx, &mut conn, timer.as_mut(), cancelled.as_mut())).await
+                let end =
+                    poll_fn(|cx| session.poll(cx, &mut conn, timer.as_mut(), cancelled.as_mut()))
+                        .await;
+                match end {
+                    End::Cancelled if session.unresponsive || socket.outbox.overflowed() => {
+                        End::Unresponsive
+                    }
+                    end => end,
+                }
             }
         };
 
@@ -314,6 +327,13 @@ where
             End::Cancelled => {
                 #[cfg(feature = "tracing")]
                 tracing::debug!(sid = %socket.id, "socket is closing");
+            }
+            End::Unresponsive => {
+                // A client that fell behind or missed its heartbeat is not reading: waiting
+                // for it to take the rest would only keep the buffers. The connection goes.
+                #[cfg(feature = "tracing")]
+                tracing::debug!(sid = %socket.id, "client not reading, dropping the connection");
+                return;
             }
         }
 
@@ -423,6 +443,11 @@ struct Session<'a> {
     outbox: &'a Outbox,
     /// Frames were written since the last flush.
     unflushed: bool,
+    /// Bytes of the packets written since the last completed flush: they count in the
+    /// outbox's bytes until then (tungstenite keeps them while the client does not read).
+    handed: usize,
+    /// The client missed its heartbeat: the session is closing.
+    unresponsive: bool,
 }
 
 /// Packets queued together, reversed so that popping them gives them in order; they stay in
@@ -435,7 +460,8 @@ fn in_order(mut packets: QueuedPackets) -> QueuedPackets {
 impl Session<'_> {
     /// One turn of the session: every frame that has arrived, the heartbeat, every packet
     /// queued (flushed once the queue is drained, so a burst is one write), then the end of
-    /// the session. Ready when the session ends.
+    /// the session. Ready when the session ends. The heartbeat's timer is polled whether or
+    /// not writing is blocked: a client that stops reading still misses its deadline.
     fn poll<H: EngineIoHandler, S>(
         &mut self,
         cx: &mut Context<'_>,
@@ -454,8 +480,9 @@ impl Session<'_> {
         {
             #[cfg(feature = "tracing")]
             tracing::debug!(id = ?conn.socket.id, "heartbeat error: {_e}");
-            // Queues a close packet, written below, and closes the session: the
-            // cancellation then ends it.
+            // Queues a close packet, written below if there is room, and closes the
+            // session: the cancellation then ends it.
+            self.unresponsive = true;
             conn.socket.close(DisconnectReason::HeartbeatTimeout);
         }
         let closed = self.poll_write(cx, conn);
@@ -469,6 +496,10 @@ impl Session<'_> {
                 }
                 Poll::Pending => {}
             }
+        }
+        if !self.unflushed && self.handed > 0 {
+            // In the kernel now (or lost with the connection): no longer this socket's.
+            self.outbox.release(std::mem::take(&mut self.handed));
         }
         if closed || cancelled.poll(cx).is_ready() {
             return Poll::Ready(End::Cancelled);
@@ -518,6 +549,7 @@ impl Session<'_> {
                 // An idle session keeps no empty box.
                 self.current = None;
             }
+            self.handed += outbox::packet_size(&packet);
             if let Some(msg) = packet_message(conn.socket.protocol, packet)
                 && let Err(_e) = conn.ws.start_send_unpin(msg)
             {
@@ -604,12 +636,8 @@ impl Heartbeat {
         socket: &Socket<D>,
         mut timer: Pin<&mut Sleep>,
     ) -> Result<(), Error> {
-        let queue = |packet| {
-            socket
-                .outbox
-                .try_send(Box::new(smallvec![packet]))
-                .map_err(|_| Error::HeartbeatTimeout)
-        };
+        // A packet that does not fit closes the socket (the client fell behind).
+        let queue = |packet| socket.send(packet).map_err(|_| Error::HeartbeatTimeout);
         let deadline = |timer: Pin<&mut Sleep>, cx: &mut Context<'_>| match timer.poll(cx) {
             Poll::Ready(()) => Err(Error::HeartbeatTimeout),
             Poll::Pending => Ok(()),
@@ -787,15 +815,18 @@ mod tests {
 
     const TIMEOUT: Duration = Duration::from_secs(2);
 
-    /// Counts the messages the session hands it.
+    /// Counts the messages the session hands it, keeps the disconnect reasons.
     #[derive(Debug, Default)]
     struct StubHandler {
         messages: AtomicUsize,
+        disconnects: std::sync::Mutex<Vec<DisconnectReason>>,
     }
     impl EngineIoHandler for StubHandler {
         type Data = ();
         fn on_connect(self: Arc<Self>, _: Arc<Socket<()>>) {}
-        fn on_disconnect(&self, _: Arc<Socket<()>>, _: DisconnectReason) {}
+        fn on_disconnect(&self, _: Arc<Socket<()>>, reason: DisconnectReason) {
+            self.disconnects.lock().unwrap().push(reason);
+        }
         fn on_message(self: &Arc<Self>, _: Str, _: Arc<Socket<()>>) {
             self.messages.fetch_add(1, Ordering::SeqCst);
         }
@@ -964,5 +995,118 @@ mod tests {
         assert_eq!(next_text(&mut client).await, "2");
         assert_eq!(next_text(&mut client).await, "1");
         until(|| engine.get_socket(socket.id).is_none()).await;
+    }
+
+    /// A client that stops reading: the socket holds at most its byte budget (plus one
+    /// packet) for it, then is closed (`TransportError`, counted), and the connection is
+    /// dropped at once, not after a closing flush it would never read.
+    #[tokio::test]
+    async fn a_client_that_stops_reading_is_closed_past_the_budget() {
+        let config = EngineIoConfig::builder()
+            .max_payload(4096)
+            .max_buffer_size(100_000)
+            // A closing flush would wait this long for the client.
+            .ping_timeout(Duration::from_secs(60))
+            .build();
+        let budget = config.max_buffer_bytes();
+        let engine = engine(config);
+        let (session, _client) = session(&engine, 256, false).await;
+        let socket = session.socket.clone();
+        let before = crate::socket::fell_behind_count();
+        let task = tokio::spawn(session.run());
+
+        let message = "x".repeat(2000);
+        let packet = message.len() + 1;
+        let (mut most, mut sent, mut refused) = (0, 0, false);
+        // Bounded: the budget is 32 such messages.
+        for _ in 0..10_000 {
+            if socket.emit(Str::from(message.clone())).is_err() {
+                refused = true;
+                break;
+            }
+            sent += 1;
+            most = most.max(socket.outbox.held());
+            // The session writes what the client's pipe takes.
+            tokio::task::yield_now().await;
+        }
+        assert!(refused, "never refused");
+        assert!(
+            most <= budget + packet,
+            "held {most} bytes, budget {budget}"
+        );
+        assert!(sent <= budget / packet + 2, "{sent} messages taken");
+        assert!(engine.get_socket(socket.id).is_none(), "closed");
+        tokio::time::timeout(TIMEOUT, task)
+            .await
+            .expect("the connection is dropped without waiting for the client")
+            .unwrap();
+        until(|| !engine.handler.disconnects.lock().unwrap().is_empty()).await;
+        assert_eq!(
+            *engine.handler.disconnects.lock().unwrap(),
+            [DisconnectReason::TransportError]
+        );
+        assert!(crate::socket::fell_behind_count() > before, "counted");
+        assert!(socket.emit(Str::from("late")).is_err(), "closed");
+    }
+
+    /// A client that reads releases what it was sent: the same stream, read as it comes,
+    /// never comes near the budget.
+    #[tokio::test]
+    async fn a_client_that_reads_stays_within_the_budget() {
+        let config = EngineIoConfig::builder()
+            .max_payload(4096)
+            .max_buffer_size(100_000)
+            .build();
+        let engine = engine(config);
+        let (session, mut client) = session(&engine, 4096, false).await;
+        let socket = session.socket.clone();
+        tokio::spawn(session.run());
+
+        let message = "x".repeat(2000);
+        for _ in 0..200 {
+            socket.emit(Str::from(message.clone())).unwrap();
+            assert_eq!(next_text(&mut client).await, format!("4{message}"));
+        }
+        assert!(engine.get_socket(socket.id).is_some(), "still open");
+        until(|| socket.outbox.held() == 0).await;
+    }
+
+    /// The heartbeat closes a client that stops reading (and so answering) within the ping
+    /// interval and timeout of its last pong, though its writes are blocked and its ping is
+    /// queued behind data it will never read.
+    #[tokio::test(start_paused = true)]
+    async fn the_heartbeat_closes_a_client_whose_writes_are_blocked() {
+        let (interval, timeout) = (Duration::from_secs(25), Duration::from_secs(20));
+        let config = EngineIoConfig::builder()
+            .ping_interval(interval)
+            .ping_timeout(timeout)
+            .build();
+        let engine = engine(config);
+        let (session, mut client) = session(&engine, 256, true).await;
+        let socket = session.socket.clone();
+        let task = tokio::spawn(session.run());
+
+        assert_eq!(next_text(&mut client).await, "2");
+        client.send(Message::text("3")).await.unwrap();
+        let answered = Instant::now();
+        // Then it stops reading: far more than its pipe holds, well within the budget.
+        for _ in 0..20 {
+            socket.emit(Str::from("x".repeat(200))).unwrap();
+        }
+        tokio::time::timeout(interval + timeout + TIMEOUT, task)
+            .await
+            .expect("the session should end")
+            .unwrap();
+        let closed = answered.elapsed();
+        assert!(engine.get_socket(socket.id).is_none());
+        assert!(
+            closed <= interval + timeout + Duration::from_millis(10),
+            "closed {closed:?} after the last pong"
+        );
+        until(|| !engine.handler.disconnects.lock().unwrap().is_empty()).await;
+        assert_eq!(
+            *engine.handler.disconnects.lock().unwrap(),
+            [DisconnectReason::HeartbeatTimeout]
+        );
     }
 }
