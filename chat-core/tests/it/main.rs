@@ -16,5 +16,4 @@ mod messages;
 mod presence;
 mod receipts;
 mod shutdown;
-mod slow_client;
 mod store;

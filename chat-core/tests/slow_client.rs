@@ -2,6 +2,17 @@
 //! long-polling client that never sends its next `GET`. The node holds at most its budget for
 //! each (16 × `max_payload`), then disconnects it; the other members are not held back; the
 //! device catches up through `sync` when it reconnects.
+//!
+//! A test binary of its own: one test measures this process's memory, which the other
+//! integration tests (`tests/it`) would grow at the same time.
+
+// Test code: a panic is the failure report.
+#![allow(clippy::unwrap_used)]
+
+// Shared with `tests/it`, of which this binary uses a part.
+#[allow(dead_code, unused_imports)]
+#[path = "it/helpers.rs"]
+mod helpers;
 
 use std::time::Duration;
 
