@@ -18,7 +18,8 @@
 //! - [`cluster`]: the node table, room routing and the inbox-stream transport between nodes.
 //! - [`adapter`]: the socketioxide adapter that spans the cluster ([`adapter::ChatAdapter`]).
 //! - [`server`]: the embeddable [`Chat`], its builder and [`ChatHandle`].
-//! - [`serve`]: HTTP/1.1 serving with a bounded graceful stop, as the binaries serve.
+//! - [`serve`]: HTTP/1.1 serving with limits on what clients hold (connections, slow request
+//!   heads, idle keep-alive) and a bounded graceful stop, as the binaries serve.
 //!
 //! ## How it works
 //! Every socket of user `u` joins the room `user:u`, and every member socket of group `g`
