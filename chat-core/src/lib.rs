@@ -19,6 +19,8 @@
 //! - [`adapter`]: the socketioxide adapter that spans the cluster ([`adapter::ChatAdapter`]).
 //! - [`server`]: the embeddable [`Chat`], its builder and [`ChatHandle`].
 //! - [`serve`]: HTTP/1.1 serving with a bounded graceful stop, as the binaries serve.
+//! - [`metrics`]: the handles chat-core records to (the `metrics` facade; the embedder
+//!   installs the recorder), resolved once when a chat is built.
 //!
 //! ## How it works
 //! Every socket of user `u` joins the room `user:u`, and every member socket of group `g`
@@ -138,6 +140,7 @@ pub mod config;
 pub mod error;
 mod handlers;
 pub mod keys;
+pub mod metrics;
 pub mod protocol;
 pub mod redis;
 pub mod serve;

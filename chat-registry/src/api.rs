@@ -69,16 +69,29 @@ pub struct Health {
     tag = "servers",
     responses(
         (status = 200, description = "Connect to this node", body = Picked),
-        (status = 503, description = "No node can take clients (`unavailable`)", body = ErrorBody),
+        (status = 503, description = "No node can take clients (`unavailable`): none is live \
+            and pickable, or Redis is unreachable. `Retry-After: 1`", body = ErrorBody),
     )
 )]
 async fn pick(State(r): State<Registry>) -> Result<impl IntoResponse, ApiError> {
-    match r.table.pick().await? {
+    let m = &r.metrics;
+    let picked = r
+        .table
+        .pick()
+        .await
+        .inspect_err(|_| m.failures[1].increment(1))?;
+    match picked {
         // Each pick is for one client, now: never cached.
-        Some(p) => Ok(([(header::CACHE_CONTROL, "no-store")], Json(p))),
-        None => Err(ApiError::unavailable(
-            "no chat server can take clients now; retry shortly",
-        )),
+        Some(p) => {
+            m.picks.increment(1);
+            Ok(([(header::CACHE_CONTROL, "no-store")], Json(p)))
+        }
+        None => {
+            m.failures[0].increment(1);
+            Err(ApiError::unavailable(
+                "no chat server can take clients now; retry shortly",
+            ))
+        }
     }
 }
 

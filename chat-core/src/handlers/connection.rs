@@ -15,6 +15,7 @@ use socketioxide_core::adapter::DefinedAdapter;
 
 use super::{Ctx, RequestQueue, register_events};
 use crate::keys::rooms;
+use crate::metrics::Refused;
 use crate::protocol::{UserId, events, now_ms};
 
 pub(super) fn register<A: Adapter + DefinedAdapter>(io: &SocketIo<A>) {
@@ -28,6 +29,7 @@ async fn authenticate<A: Adapter>(
     TryData(auth): TryData<Value>,
 ) -> Result<(), String> {
     if ctx.is_draining() {
+        ctx.metrics.refused(Refused::Draining);
         return Err("unavailable: server is shutting down".into());
     }
     match ctx.auth.authenticate(auth.ok().as_ref()) {
@@ -37,6 +39,7 @@ async fn authenticate<A: Adapter>(
         }
         Err(e) => {
             tracing::debug!(cause = %e, "connection refused");
+            ctx.metrics.refused(Refused::Unauthorized);
             Err(format!("unauthorized: {e}"))
         }
     }
@@ -50,6 +53,7 @@ fn on_connect<A: Adapter>(
 ) -> impl Future<Output = ()> + Send + 'static {
     let identity = s.extensions.get::<crate::auth::Identity>();
     if identity.is_some() {
+        ctx.metrics.handshake();
         s.extensions.insert(RequestQueue::default());
         register_events(&s);
         s.on_disconnect(on_disconnect::<A>);

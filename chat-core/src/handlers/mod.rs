@@ -39,6 +39,7 @@ use crate::{
     cluster::Cluster,
     config::Limits,
     error::ChatError,
+    metrics::ChatMetrics,
     protocol::now_ms,
     store::{Stores, memory::TokenBuckets},
 };
@@ -66,6 +67,9 @@ pub(crate) struct Ctx {
     pub draining: AtomicBool,
     /// The cluster, in cluster mode.
     pub cluster: Option<Arc<Cluster>>,
+    /// Sockets this node is meant to hold (`CHAT_CAPACITY`).
+    pub capacity: usize,
+    pub metrics: ChatMetrics,
 }
 
 impl Ctx {
@@ -194,7 +198,9 @@ fn register_events<A: Adapter>(s: &SocketRef<A>) {
                     tokio::spawn(typing::handle(s, ctx, data));
                 }
                 _ => {
-                    let _ = ack.send(&reply::<()>(Err(ChatError::bad_request("unknown event"))));
+                    let e = ChatError::bad_request("unknown event");
+                    ctx.metrics.event("unknown", Some(e.code));
+                    let _ = ack.send(&reply::<()>(Err(e)));
                 }
             }
             std::future::ready(())

@@ -12,6 +12,7 @@ mod groups;
 mod history;
 mod limits;
 mod messages;
+mod metrics;
 mod presence;
 mod receipts;
 mod shutdown;

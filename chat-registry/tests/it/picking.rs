@@ -239,3 +239,44 @@ async fn concurrent_picks_through_two_registries_spread_evenly() {
         cl.shutdown().await;
     }
 }
+
+/// Picks, and failures by reason (no node, Redis away), are counted, and so are the
+/// registry's Redis calls and errors.
+#[tokio::test]
+async fn pick_metrics() {
+    let fx = Fixture::start(|_| {}).await;
+    let failures = |r: &'static str| [("reason", r)];
+    let pick = || fx.call("GET", "/api/v1/servers/pick", None, None);
+
+    let got = pick().await;
+    assert_error(&got, StatusCode::SERVICE_UNAVAILABLE, "unavailable");
+    assert_eq!(
+        fx.metric("chat_registry_pick_failures_total", &failures("no_node"))
+            .await,
+        1.0
+    );
+    fx.node(FakeNode {
+        uid: "a",
+        ..FakeNode::default()
+    })
+    .await;
+    assert_eq!(fx.picks(1).await, ["a"]);
+    assert_eq!(fx.metric("chat_registry_picks_total", &[]).await, 1.0);
+    let scripts = [("kind", "script")];
+    assert!(
+        fx.metric("chat_redis_command_duration_seconds_count", &scripts)
+            .await
+            >= 2.0
+    );
+
+    fx.redis.stop().await;
+    let got = pick().await;
+    assert_error(&got, StatusCode::SERVICE_UNAVAILABLE, "unavailable");
+    assert_eq!(
+        fx.metric("chat_registry_pick_failures_total", &failures("redis"))
+            .await,
+        1.0
+    );
+    assert!(fx.metric("chat_redis_errors_total", &scripts).await >= 1.0);
+    assert_eq!(fx.metric("chat_registry_picks_total", &[]).await, 1.0);
+}
