@@ -60,6 +60,8 @@ pub(crate) enum Refused {
     Unauthorized = 0,
     /// The node is shutting down.
     Draining = 1,
+    /// The node holds `CHAT_CAPACITY` sockets.
+    Capacity = 2,
 }
 
 /// Every handle of one chat: its handlers, its cluster and its Redis connections.
@@ -96,7 +98,7 @@ impl Metrics {
 #[derive(Debug, Clone)]
 pub(crate) struct ChatMetrics {
     handshakes: Counter,
-    refused: [Counter; 2],
+    refused: [Counter; 3],
     events: Vec<[Counter; CODES.len()]>,
     messages_stored: Counter,
     deliveries_local: Counter,
@@ -146,9 +148,9 @@ impl ChatMetrics {
         );
         describe_gauge!(
             "chat_node_capacity",
-            "Sockets this node is meant to hold (CHAT_CAPACITY)."
+            "Sockets this node is meant to hold (CHAT_CAPACITY); past it handshakes are refused."
         );
-        let reasons = ["unauthorized", "draining"];
+        let reasons = ["unauthorized", "draining", "capacity"];
         let events = EVENTS
             .iter()
             .map(|e| CODES.map(|c| counter!("chat_events_total", "event" => *e, "code" => c)))

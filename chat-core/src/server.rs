@@ -163,6 +163,7 @@ impl ChatBuilder {
             draining: Default::default(),
             cluster: cluster.clone(),
             capacity: config.capacity as usize,
+            connected: Default::default(),
             metrics: metrics.chat,
         });
         let (svc, io) = SocketIo::builder()

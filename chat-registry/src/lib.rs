@@ -6,9 +6,10 @@
 //!
 //! **Picking.** One Lua script reads the live nodes (lease running, see
 //! `chat_core::cluster`) and the admin-registered ones, skips those draining (the node's own
-//! flag or an admin drain), removed by the health checker, without a URL or with capacity
-//! 0, and chooses the smallest `(connections + provisional) / capacity` (ties: smallest
-//! uid). It adds one to the chosen node's provisional load in the same step, so concurrent
+//! flag or an admin drain), removed by the health checker, without a URL, with capacity
+//! 0 or holding their capacity (`connections >= capacity`), and chooses the smallest
+//! `(connections + provisional) / capacity` (ties: smallest uid); when only full nodes are
+//! left the pick answers `503` ([`AT_CAPACITY`]). It adds one to the chosen node's provisional load in the same step, so concurrent
 //! picks from every registry see each other and a burst spreads out. `connections` is the
 //! node's real socket count, rewritten by its heartbeat every second; `provisional` decays
 //! by half every `CHAT_PICK_HALF_LIFE` (2s), so a pick whose client never connects fades
@@ -39,10 +40,10 @@ use chat_env::metrics::Exporter;
 use metrics::{Counter, counter, describe_counter};
 use tokio::net::TcpListener;
 
-pub use api::{ApiDoc, app};
+pub use api::{AT_CAPACITY, ApiDoc, app};
 pub use config::RegistryConfig;
 pub use error::{Admin, ApiError, ErrorBody};
-pub use table::{NodeTable, Picked, Registered, Registration, Server, Source};
+pub use table::{NodeTable, Pick, Picked, Registered, Registration, Server, Source};
 
 use chat_core::redis::Redis;
 
@@ -59,8 +60,8 @@ pub struct Registry {
 #[derive(Clone)]
 struct PickMetrics {
     picks: Counter,
-    /// By reason: `no_node`, `redis`.
-    failures: [Counter; 2],
+    /// By reason: `no_node`, `at_capacity`, `redis`.
+    failures: [Counter; 3],
 }
 
 impl PickMetrics {
@@ -68,11 +69,11 @@ impl PickMetrics {
         describe_counter!("chat_registry_picks_total", "Picks answered with a node.");
         describe_counter!(
             "chat_registry_pick_failures_total",
-            "Picks answered 503, by reason: no_node (none pickable), redis (the node table is unreachable)."
+            "Picks answered 503, by reason: no_node (none pickable), at_capacity (every pickable node full), redis (the node table is unreachable)."
         );
         Self {
             picks: counter!("chat_registry_picks_total"),
-            failures: ["no_node", "redis"]
+            failures: ["no_node", "at_capacity", "redis"]
                 .map(|r| counter!("chat_registry_pick_failures_total", "reason" => r)),
         }
     }

@@ -22,7 +22,7 @@ mod typing;
 use std::{
     sync::{
         Arc,
-        atomic::{AtomicBool, Ordering},
+        atomic::{AtomicBool, AtomicUsize, Ordering},
     },
     time::Duration,
 };
@@ -67,8 +67,10 @@ pub(crate) struct Ctx {
     pub draining: AtomicBool,
     /// The cluster, in cluster mode.
     pub cluster: Option<Arc<Cluster>>,
-    /// Sockets this node is meant to hold (`CHAT_CAPACITY`).
+    /// Sockets this node is meant to hold (`CHAT_CAPACITY`): past it, handshakes are refused.
     pub capacity: usize,
+    /// Sockets past the connect middleware and not yet disconnected.
+    pub connected: AtomicUsize,
     pub metrics: ChatMetrics,
 }
 

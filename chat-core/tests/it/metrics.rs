@@ -35,6 +35,38 @@ async fn unauthorized_refusals_and_capacity_gauge() {
     assert_eq!(srv.metric("chat_handshakes_total", &[]).await, 0.0);
 }
 
+/// A node holding `CHAT_CAPACITY` sockets refuses the next handshake with
+/// `unavailable: node is at capacity`, and takes one again once a socket leaves.
+#[tokio::test]
+async fn capacity_refuses_handshakes() {
+    let srv = TestServer::with(|c| c.capacity = 2).await;
+    let a = srv.client(&uid("alice")).await;
+    let _b = srv.client(&uid("bob")).await;
+    srv.metric_until("chat_handshakes_total", &[], |v| v == 2.0)
+        .await;
+    let err = Client::connect(srv.addr, json!({"user": uid("carol")}))
+        .await
+        .err();
+    assert_eq!(err.as_deref(), Some("unavailable: node is at capacity"));
+    assert_eq!(
+        srv.metric("chat_handshakes_refused_total", &[("reason", "capacity")])
+            .await,
+        1.0
+    );
+    drop(a);
+    // The slot comes back when the server sees the socket go.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        match Client::connect(srv.addr, json!({"user": uid("carol")})).await {
+            Ok(_) => break,
+            Err(e) => assert!(tokio::time::Instant::now() < deadline, "still refused: {e}"),
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    srv.metric_until("chat_handshakes_total", &[], |v| v == 3.0)
+        .await;
+}
+
 /// A draining node refuses handshakes, counted as `draining`.
 #[tokio::test]
 async fn draining_refusals_are_counted() {

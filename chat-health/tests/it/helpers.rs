@@ -290,7 +290,7 @@ pub(crate) async fn until(
 pub(crate) async fn picks(table: &NodeTable, n: usize) -> HashSet<String> {
     let mut out = HashSet::new();
     for _ in 0..n {
-        if let Some(p) = table.pick().await.unwrap() {
+        if let chat_registry::Pick::Picked(p) = table.pick().await.unwrap() {
             out.insert(p.node_id);
         }
     }
