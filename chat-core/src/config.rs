@@ -91,8 +91,9 @@ pub struct Config {
     pub drain_timeout: Duration,
     /// Limits on what clients control.
     pub limits: Limits,
-    /// Connections this node is meant to hold (`CHAT_CAPACITY`, default 10000); the registry
-    /// picks by connections ÷ capacity.
+    /// Sockets this node is meant to hold (`CHAT_CAPACITY`, default 10000); the registry
+    /// picks by connections ÷ capacity and skips a node that holds its capacity. Past it the
+    /// node refuses new handshakes (`unavailable: node is at capacity`).
     pub capacity: u32,
     /// Redis, in cluster mode (`CHAT_REDIS_URL` or `CHAT_REDIS_SENTINELS`); `None`: embedded.
     pub redis: Option<RedisSettings>,

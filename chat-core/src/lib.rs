@@ -20,6 +20,8 @@
 //! - [`server`]: the embeddable [`Chat`], its builder and [`ChatHandle`].
 //! - [`serve`]: HTTP/1.1 serving with limits on what clients hold (connections, slow request
 //!   heads, idle keep-alive) and a bounded graceful stop, as the binaries serve.
+//! - [`metrics`]: the handles chat-core records to (the `metrics` facade; the embedder
+//!   installs the recorder), resolved once when a chat is built.
 //!
 //! ## How it works
 //! Every socket of user `u` joins the room `user:u`, and every member socket of group `g`
@@ -139,6 +141,7 @@ pub mod config;
 pub mod error;
 mod handlers;
 pub mod keys;
+pub mod metrics;
 pub mod protocol;
 pub mod redis;
 pub mod serve;

@@ -23,6 +23,7 @@ use crate::{
     cluster::{Cluster, ClusterConfig, NodeInfo},
     config::Config,
     handlers::{self, Ctx},
+    metrics::Metrics,
     protocol::events,
     redis::Redis,
     store::{Stores, memory::MemoryStore, redis::RedisStore},
@@ -60,6 +61,7 @@ pub type Io = SocketIo<ChatAdapter<Emitter>>;
 #[derive(Debug)]
 pub struct ChatBuilder {
     config: Config,
+    metrics: Metrics,
 }
 
 /// Controls a running chat: connection count and graceful shutdown.
@@ -89,9 +91,15 @@ pub enum ServerError {
 }
 
 impl Chat {
-    /// Starts building a chat.
+    /// Starts building a chat. Its metrics handles are resolved here, against the recorder
+    /// current now (see [`crate::metrics`]): for a recorder of its own, call this inside
+    /// `metrics::with_local_recorder`.
     pub fn builder(config: Config) -> ChatBuilder {
-        ChatBuilder { config }
+        let metrics = match config.redis {
+            Some(_) => Metrics::resolve(),
+            None => Metrics::embedded(),
+        };
+        ChatBuilder { config, metrics }
     }
 
     /// The routes to mount: Socket.IO at `/socket.io/` and `GET /healthz`, with CORS.
@@ -109,7 +117,7 @@ impl ChatBuilder {
     /// Sets up storage and the Socket.IO server. With Redis settings, joins the cluster
     /// (Redis must answer) and keeps everything in Redis; otherwise embedded, in memory.
     pub async fn build(self) -> Result<Chat, ServerError> {
-        let config = self.config;
+        let (config, metrics) = (self.config, self.metrics);
         let mut sio = SocketIoConfig::default();
         let (stores, memory, cluster, events) = match &config.redis {
             None => {
@@ -117,9 +125,10 @@ impl ChatBuilder {
                 (Stores::all_in(memory.clone()), Some(memory), None, None)
             }
             Some(settings) => {
-                let redis = Redis::new(settings.target.clone())?;
+                let redis = Redis::with_metrics(settings.target.clone(), metrics.redis.clone())?;
                 let cluster_config = ClusterConfig {
                     prefix: settings.prefix.clone(),
+                    metrics: metrics.cluster.clone(),
                     ..ClusterConfig::default()
                 };
                 let info = NodeInfo {
@@ -153,6 +162,9 @@ impl ChatBuilder {
             typing: Default::default(),
             draining: Default::default(),
             cluster: cluster.clone(),
+            capacity: config.capacity as usize,
+            connected: Default::default(),
+            metrics: metrics.chat,
         });
         let (svc, io) = SocketIo::builder()
             .with_config(sio)
@@ -233,6 +245,28 @@ impl ChatHandle {
     pub fn connections(&self) -> usize {
         // After `close` the namespace is gone, and with it every socket.
         self.io.of("/").map_or(0, |ns| ns.sockets().len())
+    }
+
+    /// Brings the metrics chat-core cannot keep current by itself up to date: sockets by
+    /// transport (a walk over this node's sockets), the capacity, and in a cluster its
+    /// counters and inbox length (one Redis call). Call it before each scrape.
+    pub async fn update_metrics(&self) {
+        let m = &self.ctx.metrics;
+        let (mut websocket, mut polling) = (0usize, 0usize);
+        if let Some(ns) = self.io.of("/") {
+            for s in ns.sockets() {
+                match s.transport_type() {
+                    socketioxide::TransportType::Websocket => websocket += 1,
+                    socketioxide::TransportType::Polling => polling += 1,
+                }
+            }
+        }
+        m.connections_websocket.set(websocket as f64);
+        m.connections_polling.set(polling as f64);
+        m.capacity.set(self.ctx.capacity as f64);
+        if let Some(c) = &self.ctx.cluster {
+            c.update_metrics().await;
+        }
     }
 
     /// Drains and closes: refuses new connections and writes, tells every socket of this node

@@ -88,6 +88,19 @@ impl Env<'_> {
         self.parse("CHAT_LISTEN", default, ..)
     }
 
+    /// `CHAT_METRICS_LISTEN`: where `/metrics` is served apart from the main listener, an
+    /// `ip:port`; unset = on the main listener.
+    pub fn metrics_listen(&self) -> Result<Option<SocketAddr>, ConfigError> {
+        const VAR: &str = "CHAT_METRICS_LISTEN";
+        self.raw(VAR)
+            .map(|raw| {
+                raw.trim()
+                    .parse()
+                    .map_err(|e: std::net::AddrParseError| invalid(VAR, &raw, e.to_string()))
+            })
+            .transpose()
+    }
+
     /// `CHAT_LOG_FORMAT`: `text` (default) or `json`.
     pub fn log_format(&self) -> Result<LogFormat, ConfigError> {
         match self.raw("CHAT_LOG_FORMAT").as_deref() {

@@ -2,17 +2,19 @@
 //!
 //! What the chat binaries (`chat-server`, `chat-registry`, `chat-health`) share and an app
 //! that embeds chat-core does not need: reading `CHAT_*` variables into typed configuration,
-//! with an error that names the bad variable, installing the log subscriber, and the stop
-//! signal.
+//! with an error that names the bad variable, installing the log subscriber, serving
+//! `/metrics`, and the stop signal.
 //!
 //! ## Layout
 //! - [`Env`]: typed parsing of variables, and the ones every binary reads (Redis, listen
 //!   address, CORS origins, log format, key prefix).
 //! - [`ConfigError`]: a bad value, naming its variable.
 //! - [`telemetry`]: the `tracing` subscriber, text or JSON lines ([`LogFormat`]).
+//! - [`metrics`]: the Prometheus recorder of each binary and its `GET /metrics`.
 //! - [`signal`]: SIGTERM or ctrl-c, for every binary's `run`.
 
 mod env;
+pub mod metrics;
 mod signal;
 pub mod telemetry;
 

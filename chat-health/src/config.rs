@@ -10,6 +10,8 @@ use chat_env::{ConfigError, Env, LogFormat, invalid};
 pub struct HealthConfig {
     /// Bind address of its own `/healthz` (`CHAT_LISTEN`, default `0.0.0.0:8090`).
     pub listen: SocketAddr,
+    /// Where `/metrics` is served apart (`CHAT_METRICS_LISTEN`); unset = on `listen`.
+    pub metrics_listen: Option<SocketAddr>,
     /// Where the node table is (`CHAT_REDIS_URL`, or `CHAT_REDIS_SENTINELS` +
     /// `CHAT_REDIS_MASTER` + `CHAT_REDIS_PASSWORD`). Required.
     pub redis: RedisConfig,
@@ -32,6 +34,7 @@ impl std::fmt::Debug for HealthConfig {
         // The Redis URL may hold a password.
         f.debug_struct("HealthConfig")
             .field("listen", &self.listen)
+            .field("metrics_listen", &self.metrics_listen)
             .field("interval", &self.interval)
             .field("failures", &self.failures)
             .field("timeout", &self.timeout)
@@ -45,6 +48,7 @@ impl HealthConfig {
     pub fn new(redis: RedisConfig) -> Self {
         Self {
             listen: SocketAddr::from(([0, 0, 0, 0], 8090)),
+            metrics_listen: None,
             redis,
             interval: Duration::from_secs(2),
             failures: 3,
@@ -84,6 +88,7 @@ impl HealthConfig {
         }
         Ok(Self {
             listen: env.listen(d.listen)?,
+            metrics_listen: env.metrics_listen()?,
             interval,
             failures: env.parse("CHAT_HEALTH_FAILURES", d.failures, 1..=1000)?,
             timeout,
@@ -108,6 +113,9 @@ mod tests {
     fn defaults_and_values() {
         let c = config(&[REDIS]).unwrap();
         assert_eq!(c.listen.port(), 8090);
+        assert_eq!(c.metrics_listen, None);
+        let m = config(&[REDIS, ("CHAT_METRICS_LISTEN", "127.0.0.1:9100")]).unwrap();
+        assert_eq!(m.metrics_listen.map(|a| a.port()), Some(9100));
         assert_eq!(
             (c.interval, c.failures, c.timeout),
             (Duration::from_secs(2), 3, Duration::from_secs(1))
@@ -135,6 +143,7 @@ mod tests {
             ("CHAT_HEALTH_FAILURES", "x"),
             ("CHAT_HEALTH_TIMEOUT", "2s"),
             ("CHAT_LISTEN", "nope"),
+            ("CHAT_METRICS_LISTEN", "nope"),
         ] {
             let err = config(&[REDIS, (var, value)]).unwrap_err().to_string();
             assert!(err.starts_with(var), "{err}");

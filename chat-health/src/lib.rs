@@ -34,6 +34,9 @@
 //! that overran its lock (a paused process) changes nothing. Reap hooks must be idempotent:
 //! a reaped uid stays in `health:reaping` until every hook succeeded for it, and is retried
 //! each round.
+//!
+//! **Metrics.** [`run`] serves `GET /metrics` (rounds, probes by outcome, removals,
+//! re-admissions, reaps; `docs/metrics.md`), on `CHAT_METRICS_LISTEN` when set.
 
 mod config;
 mod probe;
@@ -60,7 +63,9 @@ use tracing::Level;
 pub use config::HealthConfig;
 pub use round::Changes;
 
-use chat_core::{error::StoreError, keys::Keys, redis::Redis};
+use chat_core::{error::StoreError, keys::Keys, redis::Redis, serve::HttpLimits};
+use chat_env::metrics::Exporter;
+use metrics::{Counter, counter, describe_counter};
 use probe::{Outcome, Prober};
 use round::{APPLY, TARGETS, Target, UNLOCK, Verdict};
 
@@ -102,6 +107,56 @@ pub struct Stats {
     pub discarded: AtomicU64,
 }
 
+/// The checker's metrics families (`docs/metrics.md`).
+#[derive(Debug)]
+struct CheckerMetrics {
+    rounds: Counter,
+    probes_up: Counter,
+    probes_down: Counter,
+    removed: Counter,
+    readmitted: Counter,
+    reaped: Counter,
+    discarded: Counter,
+}
+
+impl CheckerMetrics {
+    fn resolve() -> Self {
+        describe_counter!(
+            "chat_health_rounds_total",
+            "Rounds this checker ran (it held the lock)."
+        );
+        describe_counter!(
+            "chat_health_probes_total",
+            "Probes of a node's /healthz, by outcome: up (2xx, or 503 draining) or down."
+        );
+        describe_counter!(
+            "chat_health_removals_total",
+            "Nodes taken out of picking after CHAT_HEALTH_FAILURES failed probes."
+        );
+        describe_counter!(
+            "chat_health_readmissions_total",
+            "Removed nodes put back into picking when they answered again."
+        );
+        describe_counter!(
+            "chat_health_reaped_total",
+            "Dead nodes (lease ended, no answer) whose records were cleared."
+        );
+        describe_counter!(
+            "chat_health_rounds_discarded_total",
+            "Rounds whose verdicts were dropped because the lock had passed on."
+        );
+        Self {
+            rounds: counter!("chat_health_rounds_total"),
+            probes_up: counter!("chat_health_probes_total", "outcome" => "up"),
+            probes_down: counter!("chat_health_probes_total", "outcome" => "down"),
+            removed: counter!("chat_health_removals_total"),
+            readmitted: counter!("chat_health_readmissions_total"),
+            reaped: counter!("chat_health_reaped_total"),
+            discarded: counter!("chat_health_rounds_discarded_total"),
+        }
+    }
+}
+
 /// Errors of the checker and of [`run`].
 #[derive(Debug, thiserror::Error)]
 pub enum HealthError {
@@ -124,6 +179,7 @@ pub struct Checker {
     id: String,
     reapers: Vec<Arc<dyn NodeReaper>>,
     stats: Stats,
+    metrics: CheckerMetrics,
     rounds: AtomicU64,
 }
 
@@ -139,7 +195,7 @@ impl std::fmt::Debug for Checker {
 
 impl Checker {
     /// A checker of the node table on `redis` with `config`'s interval, failures, timeout
-    /// and prefix.
+    /// and prefix. Its metrics go to the recorder current now (see `chat_core::metrics`).
     pub fn new(redis: Redis, config: &HealthConfig) -> Self {
         Self {
             redis,
@@ -150,6 +206,7 @@ impl Checker {
             id: format!("{:016x}", rand::random::<u64>()),
             reapers: Vec::new(),
             stats: Stats::default(),
+            metrics: CheckerMetrics::resolve(),
             rounds: AtomicU64::new(0),
         }
     }
@@ -223,6 +280,7 @@ impl Checker {
             return Ok(None);
         }
         self.stats.rounds.fetch_add(1, Ordering::Relaxed);
+        self.metrics.rounds.increment(1);
         let changes = self.round(&holder).await?;
         self.run_reapers().await;
         Ok(Some((holder, changes)))
@@ -257,6 +315,7 @@ impl Checker {
         let reply: Option<Vec<Vec<String>>> = self.redis.script(&inv).await?;
         let Some(reply) = reply else {
             self.stats.discarded.fetch_add(1, Ordering::Relaxed);
+            self.metrics.discarded.increment(1);
             tracing::warn!(checker = %self.id, "health round overran its lock; verdicts dropped");
             return Ok(Changes::default());
         };
@@ -284,6 +343,10 @@ impl Checker {
         self.stats
             .reaped
             .fetch_add(changes.reaped.len() as u64, Ordering::Relaxed);
+        let m = &self.metrics;
+        m.removed.increment(changes.removed.len() as u64);
+        m.readmitted.increment(changes.readmitted.len() as u64);
+        m.reaped.increment(changes.reaped.len() as u64);
         Ok(changes)
     }
 
@@ -294,8 +357,12 @@ impl Checker {
         };
         self.stats.probes.fetch_add(1, Ordering::Relaxed);
         match self.prober.probe(url).await {
-            Outcome::Up { connections } => Some(Verdict::Up { connections }),
+            Outcome::Up { connections } => {
+                self.metrics.probes_up.increment(1);
+                Some(Verdict::Up { connections })
+            }
             Outcome::Down(reason) => {
+                self.metrics.probes_down.increment(1);
                 tracing::debug!(node = %t.uid, %url, %reason, "probe failed");
                 Some(Verdict::Down)
             }
@@ -373,7 +440,8 @@ async fn healthz(State(c): State<Arc<Checker>>) -> impl IntoResponse {
     }
 }
 
-/// Runs a checker and serves its `/healthz` on `listener` until `shutdown` resolves;
+/// Runs a checker and serves its `/healthz` and `/metrics` on `listener` (`/metrics` on
+/// `CHAT_METRICS_LISTEN` instead, bound here, when set) until `shutdown` resolves;
 /// `reapers` clean up after dead nodes beyond the node table and rooms.
 pub async fn run_with(
     listener: TcpListener,
@@ -381,26 +449,37 @@ pub async fn run_with(
     reapers: Vec<Arc<dyn NodeReaper>>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), HealthError> {
-    let redis = Redis::new(config.redis.clone())?;
-    if let Err(e) = redis.ping().await {
+    let metrics_listener = match config.metrics_listen {
+        Some(addr) => Some(TcpListener::bind(addr).await?),
+        None => None,
+    };
+    let exporter = Arc::new(Exporter::new());
+    let checker = exporter
+        .scope(|| Redis::new(config.redis.clone()).map(|redis| Checker::new(redis, &config)))?;
+    if let Err(e) = checker.redis.ping().await {
         tracing::warn!(cause = %e, "redis is unreachable for now; rounds start when it is back");
     }
-    let checker = Arc::new(
-        reapers
-            .into_iter()
-            .fold(Checker::new(redis, &config), Checker::with_reaper),
-    );
+    let checker = Arc::new(reapers.into_iter().fold(checker, Checker::with_reaper));
     let stop = CancellationToken::new();
     let task = tokio::spawn(checker.clone().run(stop.clone()));
     let addr = listener.local_addr()?;
     tracing::info!(%addr, "health checker listening");
     let stopping = stop.clone();
-    let served = chat_core::serve::serve(listener, app(checker), async move {
-        tokio::select! {
-            () = shutdown => {}
-            () = stopping.cancelled() => {}
-        }
-    })
+    let metrics = chat_env::metrics::router(exporter.clone(), || async {});
+    let served = chat_env::metrics::serve(
+        listener,
+        app(checker),
+        metrics,
+        metrics_listener,
+        HttpLimits::default(),
+        exporter,
+        async move {
+            tokio::select! {
+                () = shutdown => {}
+                () = stopping.cancelled() => {}
+            }
+        },
+    )
     .await;
     stop.cancel();
     let _ = task.await;

@@ -21,7 +21,7 @@ use utoipa::{
 use super::{
     Registry,
     error::{Admin, ApiError, ErrorBody, MAX_BODY},
-    table::{Picked, Registered, Registration, Server, Source},
+    table::{Pick, Picked, Registered, Registration, Server, Source},
 };
 use chat_core::ErrorCode;
 
@@ -69,18 +69,39 @@ pub struct Health {
     tag = "servers",
     responses(
         (status = 200, description = "Connect to this node", body = Picked),
-        (status = 503, description = "No node can take clients (`unavailable`)", body = ErrorBody),
+        (status = 503, description = "No node can take clients (`unavailable`): none is live \
+            and pickable, every pickable node holds its capacity (message `every chat server \
+            is at capacity; retry shortly`), or Redis is unreachable. `Retry-After: 1`", body = ErrorBody),
     )
 )]
 async fn pick(State(r): State<Registry>) -> Result<impl IntoResponse, ApiError> {
-    match r.table.pick().await? {
+    let m = &r.metrics;
+    let picked = r
+        .table
+        .pick()
+        .await
+        .inspect_err(|_| m.failures[2].increment(1))?;
+    match picked {
         // Each pick is for one client, now: never cached.
-        Some(p) => Ok(([(header::CACHE_CONTROL, "no-store")], Json(p))),
-        None => Err(ApiError::unavailable(
-            "no chat server can take clients now; retry shortly",
-        )),
+        Pick::Picked(p) => {
+            m.picks.increment(1);
+            Ok(([(header::CACHE_CONTROL, "no-store")], Json(p)))
+        }
+        Pick::AtCapacity => {
+            m.failures[1].increment(1);
+            Err(ApiError::unavailable(AT_CAPACITY))
+        }
+        Pick::NoNode => {
+            m.failures[0].increment(1);
+            Err(ApiError::unavailable(
+                "no chat server can take clients now; retry shortly",
+            ))
+        }
     }
 }
+
+/// The message of a pick refused because every pickable node holds its capacity.
+pub const AT_CAPACITY: &str = "every chat server is at capacity; retry shortly";
 
 /// Every registered node, with its load and state.
 #[utoipa::path(

@@ -10,6 +10,8 @@ use chat_env::{ConfigError, Env, LogFormat, invalid};
 pub struct RegistryConfig {
     /// Bind address (`CHAT_LISTEN`, default `0.0.0.0:8080`).
     pub listen: SocketAddr,
+    /// Where `/metrics` is served apart (`CHAT_METRICS_LISTEN`); unset = on `listen`.
+    pub metrics_listen: Option<SocketAddr>,
     /// Where the node table is (`CHAT_REDIS_URL`, or `CHAT_REDIS_SENTINELS` +
     /// `CHAT_REDIS_MASTER` + `CHAT_REDIS_PASSWORD`). Required.
     pub redis: RedisConfig,
@@ -33,6 +35,7 @@ impl std::fmt::Debug for RegistryConfig {
         // Neither the token nor a Redis URL (it may hold a password) reaches the logs.
         f.debug_struct("RegistryConfig")
             .field("listen", &self.listen)
+            .field("metrics_listen", &self.metrics_listen)
             .field("admin_token", &self.admin_token.as_ref().map(|_| "<set>"))
             .field("cors_origins", &self.cors_origins)
             .field("pick_half_life", &self.pick_half_life)
@@ -46,6 +49,7 @@ impl RegistryConfig {
     pub fn new(redis: RedisConfig) -> Self {
         Self {
             listen: SocketAddr::from(([0, 0, 0, 0], 8080)),
+            metrics_listen: None,
             redis,
             admin_token: None,
             cors_origins: None,
@@ -76,6 +80,7 @@ impl RegistryConfig {
         };
         Ok(Self {
             listen: env.listen(d.listen)?,
+            metrics_listen: env.metrics_listen()?,
             admin_token,
             cors_origins: env.cors_origins()?,
             pick_half_life: env.duration(
@@ -115,6 +120,9 @@ mod tests {
         assert_eq!(c.redis, RedisConfig::Url("redis://127.0.0.1:6379".into()));
         assert!(c.admin_token.is_none() && c.cors_origins.is_none());
         assert_eq!(c.pick_half_life, Duration::from_secs(2));
+        assert_eq!(c.metrics_listen, None);
+        let c = config(&[REDIS, ("CHAT_METRICS_LISTEN", "127.0.0.1:9100")]).unwrap();
+        assert_eq!(c.metrics_listen.map(|a| a.port()), Some(9100));
         let c = config(&[
             ("CHAT_REDIS_SENTINELS", "10.0.0.1:26379, s2:26379"),
             ("CHAT_REDIS_PASSWORD", "pw"),
@@ -149,6 +157,7 @@ mod tests {
     fn bad_values_name_the_variable() {
         for (var, value) in [
             ("CHAT_LISTEN", "nope"),
+            ("CHAT_METRICS_LISTEN", "9100"),
             ("CHAT_ADMIN_TOKEN", "short"),
             ("CHAT_PICK_HALF_LIFE", "soon"),
             ("CHAT_PICK_HALF_LIFE", "0s"),

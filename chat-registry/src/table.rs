@@ -35,6 +35,18 @@ pub struct Picked {
     pub uid: String,
 }
 
+/// What a pick found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Pick {
+    /// This node, now counted against.
+    Picked(Picked),
+    /// Every pickable node holds its capacity (`connections >= capacity`, as of its last
+    /// heartbeat).
+    AtCapacity,
+    /// No node is pickable (none live, or all draining, removed, without a URL).
+    NoNode,
+}
+
 /// How a node got into the table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
@@ -135,8 +147,9 @@ end
 
 /// KEYS: nodes, static, removed. ARGV: node hash prefix, half-life (ms).
 /// Chooses the least-loaded live, non-draining, not-removed node with a URL and a capacity
-/// (ties: the smallest uid) and adds one pick to its provisional load. Returns
-/// `{uid, id, url}`, or nil.
+/// whose connections are below its capacity (ties: the smallest uid) and adds one pick to
+/// its provisional load. Returns `{uid, id, url}`; `{'full'}` when there are such nodes but
+/// every one is at capacity; nil when there is none.
 static PICK_SCRIPT: LazyLock<Script> = LazyLock::new(|| {
     Script::new(&format!(
         "{NOW}{DECAYED}
@@ -144,21 +157,30 @@ local half = tonumber(ARGV[2])
 local cands = redis.call('ZRANGEBYSCORE', KEYS[1], now, '+inf')
 for _, u in ipairs(redis.call('SMEMBERS', KEYS[2])) do table.insert(cands, u) end
 local best, best_load, best_prov, best_h
+local full = false
 for _, uid in ipairs(cands) do
   if redis.call('SISMEMBER', KEYS[3], uid) == 0 then
     local h = redis.call('HMGET', ARGV[1] .. uid, 'url', 'capacity', 'connections',
       'draining', 'drained', 'provisional', 'provisional_at', 'id')
     local cap = tonumber(h[2]) or 0
     if h[1] and h[1] ~= '' and cap > 0 and h[4] ~= '1' and h[5] ~= '1' then
-      local prov = decayed(h[6], h[7], now, half)
-      local load = ((tonumber(h[3]) or 0) + prov) / cap
-      if best == nil or load < best_load or (load == best_load and uid < best) then
-        best, best_load, best_prov, best_h = uid, load, prov, h
+      local conns = tonumber(h[3]) or 0
+      if conns >= cap then
+        full = true
+      else
+        local prov = decayed(h[6], h[7], now, half)
+        local load = (conns + prov) / cap
+        if best == nil or load < best_load or (load == best_load and uid < best) then
+          best, best_load, best_prov, best_h = uid, load, prov, h
+        end
       end
     end
   end
 end
-if best == nil then return false end
+if best == nil then
+  if full then return {{'full'}} end
+  return false
+end
 redis.call('HSET', ARGV[1] .. best, 'provisional', tostring(best_prov + 1), 'provisional_at', now)
 return {{best, best_h[8] or '', best_h[1]}}
 "
@@ -250,19 +272,21 @@ impl NodeTable {
         &self.redis
     }
 
-    /// Picks the least-loaded pickable node and counts the pick against it, atomically:
-    /// concurrent picks (from any number of registries) see each other's picks.
-    pub async fn pick(&self) -> Result<Option<Picked>, RedisError> {
+    /// Picks the least-loaded pickable node below its capacity and counts the pick against
+    /// it, atomically: concurrent picks (from any number of registries) see each other's
+    /// picks.
+    pub async fn pick(&self) -> Result<Pick, RedisError> {
         let mut inv = PICK_SCRIPT.key(self.keys.nodes());
         inv.key(self.keys.statics())
             .key(self.keys.removed())
             .arg(self.keys.node_prefix())
             .arg(self.half_life.as_millis().max(1) as u64);
         let reply: Option<Vec<String>> = self.redis.script(&inv).await?;
-        Ok(reply.and_then(|r| match <[String; 3]>::try_from(r) {
-            Ok([uid, node_id, url]) => Some(Picked { url, node_id, uid }),
-            Err(_) => None,
-        }))
+        Ok(match reply.map(<[String; 3]>::try_from) {
+            Some(Ok([uid, node_id, url])) => Pick::Picked(Picked { url, node_id, uid }),
+            Some(Err(r)) if r.first().is_some_and(|f| f == "full") => Pick::AtCapacity,
+            _ => Pick::NoNode,
+        })
     }
 
     /// Every node with a record: heartbeat nodes (live, and those whose lease ended less

@@ -16,6 +16,8 @@ use chat_env::{ConfigError, Env, LogFormat, invalid};
 pub struct ServerConfig {
     /// Bind address (`CHAT_LISTEN`, default `0.0.0.0:3000`).
     pub listen: SocketAddr,
+    /// Where `/metrics` is served apart (`CHAT_METRICS_LISTEN`); unset = on `listen`.
+    pub metrics_listen: Option<SocketAddr>,
     /// Built web client to serve at `/` (`CHAT_WEB_DIR`; default `web-client/dist` when it
     /// was built).
     pub web_dir: Option<PathBuf>,
@@ -98,6 +100,7 @@ impl ServerConfig {
         };
         Ok(Self {
             listen: env.listen(SocketAddr::from(([0, 0, 0, 0], 3000)))?,
+            metrics_listen: env.metrics_listen()?,
             web_dir: env.raw("CHAT_WEB_DIR").map(PathBuf::from),
             log_format: env.log_format()?,
             http: HttpLimits {
@@ -143,6 +146,13 @@ mod tests {
     fn defaults_without_environment() {
         let c = config(&[]).unwrap();
         assert_eq!(c.listen.port(), 3000);
+        assert_eq!(c.metrics_listen, None);
+        let c = config(&[("CHAT_METRICS_LISTEN", "127.0.0.1:9100")]).unwrap();
+        assert_eq!(
+            c.metrics_listen,
+            Some(SocketAddr::from(([127, 0, 0, 1], 9100)))
+        );
+        let c = config(&[]).unwrap();
         assert_eq!(c.chat.limits, Limits::default());
         assert!(c.chat.auth_secret.is_none());
         assert_eq!(c.chat.drain_timeout, Duration::from_secs(10));
@@ -183,6 +193,7 @@ mod tests {
     fn bad_values_name_the_variable() {
         for (var, value) in [
             ("CHAT_LISTEN", "nope"),
+            ("CHAT_METRICS_LISTEN", "localhost:9100"),
             ("CHAT_MAX_BODY", "0"),
             ("CHAT_MAX_BODY", "-3"),
             ("CHAT_DRAIN_TIMEOUT", "soon"),

@@ -3,6 +3,10 @@
 //! A chat node: [`chat_core::Chat`] with the web client, configured from `CHAT_*` variables
 //! ([`ServerConfig`]). Embedded mode (everything in memory) without Redis settings, a
 //! cluster node with them. The binary's `main` sets up logs, binds and calls [`run`].
+//!
+//! `GET /metrics` (Prometheus text, `docs/metrics.md`) is served on the main listener, or on
+//! `CHAT_METRICS_LISTEN` when set, from a recorder of the node's own
+//! ([`chat_env::metrics::Exporter`]) that the chat's handles are resolved against.
 
 mod config;
 
@@ -14,6 +18,7 @@ use std::{
 
 use axum::{Router, response::Html, routing::get};
 use chat_core::{Chat, server::ServerError};
+use chat_env::metrics::Exporter;
 use tokio::net::TcpListener;
 use tower_http::{
     services::{ServeDir, ServeFile},
@@ -54,9 +59,25 @@ fn web_dir(config: &ServerConfig) -> Option<PathBuf> {
     })
 }
 
-/// Serves a chat node on `listener` until `shutdown` resolves, then drains and returns.
+/// Serves a chat node on `listener` (and `/metrics` on `CHAT_METRICS_LISTEN`, bound here,
+/// when set) until `shutdown` resolves, then drains and returns.
 pub async fn run(
     listener: TcpListener,
+    config: ServerConfig,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServerError> {
+    let metrics_listener = match config.metrics_listen {
+        Some(addr) => Some(TcpListener::bind(addr).await?),
+        None => None,
+    };
+    serve(listener, metrics_listener, config, shutdown).await
+}
+
+/// [`run`] with `/metrics` on `metrics_listener`, or on `listener` when it is `None`
+/// (`config.metrics_listen` is not read).
+pub async fn serve(
+    listener: TcpListener,
+    metrics_listener: Option<TcpListener>,
     config: ServerConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
@@ -64,9 +85,18 @@ pub async fn run(
         tracing::warn!("CHAT_AUTH_SECRET is unset: development mode, clients choose their user id");
     }
     let web = web_dir(&config);
-    let chat = Chat::builder(config.chat.clone()).build().await?;
+    let exporter = Arc::new(Exporter::new());
+    let chat = exporter
+        .scope(|| Chat::builder(config.chat.clone()))
+        .build()
+        .await?;
     let app = app(&chat, web.as_deref());
     let handle = chat.handle();
+    let scraped = handle.clone();
+    let metrics = chat_env::metrics::router(exporter.clone(), move || {
+        let h = scraped.clone();
+        async move { h.update_metrics().await }
+    });
     let addr = listener.local_addr()?;
     tracing::info!(%addr, node = %config.chat.node_id, web = ?web, "listening");
     let (drained, stop) = tokio::sync::oneshot::channel::<()>();
@@ -75,10 +105,18 @@ pub async fn run(
         handle.shutdown().await;
         let _ = drained.send(());
     });
-    let stats = Arc::default();
-    chat_core::serve::serve_with(listener, app, config.http.clone(), stats, async move {
+    let stop = async move {
         let _ = stop.await;
-    })
+    };
+    chat_env::metrics::serve(
+        listener,
+        app,
+        metrics,
+        metrics_listener,
+        config.http.clone(),
+        exporter,
+        stop,
+    )
     .await?;
     drainer.abort();
     tracing::info!("stopped");

@@ -28,6 +28,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::{
     keys::{Keys, rooms},
+    metrics::ClusterMetrics,
     redis::Redis,
 };
 pub(crate) use dispatch::ClusterEvent;
@@ -59,6 +60,9 @@ pub struct ClusterConfig {
     /// to those nodes. Other rooms go to every live node. Default: `user:`, `group:`,
     /// `presence:` (the rooms chat-core joins).
     pub routed_prefixes: Vec<String>,
+    /// Where the cluster's metrics go (default: handles on the recorder current when the
+    /// config is made; see [`crate::metrics`]).
+    pub metrics: ClusterMetrics,
 }
 
 impl Default for ClusterConfig {
@@ -73,6 +77,7 @@ impl Default for ClusterConfig {
             inbox_max_len: 100_000,
             inbound_capacity: 1024,
             routed_prefixes: rooms::ROUTED.map(String::from).to_vec(),
+            metrics: ClusterMetrics::default(),
         }
     }
 }
@@ -220,6 +225,7 @@ impl Cluster {
             cluster.keys.inbox(uid),
             cluster.config.inbox_block,
             cluster.stats.clone(),
+            cluster.config.metrics.inbox_lag.clone(),
             cluster.stop.clone(),
             move |incoming| {
                 let weak = weak.clone();
@@ -272,6 +278,27 @@ impl Cluster {
     /// Live nodes, this one included, as of the last heartbeat.
     pub fn live_nodes(&self) -> Arc<Vec<Uid>> {
         read(&self.live).clone()
+    }
+
+    /// Brings the cluster's metrics up to date: its counters ([`Stats`]), the live nodes,
+    /// the outbox queue, and this node's inbox length (one `XLEN`). Before each scrape.
+    pub async fn update_metrics(&self) {
+        let (m, s) = (&self.config.metrics, &self.stats);
+        m.sent.absolute(s.sent.load(Ordering::Relaxed));
+        m.received.absolute(s.received.load(Ordering::Relaxed));
+        m.duplicates.absolute(s.duplicates.load(Ordering::Relaxed));
+        m.shed.absolute(s.shed.load(Ordering::Relaxed));
+        m.broadcasts_local
+            .absolute(s.local_broadcasts.load(Ordering::Relaxed));
+        m.broadcasts_remote
+            .absolute(s.remote_broadcasts.load(Ordering::Relaxed));
+        m.live_nodes.set(self.live_nodes().len() as f64);
+        m.outbox_backlog.set(self.outbox.backlog() as f64);
+        let xlen = ::redis::cmd("XLEN").arg(self.keys.inbox(self.uid)).clone();
+        match self.redis.query::<u64>(&xlen).await {
+            Ok(n) => m.inbox_backlog.set(n as f64),
+            Err(e) => tracing::debug!(cause = %e, "cannot read the inbox length"),
+        }
     }
 
     /// How long requests wait for other nodes' answers.

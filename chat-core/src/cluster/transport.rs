@@ -123,6 +123,11 @@ impl Outbox {
         Ok(())
     }
 
+    /// Entries queued and not yet taken by the sender task.
+    pub fn backlog(&self) -> usize {
+        self.tx.max_capacity() - self.tx.capacity()
+    }
+
     /// Queues an entry if there is room; otherwise drops it and says so. For volatile packets.
     pub fn try_send(&self, out: Outgoing, stats: &Stats) -> bool {
         match self.tx.try_reserve() {
@@ -235,6 +240,7 @@ pub(crate) async fn read_loop<F>(
     key: String,
     block: Duration,
     stats: Arc<Stats>,
+    lag: ::metrics::Histogram,
     stop: CancellationToken,
     handle: impl Fn(Incoming) -> F + Send + 'static,
 ) where
@@ -282,6 +288,10 @@ pub(crate) async fn read_loop<F>(
         for stream in reply.keys {
             for entry in stream.ids {
                 got += 1;
+                // A stream id starts with the Redis time of the append, in ms.
+                if let Some(ms) = entry.id.split('-').next().and_then(|t| t.parse().ok()) {
+                    lag.record(crate::protocol::now_ms().saturating_sub(ms) as f64 / 1000.0);
+                }
                 last_id = entry.id.clone();
                 match parse_entry(&entry.map) {
                     Some((seq, incoming)) => {

@@ -1,6 +1,9 @@
 //! Connect and disconnect: authentication, rooms, presence, `ready`.
 
-use std::{future::Future, sync::Arc};
+use std::{
+    future::Future,
+    sync::{Arc, atomic::Ordering},
+};
 
 use serde_json::{Value, json};
 use socketioxide::{
@@ -15,11 +18,15 @@ use socketioxide_core::adapter::DefinedAdapter;
 
 use super::{Ctx, RequestQueue, register_events};
 use crate::keys::rooms;
+use crate::metrics::Refused;
 use crate::protocol::{UserId, events, now_ms};
 
 pub(super) fn register<A: Adapter + DefinedAdapter>(io: &SocketIo<A>) {
     io.ns("/", on_connect::<A>.with(authenticate::<A>));
 }
+
+/// What a client's `connect_error` says when the node holds `CHAT_CAPACITY` sockets.
+pub(crate) const AT_CAPACITY: &str = "unavailable: node is at capacity";
 
 /// Connect middleware: refuses the connection (a `connect_error`) or records the identity.
 async fn authenticate<A: Adapter>(
@@ -28,7 +35,14 @@ async fn authenticate<A: Adapter>(
     TryData(auth): TryData<Value>,
 ) -> Result<(), String> {
     if ctx.is_draining() {
+        ctx.metrics.refused(Refused::Draining);
         return Err("unavailable: server is shutting down".into());
+    }
+    // A soft cap: handshakes in flight together may pass it by a few. The client asks the
+    // registry again, which picks a node below its capacity.
+    if ctx.connected.load(Ordering::Relaxed) >= ctx.capacity {
+        ctx.metrics.refused(Refused::Capacity);
+        return Err(AT_CAPACITY.into());
     }
     match ctx.auth.authenticate(auth.ok().as_ref()) {
         Ok(identity) => {
@@ -37,6 +51,7 @@ async fn authenticate<A: Adapter>(
         }
         Err(e) => {
             tracing::debug!(cause = %e, "connection refused");
+            ctx.metrics.refused(Refused::Unauthorized);
             Err(format!("unauthorized: {e}"))
         }
     }
@@ -50,6 +65,8 @@ fn on_connect<A: Adapter>(
 ) -> impl Future<Output = ()> + Send + 'static {
     let identity = s.extensions.get::<crate::auth::Identity>();
     if identity.is_some() {
+        ctx.connected.fetch_add(1, Ordering::Relaxed);
+        ctx.metrics.handshake();
         s.extensions.insert(RequestQueue::default());
         register_events(&s);
         s.on_disconnect(on_disconnect::<A>);
@@ -74,7 +91,7 @@ fn on_connect<A: Adapter>(
         }
         if !s.connected() {
             // Gone while we were recording it: the disconnect handler may have run first.
-            on_disconnect(s, State(ctx)).await;
+            left(s, &ctx).await;
             return;
         }
         if let Some(at) = identity.expires_at {
@@ -86,6 +103,13 @@ fn on_connect<A: Adapter>(
 }
 
 async fn on_disconnect<A: Adapter>(s: SocketRef<A>, State(ctx): State<Arc<Ctx>>) {
+    ctx.connected.fetch_sub(1, Ordering::Relaxed);
+    left(s, &ctx).await;
+}
+
+/// A socket left: its token expiry and presence are forgotten (again, harmlessly, when
+/// `on_connect` finds it gone).
+async fn left<A: Adapter>(s: SocketRef<A>, ctx: &Ctx) {
     let Some(identity) = s.extensions.get::<crate::auth::Identity>() else {
         return;
     };
@@ -100,7 +124,7 @@ async fn on_disconnect<A: Adapter>(s: SocketRef<A>, State(ctx): State<Arc<Ctx>>)
         .await
     {
         Ok(Some(last_seen)) => {
-            announce_presence(&ctx, s.broadcast(), &user, false, Some(last_seen)).await
+            announce_presence(ctx, s.broadcast(), &user, false, Some(last_seen)).await
         }
         Ok(None) => {}
         Err(e) => tracing::warn!(user = %user, cause = %e, "cannot record disconnect"),

@@ -117,6 +117,7 @@ pub(crate) async fn deliver<A: Adapter>(
             reply: reply.clone(),
         };
         to_nodes(ctx, &route.targets, &envelope).await;
+        ctx.metrics.delivered_remote(route.targets.len());
     }
     emit_local(ctx, here, message, receipts, reply.map(Arc::new)).await;
 }
@@ -147,6 +148,8 @@ async fn emit_local<A: Adapter>(
     receipts: bool,
     reply: Option<Arc<Vec<Uid>>>,
 ) {
+    ctx.metrics
+        .delivered_local(message.ts, crate::protocol::now_ms());
     if !receipts {
         if let Err(e) = op.emit(events::MESSAGE, message).await {
             tracing::warn!(conversation = %message.conversation, cause = %e, "delivery failed");
@@ -154,6 +157,7 @@ async fn emit_local<A: Adapter>(
         return;
     }
     let lookup = op.clone();
+    let emitted = std::time::Instant::now();
     let acks = op
         .timeout(ctx.delivery_ack_timeout)
         .emit_with_ack::<_, IgnoredAny>(events::MESSAGE, message)
@@ -166,6 +170,7 @@ async fn emit_local<A: Adapter>(
         }
     };
     let queue = ctx.delivered.clone();
+    let metrics = ctx.clone();
     let (conversation, id, from) = (
         message.conversation.clone(),
         message.id,
@@ -179,6 +184,7 @@ async fn emit_local<A: Adapter>(
             if !matches!(res, Ok(_) | Err(AckError::Decode(_))) {
                 continue;
             }
+            metrics.metrics.acked(emitted.elapsed());
             let Some(user) = lookup
                 .get_socket(sid)
                 .and_then(|s| s.extensions.get::<Identity>())

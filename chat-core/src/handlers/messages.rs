@@ -43,6 +43,7 @@ pub(crate) async fn send<A: Adapter>(call: Call<A>, req: SendReq) -> Result<Send
     );
     match appended? {
         Appended::New { message, audience } => {
+            ctx.metrics.stored();
             let receipts = ctx.receipts_for((!dm).then_some(audience));
             // This node's devices in those rooms, except the sending one (it gets the ack).
             let here = call.socket.to(rooms.clone()).local();

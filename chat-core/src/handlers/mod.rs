@@ -22,7 +22,7 @@ mod typing;
 use std::{
     sync::{
         Arc,
-        atomic::{AtomicBool, Ordering},
+        atomic::{AtomicBool, AtomicUsize, Ordering},
     },
     time::Duration,
 };
@@ -39,6 +39,7 @@ use crate::{
     cluster::Cluster,
     config::Limits,
     error::ChatError,
+    metrics::ChatMetrics,
     protocol::now_ms,
     store::{Stores, memory::TokenBuckets},
 };
@@ -66,6 +67,11 @@ pub(crate) struct Ctx {
     pub draining: AtomicBool,
     /// The cluster, in cluster mode.
     pub cluster: Option<Arc<Cluster>>,
+    /// Sockets this node is meant to hold (`CHAT_CAPACITY`): past it, handshakes are refused.
+    pub capacity: usize,
+    /// Sockets past the connect middleware and not yet disconnected.
+    pub connected: AtomicUsize,
+    pub metrics: ChatMetrics,
 }
 
 impl Ctx {
@@ -194,7 +200,9 @@ fn register_events<A: Adapter>(s: &SocketRef<A>) {
                     tokio::spawn(typing::handle(s, ctx, data));
                 }
                 _ => {
-                    let _ = ack.send(&reply::<()>(Err(ChatError::bad_request("unknown event"))));
+                    let e = ChatError::bad_request("unknown event");
+                    ctx.metrics.event("unknown", Some(e.code));
+                    let _ = ack.send(&reply::<()>(Err(e)));
                 }
             }
             std::future::ready(())

@@ -110,10 +110,12 @@ pub(super) fn queue<A, Req, Res, F, Fut>(
     };
     let Some(slot) = queue.reserve() else {
         tracing::debug!(event, "request queue full");
+        ctx.metrics.event(event, Some(rate_limited().code));
         let _ = ack.send(&reply::<()>(Err(rate_limited())));
         return;
     };
     slot.push(Box::pin(async move {
+        let tally = ctx.clone();
         let result = async {
             let call = Call::start(ctx, s, event).await?;
             match parse::<Req>(data.unwrap_or(Value::Null)) {
@@ -125,6 +127,8 @@ pub(super) fn queue<A, Req, Res, F, Fut>(
         if let Err(e) = &result {
             tracing::debug!(event, code = ?e.code, reason = %e.message, "request refused");
         }
+        let outcome = result.as_ref().err().map(|e| e.code);
+        tally.metrics.event(event, outcome);
         // The client may not have asked for an ack; nothing to do then.
         let _ = ack.send(&reply(result));
     }));

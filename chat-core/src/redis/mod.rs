@@ -21,6 +21,8 @@ use redis::{
 };
 use tokio::sync::Mutex;
 
+use crate::metrics::{RedisCall, RedisMetrics};
+
 /// Where Redis is.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RedisConfig {
@@ -53,6 +55,7 @@ struct Inner {
     source: Source,
     shared: Mutex<Option<(u64, MultiplexedConnection)>>,
     generation: AtomicU64,
+    metrics: RedisMetrics,
 }
 
 enum Source {
@@ -72,8 +75,14 @@ impl std::fmt::Debug for Redis {
 
 impl Redis {
     /// Prepares connections; fails only on a malformed configuration. Connecting happens on
-    /// first use (see [`Redis::ping`] to check reachability).
+    /// first use (see [`Redis::ping`] to check reachability). Its metrics go to the recorder
+    /// current now (see [`crate::metrics`]).
     pub fn new(config: RedisConfig) -> Result<Self, RedisError> {
+        Self::with_metrics(config, RedisMetrics::resolve())
+    }
+
+    /// [`Redis::new`], recording to `metrics`.
+    pub fn with_metrics(config: RedisConfig, metrics: RedisMetrics) -> Result<Self, RedisError> {
         let source = match &config {
             RedisConfig::Url(url) => Source::Url(Client::open(url.as_str())?),
             RedisConfig::Sentinel {
@@ -101,6 +110,7 @@ impl Redis {
                 source,
                 shared: Mutex::new(None),
                 generation: AtomicU64::new(0),
+                metrics,
             }),
         })
     }
@@ -157,8 +167,23 @@ impl Redis {
 
     /// Runs a command (or pipeline, or script invocation) on the shared connection.
     pub async fn query<T: FromRedisValue>(&self, cmd: &impl Query) -> Result<T, RedisError> {
-        let (generation, mut conn) = self.shared().await?;
+        let kind = if cmd.is_pipeline() {
+            RedisCall::Pipeline
+        } else {
+            RedisCall::Command
+        };
+        let started = std::time::Instant::now();
+        let (generation, mut conn) = match self.shared().await {
+            Ok(shared) => shared,
+            Err(e) => {
+                self.inner.metrics.record(kind, started.elapsed(), true);
+                return Err(e);
+            }
+        };
         let result = cmd.run(&mut conn).await;
+        self.inner
+            .metrics
+            .record(kind, started.elapsed(), result.is_err());
         if let Err(e) = &result {
             self.on_error(generation, e).await;
         }
@@ -170,8 +195,19 @@ impl Redis {
         &self,
         invocation: &redis::ScriptInvocation<'_>,
     ) -> Result<T, RedisError> {
-        let (generation, mut conn) = self.shared().await?;
+        let started = std::time::Instant::now();
+        let (generation, mut conn) = match self.shared().await {
+            Ok(shared) => shared,
+            Err(e) => {
+                let took = started.elapsed();
+                self.inner.metrics.record(RedisCall::Script, took, true);
+                return Err(e);
+            }
+        };
         let result = invocation.invoke_async(&mut conn).await;
+        self.inner
+            .metrics
+            .record(RedisCall::Script, started.elapsed(), result.is_err());
         if let Err(e) = &result {
             self.on_error(generation, e).await;
         }
@@ -186,6 +222,11 @@ impl Redis {
 
 /// Something [`Redis::query`] can run: a command or a pipeline.
 pub trait Query: Sync {
+    /// Whether it is a pipeline (the `kind` label of the Redis metrics).
+    fn is_pipeline(&self) -> bool {
+        false
+    }
+
     /// Sends it on `conn` and parses the answer.
     fn run<T: FromRedisValue>(
         &self,
@@ -203,6 +244,10 @@ impl Query for redis::Cmd {
 }
 
 impl Query for redis::Pipeline {
+    fn is_pipeline(&self) -> bool {
+        true
+    }
+
     fn run<T: FromRedisValue>(
         &self,
         conn: &mut MultiplexedConnection,

@@ -3,6 +3,8 @@
 use std::net::SocketAddr;
 
 use chat_core::{Chat, ChatHandle, Config, Limits, config::RedisSettings, redis::RedisConfig};
+use chat_testing::metrics::sample;
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use serde_json::Value;
 use tokio::net::TcpListener;
 
@@ -20,6 +22,8 @@ pub use chat_testing::{
 pub struct TestServer {
     pub addr: SocketAddr,
     pub handle: ChatHandle,
+    /// The chat's own Prometheus recorder (see `scrape`).
+    pub metrics: PrometheusHandle,
     _redis: Option<RedisServer>,
 }
 
@@ -56,7 +60,16 @@ impl TestServer {
         } else {
             None
         };
-        let chat = Chat::builder(config).build().await.expect("build chat");
+        // A recorder per server: two nodes in one test keep their metrics apart.
+        let recorder = PrometheusBuilder::new()
+            .set_buckets(&[0.001, 0.01, 0.1, 1.0, 10.0])
+            .unwrap()
+            .build_recorder();
+        let metrics = recorder.handle();
+        let chat = ::metrics::with_local_recorder(&recorder, || Chat::builder(config))
+            .build()
+            .await
+            .expect("build chat");
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
         let app = chat.router();
@@ -64,6 +77,7 @@ impl TestServer {
         TestServer {
             addr,
             handle: chat.handle(),
+            metrics,
             _redis: redis,
         }
     }
@@ -72,6 +86,27 @@ impl TestServer {
     pub async fn node(redis_url: &str, prefix: &str) -> TestServer {
         let settings = redis_settings(redis_url, prefix);
         Self::with(|c| c.redis = Some(settings)).await
+    }
+
+    /// The server's metrics, as `/metrics` would answer now.
+    pub async fn scrape(&self) -> String {
+        self.handle.update_metrics().await;
+        self.metrics.render()
+    }
+
+    /// The sample `name{labels}` now (0 when absent).
+    pub async fn metric(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
+        sample(&self.scrape().await, name, labels).unwrap_or(0.0)
+    }
+
+    /// Waits (10 s at most) until the sample `name{labels}` satisfies `ok`; returns it.
+    pub async fn metric_until(
+        &self,
+        name: &str,
+        labels: &[(&str, &str)],
+        ok: impl Fn(f64) -> bool,
+    ) -> f64 {
+        chat_testing::metrics::until(|| self.scrape(), name, labels, ok).await
     }
 
     /// Connects a development-mode client as `user`.

@@ -13,6 +13,7 @@ mod groups;
 mod history;
 mod limits;
 mod messages;
+mod metrics;
 mod presence;
 mod receipts;
 mod shutdown;

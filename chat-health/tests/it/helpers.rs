@@ -18,6 +18,7 @@ use chat_core::{
     error::StoreError,
     redis::{Redis, RedisConfig},
 };
+use chat_env::metrics::Exporter;
 use chat_health::{Checker, HealthConfig, NodeReaper};
 use chat_registry::{NodeTable, Server};
 use serde_json::{Value, json};
@@ -220,6 +221,8 @@ impl NodeReaper for Reaped {
 /// A running checker.
 pub(crate) struct RunningChecker {
     pub(crate) checker: Arc<Checker>,
+    /// The checker's own recorder.
+    pub(crate) exporter: Arc<Exporter>,
     pub(crate) stop: CancellationToken,
     pub(crate) task: JoinHandle<()>,
 }
@@ -235,7 +238,9 @@ impl RunningChecker {
         config.interval = INTERVAL;
         config.failures = FAILURES;
         config.timeout = Duration::from_millis(100);
-        let mut checker = Checker::new(Redis::new(redis.clone()).unwrap(), &config);
+        let exporter = Arc::new(Exporter::new());
+        let mut checker =
+            exporter.scope(|| Checker::new(Redis::new(redis.clone()).unwrap(), &config));
         if let Some(r) = reaper {
             checker = checker.with_reaper(r);
         }
@@ -244,6 +249,7 @@ impl RunningChecker {
         let task = tokio::spawn(checker.clone().run(stop.clone()));
         RunningChecker {
             checker,
+            exporter,
             stop,
             task,
         }
@@ -252,6 +258,11 @@ impl RunningChecker {
     pub(crate) async fn stop(self) {
         self.stop.cancel();
         self.task.await.unwrap();
+    }
+
+    /// The sample `name{labels}` of the checker's metrics now (0 when absent).
+    pub(crate) fn metric(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
+        chat_testing::metrics::sample(&self.exporter.render(), name, labels).unwrap_or(0.0)
     }
 
     pub(crate) fn rounds(&self) -> u64 {
@@ -279,7 +290,7 @@ pub(crate) async fn until(
 pub(crate) async fn picks(table: &NodeTable, n: usize) -> HashSet<String> {
     let mut out = HashSet::new();
     for _ in 0..n {
-        if let Some(p) = table.pick().await.unwrap() {
+        if let chat_registry::Pick::Picked(p) = table.pick().await.unwrap() {
             out.insert(p.node_id);
         }
     }

@@ -16,7 +16,8 @@ use crate::helpers::*;
 
 /// A node whose `/healthz` stops answering (refused, hanging past the timeout, or 500)
 /// while its heartbeat runs is taken out of picking within interval × failures, keeps its
-/// room records, and is picked again as soon as it answers.
+/// room records, and is picked again as soon as it answers; the checker's metrics count the
+/// probes by outcome, the removals and the re-admissions.
 #[tokio::test]
 async fn unhealthy_nodes_are_removed_and_readmitted() {
     let redis = RedisServer::start().await;
@@ -33,6 +34,18 @@ async fn unhealthy_nodes_are_removed_and_readmitted() {
         picks(&table, 8).await.len() == 4
     })
     .await;
+
+    let up = [("outcome", "up")];
+    let down = [("outcome", "down")];
+    until(
+        "a round probed the four nodes",
+        Duration::from_secs(5),
+        async || checker.metric("chat_health_probes_total", &up) >= 4.0,
+    )
+    .await;
+    assert!(checker.metric("chat_health_rounds_total", &[]) >= 1.0);
+    assert_eq!(checker.metric("chat_health_probes_total", &down), 0.0);
+    assert_eq!(checker.metric("chat_health_removals_total", &[]), 0.0);
 
     nodes[0].stop_http();
     nodes[1].set_mode(Mode::Hang);
@@ -55,6 +68,9 @@ async fn unhealthy_nodes_are_removed_and_readmitted() {
         removal_bound()
     );
     assert!(removal <= removal_bound(), "removal took {removal:?}");
+    assert_eq!(checker.metric("chat_health_removals_total", &[]), 3.0);
+    assert!(checker.metric("chat_health_probes_total", &down) >= 3.0 * f64::from(FAILURES));
+    assert_eq!(checker.metric("chat_health_readmissions_total", &[]), 0.0);
     assert_eq!(picks(&table, 12).await, HashSet::from(["fine".to_owned()]));
     // Still heartbeating, still serving its sockets: its rooms stay.
     let room = members(&redis, &format!("{p}room:user:alice")).await;
@@ -86,6 +102,7 @@ async fn unhealthy_nodes_are_removed_and_readmitted() {
         assert!(next.contains(name), "{name} not picked: {next:?}");
     }
     assert!(checker.checker.stats().readmitted.load(Ordering::SeqCst) >= 3);
+    assert!(checker.metric("chat_health_readmissions_total", &[]) >= 3.0);
     checker.stop().await;
 }
 

@@ -1,6 +1,6 @@
 //! A registry on its own key prefix in a Redis container, and fake node records.
 
-use std::collections::HashMap;
+use std::{collections::HashMap, sync::Arc};
 
 use axum::{
     Router,
@@ -8,6 +8,7 @@ use axum::{
     http::{HeaderMap, Request, StatusCode},
 };
 use chat_core::redis::{Redis, RedisConfig};
+use chat_env::metrics::Exporter;
 use chat_registry::{self as registry, Registry, RegistryConfig};
 use chat_testing::{prefix, redis::RedisServer};
 use http_body_util::BodyExt;
@@ -23,6 +24,7 @@ pub struct Fixture {
     pub conn: redis::aio::MultiplexedConnection,
     pub prefix: String,
     pub config: RegistryConfig,
+    /// The registry's routes with `GET /metrics`, on a recorder of its own.
     pub app: Router,
 }
 
@@ -58,10 +60,10 @@ impl Fixture {
         config.prefix = prefix.clone();
         config.admin_token = Some(TOKEN.into());
         f(&mut config);
-        let app = registry::app(Registry::new(
-            Redis::new(config.redis.clone()).unwrap(),
-            &config,
-        ));
+        let exporter = Arc::new(Exporter::new());
+        let registry =
+            exporter.scope(|| Registry::new(Redis::new(config.redis.clone()).unwrap(), &config));
+        let app = registry::app(registry).merge(chat_env::metrics::router(exporter, || async {}));
         let conn = redis.connect().await;
         Fixture {
             redis,
@@ -109,6 +111,20 @@ impl Fixture {
         body: Option<&str>,
     ) -> (StatusCode, Value, HeaderMap) {
         call(&self.app, method, path, token, body).await
+    }
+
+    /// `GET /metrics`: the sample `name{labels}` (0 when absent).
+    pub async fn metric(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
+        let req = Request::get("/metrics").body(Body::empty()).unwrap();
+        let res = self.app.clone().oneshot(req).await.unwrap();
+        assert_eq!(res.status(), StatusCode::OK);
+        assert_eq!(
+            res.headers()["content-type"],
+            chat_env::metrics::CONTENT_TYPE
+        );
+        let bytes = res.into_body().collect().await.unwrap().to_bytes();
+        let text = String::from_utf8(bytes.to_vec()).unwrap();
+        chat_testing::metrics::sample(&text, name, labels).unwrap_or(0.0)
     }
 
     /// `n` picks, as node ids (or `503` for each refusal).

@@ -239,3 +239,69 @@ async fn concurrent_picks_through_two_registries_spread_evenly() {
         cl.shutdown().await;
     }
 }
+
+/// A registry refuses picks with `503 unavailable` when every pickable node holds its
+/// capacity (and picks one again once one has room); picks, and failures by reason (no node,
+/// at capacity, Redis away), are counted, and so are its Redis calls and errors.
+#[tokio::test]
+async fn at_capacity_refusals_and_pick_metrics() {
+    let fx = Fixture::start(|_| {}).await;
+    let failures = |r: &'static str| [("reason", r)];
+    let pick = || fx.call("GET", "/api/v1/servers/pick", None, None);
+
+    let got = pick().await;
+    assert_error(&got, StatusCode::SERVICE_UNAVAILABLE, "unavailable");
+    assert_eq!(
+        fx.metric("chat_registry_pick_failures_total", &failures("no_node"))
+            .await,
+        1.0
+    );
+
+    fx.node(FakeNode {
+        uid: "full",
+        capacity: 10,
+        connections: 10,
+        ..FakeNode::default()
+    })
+    .await;
+    let got = pick().await;
+    assert_error(&got, StatusCode::SERVICE_UNAVAILABLE, "unavailable");
+    assert_eq!(got.1["error"]["message"], registry::AT_CAPACITY);
+    assert_eq!(got.2["retry-after"], "1");
+    assert_eq!(
+        fx.metric(
+            "chat_registry_pick_failures_total",
+            &failures("at_capacity")
+        )
+        .await,
+        1.0
+    );
+
+    // One connection leaves the full node: it is picked again.
+    fx.node(FakeNode {
+        uid: "full",
+        capacity: 10,
+        connections: 9,
+        ..FakeNode::default()
+    })
+    .await;
+    assert_eq!(fx.picks(1).await, ["full"]);
+    assert_eq!(fx.metric("chat_registry_picks_total", &[]).await, 1.0);
+    let scripts = [("kind", "script")];
+    assert!(
+        fx.metric("chat_redis_command_duration_seconds_count", &scripts)
+            .await
+            >= 3.0
+    );
+
+    fx.redis.stop().await;
+    let got = pick().await;
+    assert_error(&got, StatusCode::SERVICE_UNAVAILABLE, "unavailable");
+    assert_eq!(
+        fx.metric("chat_registry_pick_failures_total", &failures("redis"))
+            .await,
+        1.0
+    );
+    assert!(fx.metric("chat_redis_errors_total", &scripts).await >= 1.0);
+    assert_eq!(fx.metric("chat_registry_picks_total", &[]).await, 1.0);
+}
