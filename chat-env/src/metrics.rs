@@ -159,6 +159,14 @@ pub async fn serve(
     served
 }
 
+/// Binds the separate metrics listener (`CHAT_METRICS_LISTEN`), when one is configured.
+pub async fn bind(addr: Option<std::net::SocketAddr>) -> std::io::Result<Option<TcpListener>> {
+    match addr {
+        Some(addr) => TcpListener::bind(addr).await.map(Some),
+        None => Ok(None),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use chat_testing::metrics::sample;

@@ -449,10 +449,7 @@ pub async fn run_with(
     reapers: Vec<Arc<dyn NodeReaper>>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), HealthError> {
-    let metrics_listener = match config.metrics_listen {
-        Some(addr) => Some(TcpListener::bind(addr).await?),
-        None => None,
-    };
+    let metrics_listener = chat_env::metrics::bind(config.metrics_listen).await?;
     let exporter = Arc::new(Exporter::new());
     let checker = exporter
         .scope(|| Redis::new(config.redis.clone()).map(|redis| Checker::new(redis, &config)))?;

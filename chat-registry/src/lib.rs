@@ -124,10 +124,7 @@ pub async fn run(
     config: RegistryConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), RegistryError> {
-    let metrics_listener = match config.metrics_listen {
-        Some(addr) => Some(TcpListener::bind(addr).await?),
-        None => None,
-    };
+    let metrics_listener = chat_env::metrics::bind(config.metrics_listen).await?;
     serve(listener, metrics_listener, config, shutdown).await
 }
 

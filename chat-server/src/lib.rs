@@ -66,10 +66,7 @@ pub async fn run(
     config: ServerConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
-    let metrics_listener = match config.metrics_listen {
-        Some(addr) => Some(TcpListener::bind(addr).await?),
-        None => None,
-    };
+    let metrics_listener = chat_env::metrics::bind(config.metrics_listen).await?;
     serve(listener, metrics_listener, config, shutdown).await
 }
 
