@@ -83,8 +83,12 @@ pub struct Config {
     pub public_url: Option<String>,
     /// This node's id (`CHAT_NODE_ID`, default random).
     pub node_id: String,
-    /// HS256 secret for client tokens (`CHAT_AUTH_SECRET`); `None` = development mode.
+    /// HS256 secret for client tokens (`CHAT_AUTH_SECRET`); `None` (and no public key) =
+    /// development mode.
     pub auth_secret: Option<String>,
+    /// PEM public key (RSA or P-256 EC) for RS256 / ES256 client tokens
+    /// (`CHAT_AUTH_PUBLIC_KEY`); takes precedence over `auth_secret`.
+    pub auth_public_key: Option<String>,
     /// Allowed CORS origins (`CHAT_CORS_ORIGINS`, comma-separated); `None` = any origin.
     pub cors_origins: Option<Vec<String>>,
     /// How long to wait for clients to leave on shutdown (`CHAT_DRAIN_TIMEOUT`, default 10s).
@@ -105,6 +109,7 @@ impl Default for Config {
             public_url: None,
             node_id: random_node_id(),
             auth_secret: None,
+            auth_public_key: None,
             cors_origins: None,
             drain_timeout: Duration::from_secs(10),
             limits: Limits::default(),

@@ -31,6 +31,7 @@
 //! | `lastseen` | hash | user → ms when the last device left | Redis store |
 //! | `nodeusers:<uid>` | set | users who connected through that node | Redis store |
 //! | `lostusers:<uid>` | set | users a dead node's cleanup left offline, until a chat node announces them (10 minutes at most) | Redis store, health checker |
+//! | `ban:{<user>}` | string | until when the user is banned (ms), expiring then | server API |
 //! | `bucket:<name>` | string | token bucket ([`buckets`]): `<tokens> <ms>`, expiring once it would be full | Redis store |
 
 use std::fmt::Display;
@@ -148,6 +149,9 @@ keys! {
     lostusers(uid) = "lostusers:{}";
     /// String: a token bucket named by [`buckets`].
     bucket(name) = "bucket:{}";
+    /// String: until when a user is banned (ms). Hash-tagged by user, like every key added
+    /// since: it lands in the user's slot in Redis Cluster.
+    ban(user) = "ban:{{{}}}";
 }
 
 /// The uid under which the registry records an admin-registered node.
@@ -209,6 +213,7 @@ mod tests {
         let k = Keys::new("t1:");
         assert_eq!(k.nodes(), "t1:nodes");
         assert_eq!(k.idem("ann", "c1"), "t1:idem:ann:c1");
+        assert_eq!(k.ban("ann"), "t1:ban:{ann}");
         assert_eq!(k.conv("dm:a:b"), format!("{}dm:a:b", k.conv_prefix()));
         assert_eq!(k.node("u"), format!("{}u", k.node_prefix()));
         assert_eq!(k.room("user:a"), format!("{}user:a", k.room_prefix()));

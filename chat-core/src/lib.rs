@@ -10,7 +10,10 @@
 //! - [`config`]: the chat's settings ([`Config`], [`Limits`]), plain structs with defaults.
 //! - [`error`]: error codes at the edge, store errors.
 //! - [`protocol`]: identifiers (`UserId`, `ConversationId`, `StreamId`...) and payloads.
-//! - [`auth`]: development-mode user names and HS256 JWTs.
+//! - [`auth`]: the [`auth::Authenticator`] seam; development-mode user names and JWTs
+//!   (HS256, RS256, ES256).
+//! - [`hooks`]: the message hook and the event hooks embedders plug in.
+//! - [`api`]: the server API on [`ChatHandle`]: what the product's backend does to the chat.
 //! - [`keys`]: the name of every Redis key and Socket.IO room, in one place.
 //! - `handlers`: one file per event group, registered in one place.
 //! - [`store`]: the storage traits, the in-memory and the Redis backends.
@@ -135,11 +138,13 @@
 //! gathered meanwhile.
 
 pub mod adapter;
+pub mod api;
 pub mod auth;
 pub mod cluster;
 pub mod config;
 pub mod error;
 mod handlers;
+pub mod hooks;
 pub mod keys;
 pub mod metrics;
 pub mod protocol;

@@ -62,6 +62,8 @@ pub(crate) enum Refused {
     Draining = 1,
     /// The node holds `CHAT_CAPACITY` sockets.
     Capacity = 2,
+    /// The user is banned (server API `disconnect` with `banSeconds`).
+    Banned = 3,
 }
 
 /// Every handle of one chat: its handlers, its cluster and its Redis connections.
@@ -98,7 +100,9 @@ impl Metrics {
 #[derive(Debug, Clone)]
 pub(crate) struct ChatMetrics {
     handshakes: Counter,
-    refused: [Counter; 3],
+    refused: [Counter; 4],
+    hook_events: Counter,
+    hook_drops: Counter,
     events: Vec<[Counter; CODES.len()]>,
     messages_stored: Counter,
     deliveries_local: Counter,
@@ -150,7 +154,11 @@ impl ChatMetrics {
             "chat_node_capacity",
             "Sockets this node is meant to hold (CHAT_CAPACITY); past it handshakes are refused."
         );
-        let reasons = ["unauthorized", "draining", "capacity"];
+        describe_counter!(
+            "chat_hook_events_total",
+            "Events handed to the event hooks (webhooks included), by outcome: `queued`, or `dropped` because the hook queue was full."
+        );
+        let reasons = ["unauthorized", "draining", "capacity", "banned"];
         let events = EVENTS
             .iter()
             .map(|e| CODES.map(|c| counter!("chat_events_total", "event" => *e, "code" => c)))
@@ -158,6 +166,8 @@ impl ChatMetrics {
         Self {
             handshakes: counter!("chat_handshakes_total"),
             refused: reasons.map(|r| counter!("chat_handshakes_refused_total", "reason" => r)),
+            hook_events: counter!("chat_hook_events_total", "outcome" => "queued"),
+            hook_drops: counter!("chat_hook_events_total", "outcome" => "dropped"),
             events,
             messages_stored: counter!("chat_messages_stored_total"),
             deliveries_local: counter!("chat_deliveries_total", "scope" => "local"),
@@ -190,6 +200,14 @@ impl ChatMetrics {
         };
         if let Some(counter) = self.events.get(e).and_then(|codes| codes.get(c)) {
             counter.increment(1);
+        }
+    }
+
+    /// An event for the hooks was queued (`true`) or dropped.
+    pub fn hook_event(&self, queued: bool) {
+        match queued {
+            true => self.hook_events.increment(1),
+            false => self.hook_drops.increment(1),
         }
     }
 

@@ -28,6 +28,8 @@ pub mod events {
     pub const DRAIN: &str = "drain";
     /// Server → client: the socket's token expired; the server disconnects it next.
     pub const EXPIRED: &str = "expired";
+    /// Server → client: a message from the product's backend to every connected client.
+    pub const ANNOUNCEMENT: &str = "announcement";
 }
 
 /// A malformed identifier; the text says which rule it broke.
@@ -103,6 +105,39 @@ string_id!(
     &['_', '-']
 );
 
+/// The sender of system messages: posted by the product's backend through the server API,
+/// not by a user. Never a valid user id (`@` is not allowed in one), so no client can sign
+/// in as it or name it.
+pub const SYSTEM_SENDER: &str = "@system";
+
+impl UserId {
+    /// The sender of system messages ([`SYSTEM_SENDER`]).
+    pub fn system() -> Self {
+        Self(SYSTEM_SENDER.to_owned())
+    }
+
+    /// Whether this is the system sender.
+    pub fn is_system(&self) -> bool {
+        self.0 == SYSTEM_SENDER
+    }
+
+    /// A message's sender: a user id, or the system sender. Only for what the chat itself
+    /// stored; a client's user ids go through [`UserId::parse`].
+    pub fn parse_sender(s: impl Into<String>) -> Result<Self, InvalidId> {
+        let s = s.into();
+        if s == SYSTEM_SENDER {
+            return Ok(Self(s));
+        }
+        Self::parse(s)
+    }
+}
+
+/// Deserializes a stored message's sender: a user id or the system sender.
+fn sender<'de, D: serde::Deserializer<'de>>(d: D) -> Result<UserId, D::Error> {
+    let s = String::deserialize(d)?;
+    UserId::parse_sender(s).map_err(serde::de::Error::custom)
+}
+
 impl GroupId {
     /// A fresh random group id (16 alphanumeric characters).
     pub fn random() -> Self {
@@ -153,7 +188,8 @@ impl FromStr for ConversationId {
             InvalidId("conversation ids are dm:<user>:<user> (sorted, distinct) or group:<id>");
         if let Some(rest) = s.strip_prefix("dm:") {
             let (a, b) = rest.split_once(':').ok_or(BAD)?;
-            let (a, b) = (UserId::parse(a)?, UserId::parse(b)?);
+            // A system message to a user is stored in the DM of the system sender and the user.
+            let (a, b) = (UserId::parse_sender(a)?, UserId::parse_sender(b)?);
             if a >= b {
                 return Err(BAD);
             }
@@ -273,7 +309,8 @@ pub struct Message {
     pub id: MessageId,
     /// Where it was sent.
     pub conversation: ConversationId,
-    /// The sender.
+    /// The sender: a user, or [`SYSTEM_SENDER`].
+    #[serde(deserialize_with = "sender")]
     pub from: UserId,
     /// The text, 1..=max_body characters.
     pub body: String,

@@ -17,12 +17,15 @@ use socketioxide::{ParserConfig, SocketIo, SocketIoConfig, adapter::Emitter};
 use tokio_util::sync::CancellationToken;
 use tower_http::cors::{AllowHeaders, AllowOrigin, CorsLayer};
 
+use axum::http::HeaderName;
+
 use crate::{
     adapter::{AdapterState, ChatAdapter},
-    auth::Authenticator,
+    auth::{Authenticator, Development, Jwt},
     cluster::{Cluster, ClusterConfig, NodeInfo},
     config::Config,
     handlers::{self, Ctx},
+    hooks::{EventHook, HookConfig, Hooks, MessageHook},
     metrics::Metrics,
     protocol::events,
     redis::Redis,
@@ -57,18 +60,22 @@ const MAX_ATTACHMENTS: usize = 4;
 /// The Socket.IO server type of a chat: socketioxide with the cluster adapter.
 pub type Io = SocketIo<ChatAdapter<Emitter>>;
 
-/// Builds a [`Chat`] from a [`Config`].
+/// Builds a [`Chat`] from a [`Config`], with the embedder's seams: its own
+/// [`Authenticator`], a [`MessageHook`], [`EventHook`]s and stores.
 #[derive(Debug)]
 pub struct ChatBuilder {
     config: Config,
     metrics: Metrics,
+    authenticator: Option<Arc<dyn Authenticator>>,
+    hooks: Hooks,
+    stores: Option<Stores>,
 }
 
 /// Controls a running chat: connection count and graceful shutdown.
 #[derive(Debug, Clone)]
 pub struct ChatHandle {
-    io: Io,
-    ctx: Arc<Ctx>,
+    pub(crate) io: Io,
+    pub(crate) ctx: Arc<Ctx>,
     /// The embedded store, which must refuse writes once shutdown starts.
     memory: Option<Arc<MemoryStore>>,
     drain_timeout: Duration,
@@ -88,6 +95,9 @@ pub enum ServerError {
     /// Joining the cluster failed (Redis unreachable?).
     #[error("cannot join the cluster")]
     Cluster(#[from] crate::cluster::ClusterError),
+    /// `auth_public_key` is not a usable public key.
+    #[error("bad auth public key")]
+    AuthKey(#[from] crate::auth::KeyError),
 }
 
 impl Chat {
@@ -99,7 +109,13 @@ impl Chat {
             Some(_) => Metrics::resolve(),
             None => Metrics::embedded(),
         };
-        ChatBuilder { config, metrics }
+        ChatBuilder {
+            config,
+            metrics,
+            authenticator: None,
+            hooks: Hooks::default(),
+            stores: None,
+        }
     }
 
     /// The routes to mount: Socket.IO at `/socket.io/` and `GET /healthz`, with CORS.
@@ -114,12 +130,50 @@ impl Chat {
 }
 
 impl ChatBuilder {
+    /// Authenticates connecting clients with `authenticator` instead of the configured
+    /// development mode or JWT keys.
+    pub fn authenticator(mut self, authenticator: impl Authenticator) -> Self {
+        self.authenticator = Some(Arc::new(authenticator));
+        self
+    }
+
+    /// Shows every message to `hook` before it is stored (one hook; a later call replaces it).
+    pub fn message_hook(mut self, hook: impl MessageHook) -> Self {
+        self.hooks.message = Some(Arc::new(hook));
+        self
+    }
+
+    /// Tells `hook` what happens (messages stored, users online and offline, devices
+    /// connecting and leaving), after the fact, on the chat's hook task.
+    pub fn event_hook(mut self, hook: impl EventHook) -> Self {
+        self.hooks.events.push(Arc::new(hook));
+        self
+    }
+
+    /// The hook queue's settings.
+    pub fn hook_config(mut self, config: HookConfig) -> Self {
+        self.hooks.config = config;
+        self
+    }
+
+    /// Runs on these stores instead of the built-in ones (in memory, or in Redis with Redis
+    /// settings). In cluster mode, the stores must be shared by every node, as the Redis
+    /// ones are; see [`Stores`] for what must sit on the same data.
+    pub fn stores(mut self, stores: Stores) -> Self {
+        self.stores = Some(stores);
+        self
+    }
+
     /// Sets up storage and the Socket.IO server. With Redis settings, joins the cluster
     /// (Redis must answer) and keeps everything in Redis; otherwise embedded, in memory.
     pub async fn build(self) -> Result<Chat, ServerError> {
         let (config, metrics) = (self.config, self.metrics);
+        let authenticator = match self.authenticator {
+            Some(a) => a,
+            None => configured_authenticator(&config)?,
+        };
         let mut sio = SocketIoConfig::default();
-        let (stores, memory, cluster, events) = match &config.redis {
+        let (mut stores, mut memory, cluster, events) = match &config.redis {
             None => {
                 let memory = Arc::new(MemoryStore::new(&config.limits));
                 (Stores::all_in(memory.clone()), Some(memory), None, None)
@@ -146,16 +200,30 @@ impl ChatBuilder {
                 )
             }
         };
+        if let Some(own) = self.stores {
+            // The embedder's stores: nothing of the built-in memory store is used.
+            stores = own;
+            memory = None;
+        }
         if let Some(c) = &cluster {
             // Remote sockets and requests name their node by this id.
             sio.server_id = c.uid();
         }
         let (delivered, receipt_queue) = handlers::delivery::receipt_queue();
+        let (notices, notice_queue) = match self.hooks.events.is_empty() {
+            true => (None, None),
+            false => {
+                let (tx, rx) = handlers::notify::queue(self.hooks.config.queue);
+                (Some(tx), Some(rx))
+            }
+        };
         let ctx = Arc::new(Ctx {
             stores,
             limits: config.limits.clone(),
             node_id: config.node_id.clone(),
-            auth: Authenticator::new(config.auth_secret.as_deref()),
+            auth: authenticator.clone(),
+            message_hook: self.hooks.message.clone(),
+            notices,
             delivery_ack_timeout: Duration::from_secs(10),
             delivered,
             expiries: Default::default(),
@@ -206,6 +274,14 @@ impl ChatBuilder {
             io.clone(),
             stop.clone(),
         ));
+        if let Some(rx) = notice_queue {
+            tokio::spawn(handlers::notify::run(
+                ctx.clone(),
+                rx,
+                self.hooks.events,
+                stop.clone(),
+            ));
+        }
         if let Some(events) = events {
             tokio::spawn(handlers::delivery::handle_events(
                 ctx.clone(),
@@ -223,10 +299,13 @@ impl ChatBuilder {
         };
         // Explicit routes rather than a layer, so the router merges into any app, fallbacks
         // included. Engine.IO clients always request `/socket.io/`.
+        let mut kept: Vec<HeaderName> = ENGINE_IO_HEADERS.to_vec();
+        kept.extend(authenticator.headers());
+        let kept: Arc<[HeaderName]> = kept.into();
         let router = Router::new()
             .route_service(
                 "/socket.io/",
-                tower::ServiceExt::map_request(svc, detach_head),
+                tower::ServiceExt::map_request(svc, move |req| detach_head(req, &kept)),
             )
             .route("/healthz", get(healthz))
             .with_state(handle.clone())
@@ -322,6 +401,16 @@ async fn healthz(State(h): State<ChatHandle>) -> impl IntoResponse {
     (status, Json(body))
 }
 
+/// The authenticator `config` describes: JWTs with a public key (`auth_public_key`) or a
+/// secret (`auth_secret`), else development mode.
+fn configured_authenticator(config: &Config) -> Result<Arc<dyn Authenticator>, ServerError> {
+    Ok(match (&config.auth_public_key, &config.auth_secret) {
+        (Some(pem), _) => Arc::new(Jwt::public_key_pem(pem)?),
+        (None, Some(secret)) => Arc::new(Jwt::hs256(secret.as_bytes())),
+        (None, None) => Arc::new(Development),
+    })
+}
+
 /// Any origin when `origins` is unset or holds `*` (mirrored: a literal `*` cannot go with
 /// credentials, and tower-http refuses it in a list), else exactly those listed.
 fn cors(origins: Option<&[String]>) -> CorsLayer {
@@ -343,7 +432,7 @@ fn cors(origins: Option<&[String]>) -> CorsLayer {
 
 /// The request headers engineioxide reads: the WebSocket handshake's key, and a polling
 /// `POST`'s content type (binary or text payloads).
-const ENGINE_IO_HEADERS: [axum::http::HeaderName; 2] = [
+const ENGINE_IO_HEADERS: [HeaderName; 2] = [
     axum::http::header::SEC_WEBSOCKET_KEY,
     axum::http::header::CONTENT_TYPE,
 ];
@@ -356,16 +445,17 @@ const ENGINE_IO_HEADERS: [axum::http::HeaderName; 2] = [
 /// would pin that buffer after it is no longer read: the largest part of an idle connection's
 /// memory. Copies cost a few hundred bytes, once per request.
 ///
-/// The session keeps the head too, so it is kept small. Of the headers, only those the
-/// Engine.IO layer reads ([`ENGINE_IO_HEADERS`]): chat-core's handlers read none (a client
-/// authenticates with the `auth` payload of its Socket.IO connect), and each kept header costs
+/// The session keeps the head too, so it is kept small. Of the headers, only `kept`: those
+/// the Engine.IO layer reads ([`ENGINE_IO_HEADERS`]) and those the authenticator names
+/// ([`Authenticator::headers`]; the built-in ones read none: a client authenticates with the
+/// `auth` payload of its Socket.IO connect), and each kept header costs
 /// an idle connection about 100 bytes for its whole life (a browser sends 10 to 15). The CORS
 /// layer, outside this one, has seen them all. Of the extensions, only hyper's upgrade handle
 /// (the WebSocket upgrade needs it; engineioxide does not keep it in the session). axum's
 /// routing leaves (the matched path, the path parameters, `OriginalUri`) are dropped: the route
 /// is already chosen, nothing past this reads them, and a session that keeps no extension
 /// keeps no extension map (128 bytes, and 300 with the routing leaves).
-fn detach_head<B>(req: axum::http::Request<B>) -> axum::http::Request<B> {
+fn detach_head<B>(req: axum::http::Request<B>, kept: &[HeaderName]) -> axum::http::Request<B> {
     use axum::http::{Extensions, Uri};
     let (mut parts, body) = req.into_parts();
     parts.uri = Uri::from_maybe_shared(bytes::Bytes::copy_from_slice(
@@ -378,11 +468,7 @@ fn detach_head<B>(req: axum::http::Request<B>) -> axum::http::Request<B> {
     }
     parts.extensions = extensions;
     let mut headers = axum::http::HeaderMap::new();
-    for (name, value) in parts
-        .headers
-        .iter()
-        .filter(|(name, _)| ENGINE_IO_HEADERS.contains(name))
-    {
+    for (name, value) in parts.headers.iter().filter(|(name, _)| kept.contains(name)) {
         // A value hyper accepted but `HeaderValue` would not is kept as it is: never dropped.
         let mut copy = HeaderValue::from_bytes(value.as_bytes()).unwrap_or_else(|_| value.clone());
         copy.set_sensitive(value.is_sensitive());
@@ -468,7 +554,7 @@ mod tests {
         req.headers_mut().append("cookie", value());
         assert!(!buffer.is_unique(), "the request shares the buffer");
 
-        let req = detach_head(req);
+        let req = detach_head(req, &super::ENGINE_IO_HEADERS);
         assert!(
             buffer.is_unique(),
             "the detached request still points into the buffer"

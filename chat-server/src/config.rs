@@ -87,6 +87,7 @@ impl ServerConfig {
                 }
                 s => s,
             },
+            auth_public_key: auth_public_key(&env)?,
             cors_origins: env.cors_origins()?,
             drain_timeout: env.duration(
                 "CHAT_DRAIN_TIMEOUT",
@@ -114,6 +115,27 @@ impl ServerConfig {
             chat,
         })
     }
+}
+
+/// `CHAT_AUTH_PUBLIC_KEY`: the PEM itself, or the path of a file holding it; checked here
+/// so that a bad key stops the node at start.
+fn auth_public_key(env: &Env<'_>) -> Result<Option<String>, ConfigError> {
+    const VAR: &str = "CHAT_AUTH_PUBLIC_KEY";
+    let Some(value) = env.raw(VAR) else {
+        return Ok(None);
+    };
+    let pem = match value.trim_start().starts_with("-----BEGIN") {
+        true => value,
+        false => std::fs::read_to_string(&value).map_err(|e| {
+            invalid(
+                VAR,
+                &value,
+                format!("not a PEM key, nor a readable file: {e}"),
+            )
+        })?,
+    };
+    chat_core::auth::Jwt::public_key_pem(&pem).map_err(|e| invalid(VAR, "<key>", e.to_string()))?;
+    Ok(Some(pem))
 }
 
 fn redis_from_env(env: &Env<'_>) -> Result<Option<RedisSettings>, ConfigError> {

@@ -16,7 +16,9 @@ use socketioxide::{
 
 use socketioxide_core::adapter::DefinedAdapter;
 
-use super::{Ctx, RequestQueue, register_events};
+use super::{Ctx, RequestQueue, notify::Notice, register_events};
+use crate::auth::Handshake;
+use crate::hooks::ChatEvent;
 use crate::keys::rooms;
 use crate::metrics::Refused;
 use crate::protocol::{UserId, events, now_ms};
@@ -44,17 +46,37 @@ async fn authenticate<A: Adapter>(
         ctx.metrics.refused(Refused::Capacity);
         return Err(AT_CAPACITY.into());
     }
-    match ctx.auth.authenticate(auth.ok().as_ref()) {
-        Ok(identity) => {
-            s.extensions.insert(identity);
-            Ok(())
-        }
+    let auth = auth.ok();
+    let handshake = Handshake {
+        request: s.req_parts(),
+        auth: auth.as_ref(),
+    };
+    let identity = match ctx.auth.authenticate(&handshake).await {
+        Ok(identity) => identity,
         Err(e) => {
             tracing::debug!(cause = %e, "connection refused");
             ctx.metrics.refused(Refused::Unauthorized);
-            Err(format!("unauthorized: {e}"))
+            return Err(format!("unauthorized: {e}"));
+        }
+    };
+    match ctx.stores.bans.banned_until(&identity.user, now_ms()).await {
+        Ok(None) => {}
+        Ok(Some(until)) => {
+            ctx.metrics.refused(Refused::Banned);
+            return Err(banned(until));
+        }
+        Err(e) => {
+            tracing::warn!(cause = %e, "cannot check bans");
+            return Err("unavailable: storage is unavailable; retry later".into());
         }
     }
+    s.extensions.insert(identity);
+    Ok(())
+}
+
+/// What a banned user's `connect_error` says: `banned: until <ms since the epoch>`.
+pub(crate) fn banned(until_ms: u64) -> String {
+    format!("banned: until {until_ms}")
 }
 
 /// Not `async`: handlers and the request queue are in place before the socket's first
@@ -84,6 +106,12 @@ fn on_connect<A: Adapter>(
             Err(e) => tracing::warn!(user = %user, cause = %e, "cannot load groups at connect"),
         }
         ctx.join(&s, joined).await;
+        ctx.notify(|| {
+            Notice::Event(ChatEvent::Connected {
+                user: user.clone(),
+                socket: s.id.to_string(),
+            })
+        });
         match ctx.stores.presence.connect(&user, &s.id.to_string()).await {
             Ok(true) => announce_presence(&ctx, s.broadcast(), &user, true, None).await,
             Ok(false) => {}
@@ -117,6 +145,12 @@ async fn left<A: Adapter>(s: SocketRef<A>, ctx: &Ctx) {
         ctx.expiries.remove(at, s.id);
     }
     let user = identity.user;
+    ctx.notify(|| {
+        Notice::Event(ChatEvent::Disconnected {
+            user: user.clone(),
+            socket: s.id.to_string(),
+        })
+    });
     match ctx
         .stores
         .presence
@@ -163,6 +197,19 @@ pub(crate) async fn announce_presence<A: Adapter>(
         ),
         Err(e) => tracing::warn!(user = %user, cause = %e, "cannot load groups"),
     }
+    ctx.notify(|| {
+        Notice::Event(match (online, last_seen) {
+            (false, Some(last_seen)) => ChatEvent::UserOffline {
+                user: user.clone(),
+                last_seen,
+            },
+            (false, None) => ChatEvent::UserOffline {
+                user: user.clone(),
+                last_seen: now_ms(),
+            },
+            (true, _) => ChatEvent::UserOnline { user: user.clone() },
+        })
+    });
     let payload = json!({ "user": user, "online": online, "lastSeen": last_seen });
     if let Err(e) = ops
         .to(targets)

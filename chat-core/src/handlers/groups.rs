@@ -1,10 +1,11 @@
-//! `group:create`, `group:join`, `group:leave`, `group:members`.
+//! `group:create`, `group:join`, `group:leave`, `group:members`; the server API manages
+//! groups through the same steps ([`create_group`], [`add_member`], [`remove_member`]).
 
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use socketioxide::adapter::Adapter;
+use socketioxide::{adapter::Adapter, operators::BroadcastOperators};
 
-use super::Call;
+use super::{Call, Ctx};
 use crate::{
     error::{ChatError, ErrorCode},
     keys::rooms,
@@ -42,37 +43,66 @@ pub(crate) async fn create<A: Adapter>(
     call: Call<A>,
     req: CreateReq,
 ) -> Result<GroupRes, ChatError> {
-    let ctx = &call.ctx;
-    let name = req.name.trim();
+    let socket = call.socket.clone();
+    let group = create_group(&call.ctx, &call.user, &req.name, req.members, |r| {
+        socket.within(r)
+    })
+    .await?;
+    Ok(GroupRes { group })
+}
+
+pub(crate) async fn join<A: Adapter>(call: Call<A>, req: GroupReq) -> Result<GroupRes, ChatError> {
+    let socket = call.socket.clone();
+    let (group, _) = add_member(&call.ctx, &req.group, &call.user, |r| socket.within(r)).await?;
+    Ok(GroupRes { group })
+}
+
+pub(crate) async fn leave<A: Adapter>(call: Call<A>, req: GroupReq) -> Result<(), ChatError> {
+    let socket = call.socket.clone();
+    remove_member(&call.ctx, &req.group, &call.user, |r| socket.within(r)).await?;
+    Ok(())
+}
+
+/// Creates a group owned by `owner` with `members` (the owner first, duplicates dropped),
+/// joins the members' sockets on every node to its room and tells each added member.
+/// `within` selects sockets in rooms, cluster-wide.
+pub(crate) async fn create_group<A: Adapter>(
+    ctx: &Ctx,
+    owner: &UserId,
+    name: &str,
+    members: Vec<UserId>,
+    within: impl Fn(Vec<String>) -> BroadcastOperators<A>,
+) -> Result<Group, ChatError> {
+    let name = name.trim();
     if name.is_empty() {
         return Err(ChatError::bad_request("name must not be empty"));
     }
     if name.chars().count() > MAX_NAME {
         return Err(ChatError::too_large("name is over 100 characters"));
     }
-    let mut members = vec![call.user.clone()];
-    for m in req.members {
-        if !members.contains(&m) {
-            if members.len() >= ctx.limits.max_group_size {
+    let mut all = vec![owner.clone()];
+    for m in members {
+        if !all.contains(&m) {
+            if all.len() >= ctx.limits.max_group_size {
                 return Err(ChatError::too_large(format!(
                     "a group has at most {} members",
                     ctx.limits.max_group_size
                 )));
             }
-            members.push(m);
+            all.push(m);
         }
     }
     // Adding someone counts toward their cap as joining does: others must not be able to
     // push a user past it. (Checked before the store step: concurrent creates naming the
     // same user may pass it by as many as run at once; `group:join` checks atomically.)
-    let counts = ctx.stores.groups.counts(&members).await?;
+    let counts = ctx.stores.groups.counts(&all).await?;
     for (i, n) in counts.into_iter().enumerate() {
         if n >= ctx.limits.groups_per_user {
             return Err(match i {
                 0 => too_many_groups(),
                 _ => ChatError::new(
                     ErrorCode::Conflict,
-                    format!("{} belongs to too many groups", members[i]),
+                    format!("{} belongs to too many groups", all[i]),
                 ),
             });
         }
@@ -80,13 +110,13 @@ pub(crate) async fn create<A: Adapter>(
     let group = Group {
         id: GroupId::random(),
         name: name.to_owned(),
-        owner: call.user.clone(),
-        members,
+        owner: owner.clone(),
+        members: all,
     };
     let group = ctx.stores.groups.create(group).await?;
     let room = rooms::group(&group.id);
     let member_rooms: Vec<String> = group.members.iter().map(rooms::user).collect();
-    if let Err(e) = call.socket.within(member_rooms).join(room.clone()).await {
+    if let Err(e) = within(member_rooms).join(room.clone()).await {
         tracing::warn!(group = %group.id, cause = %e, "cannot add member sockets to the group room");
     }
     // Each added member hears of its own joining (its devices learn the group), not of every
@@ -94,7 +124,7 @@ pub(crate) async fn create<A: Adapter>(
     let id = &group.id;
     futures_util::future::join_all(group.members.iter().skip(1).map(|m| {
         let payload = json!({ "group": id, "user": m, "event": "joined" });
-        let to = call.socket.within(rooms::user(m));
+        let to = within(vec![rooms::user(m)]);
         async move {
             if let Err(e) = to.emit(events::GROUP_MEMBER, &payload).await {
                 tracing::warn!(group = %id, cause = %e, "cannot announce membership");
@@ -102,17 +132,23 @@ pub(crate) async fn create<A: Adapter>(
         }
     }))
     .await;
-    Ok(GroupRes { group })
+    Ok(group)
 }
 
-pub(crate) async fn join<A: Adapter>(call: Call<A>, req: GroupReq) -> Result<GroupRes, ChatError> {
-    let ctx = &call.ctx;
+/// Adds `user` to a group (within its caps), joins their sockets to the group room and
+/// tells the group. Returns the group and whether the user was added (false: a member).
+pub(crate) async fn add_member<A: Adapter>(
+    ctx: &Ctx,
+    group: &GroupId,
+    user: &UserId,
+    within: impl Fn(Vec<String>) -> BroadcastOperators<A>,
+) -> Result<(Group, bool), ChatError> {
     let joined = ctx
         .stores
         .groups
         .join(
-            &req.group,
-            &call.user,
+            group,
+            user,
             ctx.limits.max_group_size,
             ctx.limits.groups_per_user,
         )
@@ -127,28 +163,31 @@ pub(crate) async fn join<A: Adapter>(call: Call<A>, req: GroupReq) -> Result<Gro
     };
     if added {
         let room = rooms::group(&group.id);
-        if let Err(e) = call.socket.within(rooms::user(&call.user)).join(room).await {
+        if let Err(e) = within(vec![rooms::user(user)]).join(room).await {
             tracing::warn!(group = %group.id, cause = %e, "cannot add sockets to the group room");
         }
-        announce(&call, &group.id, &call.user, "joined").await;
+        announce(&within, &group.id, user, "joined").await;
     }
-    Ok(GroupRes { group })
+    Ok((group, added))
 }
 
-pub(crate) async fn leave<A: Adapter>(call: Call<A>, req: GroupReq) -> Result<(), ChatError> {
-    if call.ctx.stores.groups.leave(&req.group, &call.user).await? {
-        announce(&call, &req.group, &call.user, "left").await;
-        let room = rooms::group(&req.group);
-        if let Err(e) = call
-            .socket
-            .within(rooms::user(&call.user))
-            .leave(room)
-            .await
-        {
-            tracing::warn!(group = %req.group, cause = %e, "cannot remove sockets from the group room");
-        }
+/// Removes `user` from a group, tells the group (the user included) and takes their
+/// sockets out of the room. False if the user was not a member.
+pub(crate) async fn remove_member<A: Adapter>(
+    ctx: &Ctx,
+    group: &GroupId,
+    user: &UserId,
+    within: impl Fn(Vec<String>) -> BroadcastOperators<A>,
+) -> Result<bool, ChatError> {
+    if !ctx.stores.groups.leave(group, user).await? {
+        return Ok(false);
     }
-    Ok(())
+    announce(&within, group, user, "left").await;
+    let room = rooms::group(group);
+    if let Err(e) = within(vec![rooms::user(user)]).leave(room).await {
+        tracing::warn!(group = %group, cause = %e, "cannot remove sockets from the group room");
+    }
+    Ok(true)
 }
 
 pub(crate) async fn members<A: Adapter>(
@@ -169,11 +208,14 @@ fn too_many_groups() -> ChatError {
 }
 
 /// Tells every socket in the group room that `user` joined or left.
-async fn announce<A: Adapter>(call: &Call<A>, group: &GroupId, user: &UserId, event: &str) {
+async fn announce<A: Adapter>(
+    within: &impl Fn(Vec<String>) -> BroadcastOperators<A>,
+    group: &GroupId,
+    user: &UserId,
+    event: &str,
+) {
     let payload = json!({ "group": group, "user": user, "event": event });
-    if let Err(e) = call
-        .socket
-        .within(rooms::group(group))
+    if let Err(e) = within(vec![rooms::group(group)])
         .emit(events::GROUP_MEMBER, &payload)
         .await
     {

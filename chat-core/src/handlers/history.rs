@@ -13,7 +13,7 @@ use crate::{
 };
 
 /// Largest `history` page and `sync` batch.
-const MAX_PAGE: usize = 100;
+pub(crate) const MAX_PAGE: usize = 100;
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]

@@ -11,9 +11,10 @@ mod call;
 mod connection;
 pub(crate) mod delivery;
 pub(crate) mod expiry;
-mod groups;
-mod history;
-mod messages;
+pub(crate) mod groups;
+pub(crate) mod history;
+pub(crate) mod messages;
+pub(crate) mod notify;
 mod presence;
 mod queue;
 mod receipts;
@@ -39,6 +40,7 @@ use crate::{
     cluster::Cluster,
     config::Limits,
     error::ChatError,
+    hooks::MessageHook,
     metrics::ChatMetrics,
     protocol::now_ms,
     store::{Stores, memory::TokenBuckets},
@@ -54,7 +56,11 @@ pub(crate) struct Ctx {
     pub stores: Stores,
     pub limits: Limits,
     pub node_id: String,
-    pub auth: Authenticator,
+    pub auth: Arc<dyn Authenticator>,
+    /// Sees every message before it is stored.
+    pub message_hook: Option<Arc<dyn MessageHook>>,
+    /// The event hooks' queue, when there are event hooks.
+    pub notices: Option<tokio::sync::mpsc::Sender<notify::Notice>>,
     /// How long a `message` emit waits for a device's ack before giving up on `delivered`.
     pub delivery_ack_timeout: Duration,
     /// Devices' acks of `message`, on their way to the senders as receipts.

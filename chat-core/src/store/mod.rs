@@ -232,6 +232,15 @@ pub trait Presence: Send + Sync + 'static {
     async fn node_lost(&self, node: &str, now_ms: u64) -> Result<Vec<(UserId, u64)>, StoreError>;
 }
 
+/// Users banned from connecting for a while (server API `disconnect` with `banSeconds`).
+#[async_trait]
+pub trait Bans: Send + Sync + 'static {
+    /// Bans `user` until `until_ms` (ms since the epoch), replacing any earlier ban.
+    async fn ban(&self, user: &UserId, until_ms: u64) -> Result<(), StoreError>;
+    /// Until when `user` is banned, if a ban runs at `now_ms`.
+    async fn banned_until(&self, user: &UserId, now_ms: u64) -> Result<Option<u64>, StoreError>;
+}
+
 /// Per-key token buckets shared by every device of a user.
 #[async_trait]
 pub trait RateLimiter: Send + Sync + 'static {
@@ -261,6 +270,8 @@ pub struct Stores {
     pub presence: Arc<dyn Presence>,
     /// Rate limits.
     pub rates: Arc<dyn RateLimiter>,
+    /// Bans.
+    pub bans: Arc<dyn Bans>,
 }
 
 impl std::fmt::Debug for Stores {
@@ -273,14 +284,15 @@ impl Stores {
     /// Every store backed by one instance that implements them all.
     pub fn all_in<S>(store: Arc<S>) -> Self
     where
-        S: MessageLog + Groups + Blocks + Presence + RateLimiter,
+        S: MessageLog + Groups + Blocks + Presence + RateLimiter + Bans,
     {
         Self {
             messages: store.clone(),
             groups: store.clone(),
             blocks: store.clone(),
             presence: store.clone(),
-            rates: store,
+            rates: store.clone(),
+            bans: store,
         }
     }
 }

@@ -5,8 +5,9 @@
 //! so a node that is shutting down never acknowledges what it would lose.
 //!
 //! One file per job: `messages` (conversation logs, marks, idempotency keys), `groups`,
-//! `blocks`, `presence`, and `buckets` ([`TokenBuckets`], also used on their own).
+//! `blocks`, `presence`, `bans`, and `buckets` ([`TokenBuckets`], also used on their own).
 
+mod bans;
 mod blocks;
 mod buckets;
 mod groups;
@@ -39,6 +40,8 @@ pub struct MemoryStore {
     groups: Mutex<GroupState>,
     blocks: Mutex<HashMap<UserId, HashSet<UserId>>>,
     presence: Mutex<HashMap<UserId, Online>>,
+    /// User → banned until (ms); expired entries are pruned as bans are added.
+    bans: Mutex<HashMap<UserId, u64>>,
     buckets: TokenBuckets,
 }
 
@@ -59,6 +62,7 @@ impl MemoryStore {
             groups: Mutex::default(),
             blocks: Mutex::default(),
             presence: Mutex::default(),
+            bans: Mutex::default(),
             buckets: TokenBuckets::default(),
         }
     }

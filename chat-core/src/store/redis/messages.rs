@@ -40,7 +40,7 @@ fn parse_message(conversation: &ConversationId, e: &REntry) -> Result<Message, S
     Ok(Message {
         id: e.id.parse().map_err(|_| corrupt("message id"))?,
         conversation: conversation.clone(),
-        from: UserId::parse(get("f")?).map_err(|_| corrupt("sender"))?,
+        from: UserId::parse_sender(get("f")?).map_err(|_| corrupt("sender"))?,
         body: get("b")?,
         ts: get("t")?.parse().map_err(|_| corrupt("ts"))?,
         client_id: (!client_id.is_empty()).then_some(client_id),
@@ -52,7 +52,7 @@ fn covered_senders(flat: &[String]) -> Result<Vec<(UserId, MessageId)>, StoreErr
     flat.chunks_exact(2)
         .map(|p| {
             Ok((
-                UserId::parse(p[0].as_str()).map_err(|_| corrupt("sender"))?,
+                UserId::parse_sender(p[0].as_str()).map_err(|_| corrupt("sender"))?,
                 p[1].parse().map_err(|_| corrupt("message id"))?,
             ))
         })

@@ -30,7 +30,7 @@ use ::redis::{RedisError, Script, Value as RValue};
 use async_trait::async_trait;
 use socketioxide_core::Uid;
 
-use super::{Blocks, GroupRefusal, Groups, Presence, RateLimiter};
+use super::{Bans, Blocks, GroupRefusal, Groups, Presence, RateLimiter};
 use crate::{
     config::{Limits, Rate, RedisSettings},
     error::StoreError,
@@ -305,6 +305,28 @@ impl Blocks for RedisStore {
                 .arg(target.as_str()),
         )
         .await
+    }
+}
+
+#[async_trait]
+impl Bans for RedisStore {
+    async fn ban(&self, user: &UserId, until_ms: u64) -> Result<(), StoreError> {
+        // Expires with the ban, by Redis time: nothing to clean up.
+        self.query(
+            ::redis::cmd("SET")
+                .arg(self.keys.ban(user))
+                .arg(until_ms)
+                .arg("PXAT")
+                .arg(until_ms),
+        )
+        .await
+    }
+
+    async fn banned_until(&self, user: &UserId, now_ms: u64) -> Result<Option<u64>, StoreError> {
+        let until: Option<u64> = self
+            .query(::redis::cmd("GET").arg(self.keys.ban(user)))
+            .await?;
+        Ok(until.filter(|u| *u > now_ms))
     }
 }
 

@@ -58,7 +58,10 @@ if dm then
   if redis.call('SISMEMBER', KEYS[3], ARGV[1]) == 1 then return {'blocked'} end
   audience = 2
 else
-  if not redis.call('ZSCORE', KEYS[3], ARGV[1]) then
+  -- The system sender (protocol::SYSTEM_SENDER) posts to any group that exists.
+  if ARGV[1] == '@system' then
+    if redis.call('EXISTS', KEYS[4]) == 0 then return {'nogroup'} end
+  elseif not redis.call('ZSCORE', KEYS[3], ARGV[1]) then
     if redis.call('EXISTS', KEYS[4]) == 0 then return {'nogroup'} end
     return {'notmember'}
   end
