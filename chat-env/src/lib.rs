@@ -12,7 +12,9 @@
 //! - [`telemetry`]: the `tracing` subscriber, text or JSON lines ([`LogFormat`]).
 //! - [`metrics`]: the Prometheus recorder of each binary and its `GET /metrics`.
 //! - [`signal`]: SIGTERM or ctrl-c, for every binary's `run`.
+//! - [`api`]: the HTTP APIs' errors (`{error: {code, message}}`) and bearer-token checks.
 
+pub mod api;
 mod env;
 pub mod metrics;
 mod signal;

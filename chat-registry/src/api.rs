@@ -20,10 +20,11 @@ use utoipa::{
 
 use super::{
     Registry,
-    error::{Admin, ApiError, ErrorBody, MAX_BODY},
+    admin::{Admin, MAX_BODY},
     table::{Pick, Picked, Registered, Registration, Server, Source},
 };
 use chat_core::ErrorCode;
+use chat_env::api::{ApiError, ErrorBody, json_rejection};
 
 /// `GET /api/v1/servers` answer.
 #[derive(Debug, Serialize, ToSchema)]
@@ -80,7 +81,8 @@ async fn pick(State(r): State<Registry>) -> Result<impl IntoResponse, ApiError> 
         .table
         .pick()
         .await
-        .inspect_err(|_| m.failures[2].increment(1))?;
+        .inspect_err(|_| m.failures[2].increment(1))
+        .map_err(unreachable)?;
     match picked {
         // Each pick is for one client, now: never cached.
         Pick::Picked(p) => {
@@ -115,7 +117,7 @@ pub const AT_CAPACITY: &str = "every chat server is at capacity; retry shortly";
 )]
 async fn list(State(r): State<Registry>) -> Result<Json<ServerList>, ApiError> {
     Ok(Json(ServerList {
-        servers: r.table.list().await?,
+        servers: r.table.list().await.map_err(unreachable)?,
     }))
 }
 
@@ -143,9 +145,9 @@ async fn register(
     State(r): State<Registry>,
     body: Result<Json<RegisterBody>, JsonRejection>,
 ) -> Result<(StatusCode, Json<Server>), ApiError> {
-    let Json(body) = body?;
+    let Json(body) = body.map_err(|r| json_rejection(r, MAX_BODY))?;
     let reg = validate(body)?;
-    let (status, uid) = match r.table.register(&reg).await? {
+    let (status, uid) = match r.table.register(&reg).await.map_err(unreachable)? {
         Registered::Created(uid) => (StatusCode::CREATED, uid),
         Registered::Updated(uid) => (StatusCode::OK, uid),
         Registered::Conflict => {
@@ -160,7 +162,8 @@ async fn register(
     let server = r
         .table
         .list()
-        .await?
+        .await
+        .map_err(unreachable)?
         .into_iter()
         .find(|s| s.uid == uid)
         // Another admin changed it in between: answer with what this request wrote.
@@ -208,7 +211,7 @@ async fn drain(
             "a node id is 1-64 characters of [A-Za-z0-9_.-]",
         ));
     }
-    let drained = r.table.drain(&id).await?;
+    let drained = r.table.drain(&id).await.map_err(unreachable)?;
     if drained.is_empty() {
         return Err(ApiError::new(
             StatusCode::NOT_FOUND,
@@ -228,7 +231,7 @@ async fn drain(
     responses((status = 200, body = Health), (status = 503, body = ErrorBody))
 )]
 async fn healthz(State(r): State<Registry>) -> Result<Json<Health>, ApiError> {
-    r.table.redis().ping().await?;
+    r.table.redis().ping().await.map_err(unreachable)?;
     Ok(Json(Health { status: "ok" }))
 }
 
@@ -309,6 +312,12 @@ fn cors(origins: Option<&[String]>) -> CorsLayer {
         .allow_origin(allow)
         .allow_methods([Method::GET, Method::POST, Method::DELETE, Method::OPTIONS])
         .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE])
+}
+
+/// The node table could not be read or written.
+fn unreachable(e: ::redis::RedisError) -> ApiError {
+    tracing::warn!(cause = %e, "registry: redis request failed");
+    ApiError::unavailable("the node table is unreachable; retry later")
 }
 
 /// 1–64 characters of `[A-Za-z0-9_.-]`: node names and uids.

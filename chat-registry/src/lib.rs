@@ -28,9 +28,9 @@
 //!
 //! [`ErrorCode`]: chat_core::ErrorCode
 
+mod admin;
 mod api;
 mod config;
-mod error;
 mod table;
 
 use std::{future::Future, sync::Arc};
@@ -40,9 +40,10 @@ use chat_env::metrics::Exporter;
 use metrics::{Counter, counter, describe_counter};
 use tokio::net::TcpListener;
 
+pub use admin::Admin;
 pub use api::{AT_CAPACITY, ApiDoc, app};
+pub use chat_env::api::{ApiError, ErrorBody};
 pub use config::RegistryConfig;
-pub use error::{Admin, ApiError, ErrorBody};
 pub use table::{NodeTable, Pick, Picked, Registered, Registration, Server, Source};
 
 use chat_core::redis::Redis;

@@ -11,6 +11,8 @@ use chat_core::{
 };
 use chat_env::{ConfigError, Env, LogFormat, invalid};
 
+use crate::api::ApiConfig;
+
 /// Configuration of a chat-server node: the chat's, and what only the binary uses.
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
@@ -27,6 +29,9 @@ pub struct ServerConfig {
     /// included, default 100,000); request heads and idle keep-alive connections time out
     /// after 10 s.
     pub http: HttpLimits,
+    /// The server API (`CHAT_API_TOKEN`, at least 16 bytes; `CHAT_API_RATE` requests per
+    /// second, default 1000).
+    pub api: ApiConfig,
     /// The chat itself.
     pub chat: Config,
 }
@@ -112,9 +117,29 @@ impl ServerConfig {
                 )?,
                 ..HttpLimits::default()
             },
+            api: api_from_env(&env)?,
             chat,
         })
     }
+}
+
+fn api_from_env(env: &Env<'_>) -> Result<ApiConfig, ConfigError> {
+    let d = ApiConfig::default();
+    let token = match env.raw("CHAT_API_TOKEN") {
+        Some(t) if t.len() < 16 => {
+            return Err(invalid(
+                "CHAT_API_TOKEN",
+                "<hidden>",
+                "use at least 16 bytes",
+            ));
+        }
+        t => t,
+    };
+    let per_second = env.parse("CHAT_API_RATE", d.rate.per_second, 1.0..=1e6)?;
+    Ok(ApiConfig {
+        token,
+        rate: Rate::new(per_second, (per_second * 2.0).ceil() as u32),
+    })
 }
 
 /// `CHAT_AUTH_PUBLIC_KEY`: the PEM itself, or the path of a file holding it; checked here
@@ -178,6 +203,14 @@ mod tests {
         assert_eq!(c.chat.limits, Limits::default());
         assert!(c.chat.auth_secret.is_none());
         assert_eq!(c.chat.drain_timeout, Duration::from_secs(10));
+        assert_eq!(c.api.token, None);
+        let c = config(&[
+            ("CHAT_API_TOKEN", "0123456789abcdef"),
+            ("CHAT_API_RATE", "5"),
+        ])
+        .unwrap();
+        assert_eq!(c.api.token.as_deref(), Some("0123456789abcdef"));
+        assert_eq!((c.api.rate.per_second, c.api.rate.burst), (5.0, 10));
     }
 
     #[test]
@@ -224,6 +257,8 @@ mod tests {
             ("CHAT_AUTH_SECRET", "short"),
             ("CHAT_RECEIPTS", "maybe"),
             ("CHAT_MAX_CONNECTIONS", "0"),
+            ("CHAT_API_TOKEN", "short"),
+            ("CHAT_API_RATE", "0"),
         ] {
             let err = config(&[(var, value)]).unwrap_err().to_string();
             assert!(err.starts_with(var), "{err}");

@@ -8,6 +8,7 @@
 //! `CHAT_METRICS_LISTEN` when set, from a recorder of the node's own
 //! ([`chat_env::metrics::Exporter`]) that the chat's handles are resolved against.
 
+pub mod api;
 mod config;
 
 use std::{
@@ -27,18 +28,21 @@ use tower_http::{
 
 pub use config::ServerConfig;
 
-/// The whole HTTP surface of `chat-server`: the chat, and the web client with request tracing.
+/// The whole HTTP surface of `chat-server`: the chat, the server API under `/api/v1`
+/// ([`api`]), and the web client, with request tracing.
 ///
 /// The chat's own routes are not traced: a long-polling client makes several Engine.IO
 /// requests per message, and tracing them cost about 9% of the server's CPU in the polling
 /// benchmark, logging nothing at the default level.
-pub fn app(chat: &Chat, web_dir: Option<&Path>) -> Router {
+pub fn app(chat: &Chat, api: &api::ApiConfig, web_dir: Option<&Path>) -> Router {
     let web = match web_dir {
         Some(dir) => Router::new()
             .fallback_service(ServeDir::new(dir).fallback(ServeFile::new(dir.join("index.html")))),
         None => Router::new().route("/", get(no_web_client)),
     };
-    chat.router().merge(web.layer(TraceLayer::new_for_http()))
+    let traced = api::router(chat.handle(), api).merge(web);
+    chat.router()
+        .merge(traced.layer(TraceLayer::new_for_http()))
 }
 
 async fn no_web_client() -> Html<&'static str> {
@@ -78,6 +82,9 @@ pub async fn serve(
     config: ServerConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
+    if config.api.token.is_none() {
+        tracing::info!("CHAT_API_TOKEN is unset: the server API answers 403");
+    }
     if config.chat.auth_secret.is_none() {
         tracing::warn!("CHAT_AUTH_SECRET is unset: development mode, clients choose their user id");
     }
@@ -87,7 +94,7 @@ pub async fn serve(
         .scope(|| Chat::builder(config.chat.clone()))
         .build()
         .await?;
-    let app = app(&chat, web.as_deref());
+    let app = app(&chat, &config.api, web.as_deref());
     let handle = chat.handle();
     let scraped = handle.clone();
     let metrics = chat_env::metrics::router(exporter.clone(), move || {
