@@ -302,11 +302,14 @@ impl ChatBuilder {
         let mut kept: Vec<HeaderName> = ENGINE_IO_HEADERS.to_vec();
         kept.extend(authenticator.headers());
         let kept: Arc<[HeaderName]> = kept.into();
-        let router = Router::new()
-            .route_service(
-                "/socket.io/",
-                tower::ServiceExt::map_request(svc, move |req| detach_head(req, &kept)),
-            )
+        let mut router = Router::new().route_service(
+            "/socket.io/",
+            tower::ServiceExt::map_request(svc, move |req| detach_head(req, &kept)),
+        );
+        if !config.allow_eio3 {
+            router = router.route_layer(axum::middleware::from_fn(crate::eio3::refuse));
+        }
+        let router = router
             .route("/healthz", get(healthz))
             .with_state(handle.clone())
             .layer(cors(config.cors_origins.as_deref()));

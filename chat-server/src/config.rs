@@ -98,6 +98,7 @@ impl ServerConfig {
             limits,
             capacity: env.parse("CHAT_CAPACITY", d.capacity, 1..=10_000_000)?,
             redis: redis_from_env(&env)?,
+            allow_eio3: env.parse("CHAT_ALLOW_EIO3", d.allow_eio3, ..)?,
         };
         Ok(Self {
             listen: env.listen(SocketAddr::from(([0, 0, 0, 0], 3000)))?,
@@ -178,6 +179,7 @@ mod tests {
         assert_eq!(c.chat.limits, Limits::default());
         assert!(c.chat.auth_secret.is_none());
         assert_eq!(c.chat.drain_timeout, Duration::from_secs(10));
+        assert!(!c.chat.allow_eio3, "old clients are refused unless allowed");
     }
 
     #[test]
@@ -191,8 +193,10 @@ mod tests {
             ("CHAT_RATE_MESSAGES", "2.5"),
             ("CHAT_RECEIPTS", "false"),
             ("CHAT_MAX_CONNECTIONS", "500"),
+            ("CHAT_ALLOW_EIO3", "true"),
         ])
         .unwrap();
+        assert!(c.chat.allow_eio3);
         assert_eq!(c.http.max_connections, 500);
         assert!(!c.chat.limits.receipts);
         assert_eq!(c.listen.port(), 0);
@@ -224,6 +228,7 @@ mod tests {
             ("CHAT_AUTH_SECRET", "short"),
             ("CHAT_RECEIPTS", "maybe"),
             ("CHAT_MAX_CONNECTIONS", "0"),
+            ("CHAT_ALLOW_EIO3", "yes"),
         ] {
             let err = config(&[(var, value)]).unwrap_err().to_string();
             assert!(err.starts_with(var), "{err}");

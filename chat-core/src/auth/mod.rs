@@ -6,8 +6,12 @@
 mod jwt;
 
 use async_trait::async_trait;
-use axum::http::{HeaderName, request::Parts};
-use serde::Deserialize;
+use axum::{
+    extract::Query,
+    http::{HeaderName, Uri, request::Parts},
+};
+use serde::{Deserialize, Serialize};
+use socketioxide::ProtocolVersion;
 
 use crate::protocol::UserId;
 
@@ -56,7 +60,11 @@ pub struct Handshake<'a> {
     /// The HTTP request that opened the Engine.IO session: its URI (query string included)
     /// and the headers named by [`Authenticator::headers`].
     pub request: &'a Parts,
-    /// The Socket.IO `auth` payload of the connect packet, if it had one.
+    /// The Socket.IO `auth` payload of the connect packet, if it had one. Socket.IO protocol
+    /// v4 clients (socket.io-client 2.x, with [`Config::allow_eio3`](crate::Config::allow_eio3))
+    /// have no such payload: theirs is made of the `user` and `token` parameters of the
+    /// handshake's query string, `{"user": .., "token": ..}`, when either is there
+    /// ([`credentials`]).
     pub auth: Option<&'a serde_json::Value>,
 }
 
@@ -69,6 +77,37 @@ impl Handshake<'_> {
     /// A string field of the `auth` payload.
     pub fn auth_str(&self, field: &str) -> Option<&str> {
         self.auth?.get(field)?.as_str()
+    }
+}
+
+/// The `auth` payload a connection is checked with: the connect packet's, or for a client of
+/// Socket.IO protocol v4, which sends none, the credentials in its handshake request's query
+/// string (`?user=alice`, `?token=<JWT>`). Protocol v5 clients never authenticate by query: a
+/// token there would only be exposed for nothing.
+pub(crate) fn credentials(
+    protocol: ProtocolVersion,
+    auth: Option<serde_json::Value>,
+    uri: &Uri,
+) -> Option<serde_json::Value> {
+    /// The query parameters that carry credentials; the others (`EIO`, `transport`, `t`...)
+    /// are Engine.IO's.
+    #[derive(Deserialize, Serialize)]
+    struct QueryCredentials {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        user: Option<String>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        token: Option<String>,
+    }
+    match (auth, protocol) {
+        (Some(auth), _) => Some(auth),
+        (None, ProtocolVersion::V5) => None,
+        (None, ProtocolVersion::V4) => {
+            // A malformed query (a repeated parameter, bad escapes) is no credential.
+            let Query(q) = Query::<QueryCredentials>::try_from_uri(uri).ok()?;
+            (q.user.is_some() || q.token.is_some())
+                .then(|| serde_json::to_value(q).ok())
+                .flatten()
+        }
     }
 }
 
