@@ -98,10 +98,10 @@ pub(crate) fn credentials(
         #[serde(skip_serializing_if = "Option::is_none")]
         token: Option<String>,
     }
-    match (auth, protocol) {
-        (Some(auth), _) => Some(auth),
-        (None, ProtocolVersion::V5) => None,
-        (None, ProtocolVersion::V4) => {
+    match protocol {
+        ProtocolVersion::V5 => auth,
+        // A v4 client sends no payload (socketioxide's extractor reads it as `{}`).
+        ProtocolVersion::V4 => {
             // A malformed query (a repeated parameter, bad escapes) is no credential.
             let Query(q) = Query::<QueryCredentials>::try_from_uri(uri).ok()?;
             (q.user.is_some() || q.token.is_some())
@@ -198,6 +198,32 @@ pub(crate) mod tests {
             auth: auth.as_ref(),
         };
         futures_util::FutureExt::now_or_never(a.authenticate(&hs)).expect("ready")
+    }
+
+    /// A protocol v4 client's credentials come from its handshake's query string (`user`,
+    /// `token`, percent-decoded); a protocol v5 client's only from its `auth` payload.
+    #[test]
+    fn protocol_v4_credentials_come_from_the_query() {
+        let uri: Uri = "/socket.io/?EIO=3&transport=polling&user=al%69ce&token=a.b-c_d&t=N"
+            .parse()
+            .unwrap();
+        let v4 = credentials(ProtocolVersion::V4, Some(json!({})), &uri);
+        assert_eq!(v4, Some(json!({"user": "alice", "token": "a.b-c_d"})));
+        let only_user: Uri = "/socket.io/?EIO=3&user=bob".parse().unwrap();
+        assert_eq!(
+            credentials(ProtocolVersion::V4, None, &only_user),
+            Some(json!({"user": "bob"}))
+        );
+        let none: Uri = "/socket.io/?EIO=3&transport=websocket".parse().unwrap();
+        assert_eq!(credentials(ProtocolVersion::V4, None, &none), None);
+        let twice: Uri = "/socket.io/?EIO=3&user=a&user=b".parse().unwrap();
+        assert_eq!(credentials(ProtocolVersion::V4, None, &twice), None);
+        assert_eq!(credentials(ProtocolVersion::V5, None, &uri), None);
+        let payload = json!({"user": "carol"});
+        assert_eq!(
+            credentials(ProtocolVersion::V5, Some(payload.clone()), &uri),
+            Some(payload)
+        );
     }
 
     /// Development mode takes a valid user id from `auth.user`, and nothing else.
