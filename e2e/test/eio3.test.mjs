@@ -31,7 +31,8 @@ before(async () => {
   [nodes[0], nodes[1], jwtNode, refusing] = await Promise.all([
     startServer(env),
     startServer(env),
-    startServer({ CHAT_ALLOW_EIO3: 'true', CHAT_AUTH_SECRET: SECRET }),
+    // Every log line, to show that a token in the query is never logged.
+    startServer({ CHAT_ALLOW_EIO3: 'true', CHAT_AUTH_SECRET: SECRET, RUST_LOG: 'trace' }),
     startServer(),
   ]);
 });
@@ -129,7 +130,8 @@ for (const transport of ['websocket', 'polling']) {
 }
 
 // A 2.x client authenticates with `?token=<JWT>` when the node checks tokens, and is refused
-// (an `error` event with the `unauthorized` message) without one.
+// (an `error` event with the `unauthorized` message) without one; the token is in no log line,
+// even at the trace level.
 test('2.x client authenticates with a token in the query', async () => {
   const user = uid('jwt');
   const token = makeToken(SECRET, { sub: user, exp: nowSecs() + 600 });
@@ -140,6 +142,10 @@ test('2.x client authenticates with a token in the query', async () => {
   const forged = makeToken('another secret', { sub: user, exp: nowSecs() + 600 });
   const bad = await refusal2(open2(jwtNode.url, { token: forged }, 'websocket'));
   assert.deepEqual(bad, { message: 'unauthorized: invalid token' });
+  assert.ok(jwtNode.logs.length > 50, 'the node logs at the trace level');
+  for (const secret of [token, forged]) {
+    assert.equal(jwtNode.logs.filter((l) => l.includes(secret.split('.')[2])).length, 0);
+  }
 });
 
 // Without CHAT_ALLOW_EIO3 the 2.x client never connects: its handshake gets 400 "Unsupported
