@@ -148,6 +148,22 @@ test('2.x client authenticates with a token in the query', async () => {
   }
 });
 
+// A 2.x client whose token expires while connected gets `expired` and is disconnected by the
+// server, as a current client is.
+test('2.x client is disconnected when its token expires', async () => {
+  const user = uid('exp');
+  const token = makeToken(SECRET, { sub: user, exp: nowSecs() + 2 });
+  const socket = await connect2(jwtNode.url, { token }, 'polling');
+  const gone = new Promise((resolve) => socket.once('disconnect', resolve));
+  const expired = await withDeadline(
+    new Promise((resolve) => socket.once('expired', resolve)),
+    DEFAULT_TIMEOUT,
+    '2.x "expired"',
+  );
+  assert.equal(typeof expired.reason, 'string');
+  assert.equal(await withDeadline(gone, DEFAULT_TIMEOUT, '2.x disconnect'), 'io server disconnect');
+});
+
 // Without CHAT_ALLOW_EIO3 the 2.x client never connects: its handshake gets 400 "Unsupported
 // protocol version" on both transports, while 4.x clients connect as usual.
 test('2.x client is refused when CHAT_ALLOW_EIO3 is off', async () => {
