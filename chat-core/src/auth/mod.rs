@@ -63,8 +63,7 @@ pub struct Handshake<'a> {
     /// The Socket.IO `auth` payload of the connect packet, if it had one. Socket.IO protocol
     /// v4 clients (socket.io-client 2.x, with [`Config::allow_eio3`](crate::Config::allow_eio3))
     /// have no such payload: theirs is made of the `user` and `token` parameters of the
-    /// handshake's query string, `{"user": .., "token": ..}`, when either is there
-    /// ([`credentials`]).
+    /// handshake's query string, `{"user": .., "token": ..}`, when either is there.
     pub auth: Option<&'a serde_json::Value>,
 }
 
