@@ -6,11 +6,14 @@ use std::{
     time::{Duration, Instant},
 };
 
+use chat_core::config::Rate;
+use futures_util::StreamExt;
 use serde_json::{Value, json};
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
-    net::TcpStream,
+    net::{TcpSocket, TcpStream},
 };
+use tokio_tungstenite::{WebSocketStream, tungstenite::Message as Ws};
 
 use crate::helpers::*;
 
@@ -81,6 +84,64 @@ async fn allowed_clients_still_authenticate() {
         refused,
         r#"4{"message":"unauthorized: missing user in auth"}"#
     );
+}
+
+/// An Engine.IO 3 WebSocket that stops reading is disconnected once the node would hold more
+/// than its budget (16 payloads), long before its heartbeat would end it (45 s), and the
+/// sender is not held back: engineioxide's byte budget holds on the protocol's own path.
+#[tokio::test]
+async fn a_silent_eio3_websocket_is_dropped_past_the_budget() {
+    let srv = TestServer::with(|c| {
+        c.allow_eio3 = true;
+        c.limits.message_rate = Rate::new(1e6, 1_000_000);
+        c.limits.event_rate = Rate::new(1e6, 1_000_000);
+        c.limits.max_body = 60_000;
+        c.limits.history_max = 1;
+    })
+    .await;
+    let silent = uid("silent");
+    let _ws = silent_ws(srv.addr, &silent).await;
+    let mut sender = srv.client(&uid("send")).await;
+    assert_eq!(srv.handle.connections(), 2);
+    // 18 MB: far more than the budget (1 MiB) and the kernel's socket buffers (a few MB).
+    for i in 0..300 {
+        let body = format!("{i:06}{}", "x".repeat(60_000 - 6));
+        ok(sender
+            .ack("message:send", json!({"to": silent, "body": body}))
+            .await);
+    }
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while srv.handle.connections() > 1 {
+        assert!(
+            Instant::now() < deadline,
+            "the silent client is still connected"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// A raw Engine.IO 3 WebSocket client authenticated by query, with a small receive buffer so
+/// its TCP window fills early: reads until `ready`, and then nothing more.
+async fn silent_ws(addr: SocketAddr, user: &str) -> WebSocketStream<TcpStream> {
+    let socket = TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let tcp = socket.connect(addr).await.unwrap();
+    let url = format!("ws://{addr}/socket.io/?EIO=3&transport=websocket&user={user}");
+    let (mut ws, _) = tokio_tungstenite::client_async(url, tcp).await.unwrap();
+    let ready = tokio::time::timeout(Duration::from_secs(5), async {
+        // Bounded: open, connect, then ready (the v3 server sends no ping).
+        for _ in 0..10 {
+            match ws.next().await {
+                Some(Ok(Ws::Text(t))) if t.starts_with("42[\"ready\"") => return,
+                Some(Ok(_)) => {}
+                other => panic!("websocket handshake: {other:?}"),
+            }
+        }
+        panic!("no ready");
+    })
+    .await;
+    assert!(ready.is_ok(), "no ready in time");
+    ws
 }
 
 /// An Engine.IO 3 long-polling session.
