@@ -46,9 +46,13 @@ after(async () => {
   await redis?.stop();
 });
 
-/** A 2.x socket with credentials in its query, on one transport, without reconnection. */
+/**
+ * A 2.x socket with credentials in its query, on one transport (`upgrade`: polling, then
+ * WebSocket, the client's default), without reconnection.
+ */
 function open2(url, query, transport) {
-  const socket = io2(url, { query, transports: [transport], forceNew: true, reconnection: false });
+  const transports = transport === 'upgrade' ? ['polling', 'websocket'] : [transport];
+  const socket = io2(url, { query, transports, forceNew: true, reconnection: false });
   legacy.add(socket);
   return socket;
 }
@@ -128,6 +132,29 @@ for (const transport of ['websocket', 'polling']) {
     assert.equal((await ack2(a, 'conversations', {})).ok, true);
   });
 }
+
+// A default 2.x client upgrades from polling to WebSocket and goes on chatting with a 4.x
+// client on the other node.
+test('2.x client upgrades to websocket and chats across nodes', async () => {
+  const old = uid('old');
+  const cur = uid('cur');
+  const a = open2(nodes[0].url, { user: old }, 'upgrade');
+  const upgraded = withDeadline(
+    new Promise((resolve) => a.io.engine.once('upgrade', (t) => resolve(t.name))),
+    DEFAULT_TIMEOUT,
+    '2.x engine "upgrade"',
+  );
+  assert.equal(await upgraded, 'websocket');
+  const b = await connect(nodes[1].url, as(cur));
+  const atOld = record(a, 'message', { ack: true });
+  const atCur = record(b, 'message', { ack: true });
+  const sent = await ack2(a, 'message:send', { to: cur, body: 'after upgrade', clientId: 'u-1' });
+  assert.equal(sent.ok, true, JSON.stringify(sent));
+  assert.deepEqual(await atCur.waitFor((m) => m.id === sent.message.id), sent.message);
+  const reply = await send(b, { to: old, body: 'reply' });
+  assert.deepEqual(await atOld.waitFor((m) => m.id === reply.id), reply);
+  assert.equal(a.io.engine.transport.name, 'websocket');
+});
 
 // A 2.x client authenticates with `?token=<JWT>` when the node checks tokens, and is refused
 // (an `error` event with the `unauthorized` message) without one; the token is in no log line,
