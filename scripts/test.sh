@@ -2,7 +2,7 @@
 # Runs every test: formatting and lints, Rust unit and integration tests, end-to-end tests
 # with the official socket.io-client, a short randomized fault run, and the web client's
 # browser tests.
-# Needs: cargo, node/npm, /usr/bin/chromium for the browser tests, and a running Docker engine
+# Needs: cargo, node/npm, python3 with venv, /usr/bin/chromium for the browser tests, and a running Docker engine
 # with the Redis test image (scripts/redis-test-image.sh) for the Redis tests, redis-server and
 # redis-cli for the fault run; .ci/run sets all
 # of that up on a fresh machine.
@@ -25,13 +25,20 @@ bench/run.sh --quick --peers node,node-sharded,sxio,ceiling
 
 step "handler tests again, on the Redis store (one Redis container per server)"
 CHAT_TEST_STORE=redis cargo test -p chat-core --test it --locked -- \
-  auth:: groups:: history:: limits:: messages:: metrics:: presence:: receipts:: shutdown::
+  auth:: groups:: history:: limits:: messages:: metrics:: presence:: receipts:: shutdown:: eio3::
 
 export CHAT_SERVER_BIN="$PWD/target/debug/chat-server"
 
 step "end-to-end tests (socket.io-client against chat-server)"
-[ -d e2e/node_modules ] || npm --prefix e2e ci --no-audit --no-fund
+[ -d e2e/node_modules/socket.io-client-v2 ] || npm --prefix e2e ci --no-audit --no-fund
 npm --prefix e2e test
+
+step "python-socketio 4.x (Engine.IO 3) against chat-server"
+[ -x e2e/python/.venv/bin/python ] || {
+  python3 -m venv e2e/python/.venv
+  e2e/python/.venv/bin/pip install -q -r e2e/python/requirements.txt
+}
+node --test e2e/python/
 
 step "fault run, short: faults at random over a real cluster, then the history checker"
 node --test e2e/chaos/check.test.mjs

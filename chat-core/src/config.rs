@@ -101,6 +101,11 @@ pub struct Config {
     pub capacity: u32,
     /// Redis, in cluster mode (`CHAT_REDIS_URL` or `CHAT_REDIS_SENTINELS`); `None`: embedded.
     pub redis: Option<RedisSettings>,
+    /// Whether Engine.IO 3 / Socket.IO protocol v4 clients (socket.io-client 2.x and its
+    /// generation) may connect (`CHAT_ALLOW_EIO3`, default false, as Node's `allowEIO3`).
+    /// They authenticate with query parameters (docs/protocol.md). Off, their handshake gets
+    /// `400` `Unsupported protocol version`.
+    pub allow_eio3: bool,
 }
 
 impl Default for Config {
@@ -115,6 +120,7 @@ impl Default for Config {
             limits: Limits::default(),
             capacity: 10_000,
             redis: None,
+            allow_eio3: false,
         }
     }
 }

@@ -9,6 +9,8 @@
 //! ## Layout
 //! - [`config`]: the chat's settings ([`Config`], [`Limits`]), plain structs with defaults.
 //! - [`error`]: error codes at the edge, store errors.
+//! - `eio3`: socket.io-client 2.x (Engine.IO 3, Socket.IO protocol v4), refused unless
+//!   [`Config::allow_eio3`] is set.
 //! - [`protocol`]: identifiers (`UserId`, `ConversationId`, `StreamId`...) and payloads.
 //! - [`auth`]: the [`auth::Authenticator`] seam; development-mode user names and JWTs
 //!   (HS256, RS256, ES256).
@@ -142,6 +144,7 @@ pub mod api;
 pub mod auth;
 pub mod cluster;
 pub mod config;
+mod eio3;
 pub mod error;
 mod handlers;
 pub mod hooks;

@@ -302,11 +302,14 @@ impl ChatBuilder {
         let mut kept: Vec<HeaderName> = ENGINE_IO_HEADERS.to_vec();
         kept.extend(authenticator.headers());
         let kept: Arc<[HeaderName]> = kept.into();
-        let router = Router::new()
-            .route_service(
-                "/socket.io/",
-                tower::ServiceExt::map_request(svc, move |req| detach_head(req, &kept)),
-            )
+        let mut router = Router::new().route_service(
+            "/socket.io/",
+            tower::ServiceExt::map_request(svc, move |req| detach_head(req, &kept)),
+        );
+        if !config.allow_eio3 {
+            router = router.route_layer(axum::middleware::from_fn(crate::eio3::refuse));
+        }
+        let router = router
             .route("/healthz", get(healthz))
             .with_state(handle.clone())
             .layer(cors(config.cors_origins.as_deref()));
@@ -448,7 +451,8 @@ const ENGINE_IO_HEADERS: [HeaderName; 2] = [
 /// The session keeps the head too, so it is kept small. Of the headers, only `kept`: those
 /// the Engine.IO layer reads ([`ENGINE_IO_HEADERS`]) and those the authenticator names
 /// ([`Authenticator::headers`]; the built-in ones read none: a client authenticates with the
-/// `auth` payload of its Socket.IO connect), and each kept header costs
+/// `auth` payload of its Socket.IO connect, or a protocol v4 one with the URI's query, which
+/// is always kept), and each kept header costs
 /// an idle connection about 100 bytes for its whole life (a browser sends 10 to 15). The CORS
 /// layer, outside this one, has seen them all. Of the extensions, only hyper's upgrade handle
 /// (the WebSocket upgrade needs it; engineioxide does not keep it in the session). axum's

@@ -103,6 +103,7 @@ impl ServerConfig {
             limits,
             capacity: env.parse("CHAT_CAPACITY", d.capacity, 1..=10_000_000)?,
             redis: redis_from_env(&env)?,
+            allow_eio3: env.parse("CHAT_ALLOW_EIO3", d.allow_eio3, ..)?,
         };
         Ok(Self {
             listen: env.listen(SocketAddr::from(([0, 0, 0, 0], 3000)))?,
@@ -211,6 +212,7 @@ mod tests {
         .unwrap();
         assert_eq!(c.api.token.as_deref(), Some("0123456789abcdef"));
         assert_eq!((c.api.rate.per_second, c.api.rate.burst), (5.0, 10));
+        assert!(!c.chat.allow_eio3, "old clients are refused unless allowed");
     }
 
     #[test]
@@ -224,8 +226,10 @@ mod tests {
             ("CHAT_RATE_MESSAGES", "2.5"),
             ("CHAT_RECEIPTS", "false"),
             ("CHAT_MAX_CONNECTIONS", "500"),
+            ("CHAT_ALLOW_EIO3", "true"),
         ])
         .unwrap();
+        assert!(c.chat.allow_eio3);
         assert_eq!(c.http.max_connections, 500);
         assert!(!c.chat.limits.receipts);
         assert_eq!(c.listen.port(), 0);
@@ -259,6 +263,7 @@ mod tests {
             ("CHAT_MAX_CONNECTIONS", "0"),
             ("CHAT_API_TOKEN", "short"),
             ("CHAT_API_RATE", "0"),
+            ("CHAT_ALLOW_EIO3", "yes"),
         ] {
             let err = config(&[(var, value)]).unwrap_err().to_string();
             assert!(err.starts_with(var), "{err}");

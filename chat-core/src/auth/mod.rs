@@ -6,8 +6,12 @@
 mod jwt;
 
 use async_trait::async_trait;
-use axum::http::{HeaderName, request::Parts};
-use serde::Deserialize;
+use axum::{
+    extract::Query,
+    http::{HeaderName, Uri, request::Parts},
+};
+use serde::{Deserialize, Serialize};
+use socketioxide::ProtocolVersion;
 
 use crate::protocol::UserId;
 
@@ -56,7 +60,10 @@ pub struct Handshake<'a> {
     /// The HTTP request that opened the Engine.IO session: its URI (query string included)
     /// and the headers named by [`Authenticator::headers`].
     pub request: &'a Parts,
-    /// The Socket.IO `auth` payload of the connect packet, if it had one.
+    /// The Socket.IO `auth` payload of the connect packet, if it had one. Socket.IO protocol
+    /// v4 clients (socket.io-client 2.x, with [`Config::allow_eio3`](crate::Config::allow_eio3))
+    /// have no such payload: theirs is made of the `user` and `token` parameters of the
+    /// handshake's query string, `{"user": .., "token": ..}`, when either is there.
     pub auth: Option<&'a serde_json::Value>,
 }
 
@@ -69,6 +76,37 @@ impl Handshake<'_> {
     /// A string field of the `auth` payload.
     pub fn auth_str(&self, field: &str) -> Option<&str> {
         self.auth?.get(field)?.as_str()
+    }
+}
+
+/// The `auth` payload a connection is checked with: the connect packet's, or for a client of
+/// Socket.IO protocol v4, which sends none, the credentials in its handshake request's query
+/// string (`?user=alice`, `?token=<JWT>`). Protocol v5 clients never authenticate by query: a
+/// token there would only be exposed for nothing.
+pub(crate) fn credentials(
+    protocol: ProtocolVersion,
+    auth: Option<serde_json::Value>,
+    uri: &Uri,
+) -> Option<serde_json::Value> {
+    /// The query parameters that carry credentials; the others (`EIO`, `transport`, `t`...)
+    /// are Engine.IO's.
+    #[derive(Deserialize, Serialize)]
+    struct QueryCredentials {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        user: Option<String>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        token: Option<String>,
+    }
+    match protocol {
+        ProtocolVersion::V5 => auth,
+        // A v4 client sends no payload (socketioxide's extractor reads it as `{}`).
+        ProtocolVersion::V4 => {
+            // A malformed query (a repeated parameter, bad escapes) is no credential.
+            let Query(q) = Query::<QueryCredentials>::try_from_uri(uri).ok()?;
+            (q.user.is_some() || q.token.is_some())
+                .then(|| serde_json::to_value(q).ok())
+                .flatten()
+        }
     }
 }
 
@@ -159,6 +197,32 @@ pub(crate) mod tests {
             auth: auth.as_ref(),
         };
         futures_util::FutureExt::now_or_never(a.authenticate(&hs)).expect("ready")
+    }
+
+    /// A protocol v4 client's credentials come from its handshake's query string (`user`,
+    /// `token`, percent-decoded); a protocol v5 client's only from its `auth` payload.
+    #[test]
+    fn protocol_v4_credentials_come_from_the_query() {
+        let uri: Uri = "/socket.io/?EIO=3&transport=polling&user=al%69ce&token=a.b-c_d&t=N"
+            .parse()
+            .unwrap();
+        let v4 = credentials(ProtocolVersion::V4, Some(json!({})), &uri);
+        assert_eq!(v4, Some(json!({"user": "alice", "token": "a.b-c_d"})));
+        let only_user: Uri = "/socket.io/?EIO=3&user=bob".parse().unwrap();
+        assert_eq!(
+            credentials(ProtocolVersion::V4, None, &only_user),
+            Some(json!({"user": "bob"}))
+        );
+        let none: Uri = "/socket.io/?EIO=3&transport=websocket".parse().unwrap();
+        assert_eq!(credentials(ProtocolVersion::V4, None, &none), None);
+        let twice: Uri = "/socket.io/?EIO=3&user=a&user=b".parse().unwrap();
+        assert_eq!(credentials(ProtocolVersion::V4, None, &twice), None);
+        assert_eq!(credentials(ProtocolVersion::V5, None, &uri), None);
+        let payload = json!({"user": "carol"});
+        assert_eq!(
+            credentials(ProtocolVersion::V5, Some(payload.clone()), &uri),
+            Some(payload)
+        );
     }
 
     /// Development mode takes a valid user id from `auth.user`, and nothing else.

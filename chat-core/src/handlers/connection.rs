@@ -17,7 +17,7 @@ use socketioxide::{
 use socketioxide_core::adapter::DefinedAdapter;
 
 use super::{Ctx, RequestQueue, notify::Notice, register_events};
-use crate::auth::Handshake;
+use crate::auth::{Handshake, credentials};
 use crate::hooks::ChatEvent;
 use crate::keys::rooms;
 use crate::metrics::Refused;
@@ -46,7 +46,7 @@ async fn authenticate<A: Adapter>(
         ctx.metrics.refused(Refused::Capacity);
         return Err(AT_CAPACITY.into());
     }
-    let auth = auth.ok();
+    let auth = credentials(s.protocol(), auth.ok(), &s.req_parts().uri);
     let handshake = Handshake {
         request: s.req_parts(),
         auth: auth.as_ref(),

@@ -8,6 +8,7 @@ mod helpers;
 mod auth;
 mod cluster;
 mod cluster_chat;
+mod eio3;
 mod fuzz;
 mod groups;
 mod history;
