@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use crate::redis::RedisConfig;
+pub use crate::webhooks::WebhookConfig;
 
 /// Limits on what clients control. Defaults are the documented ones (docs/protocol.md).
 #[derive(Debug, Clone, PartialEq)]
@@ -101,6 +102,9 @@ pub struct Config {
     pub capacity: u32,
     /// Redis, in cluster mode (`CHAT_REDIS_URL` or `CHAT_REDIS_SENTINELS`); `None`: embedded.
     pub redis: Option<RedisSettings>,
+    /// Signed webhooks for offline recipients and presence (`CHAT_WEBHOOK_URL`,
+    /// `CHAT_WEBHOOK_SECRET`; docs/webhooks.md); `None`: none are sent.
+    pub webhook: Option<WebhookConfig>,
 }
 
 impl Default for Config {
@@ -115,6 +119,7 @@ impl Default for Config {
             limits: Limits::default(),
             capacity: 10_000,
             redis: None,
+            webhook: None,
         }
     }
 }

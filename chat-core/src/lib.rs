@@ -13,6 +13,8 @@
 //! - [`auth`]: the [`auth::Authenticator`] seam; development-mode user names and JWTs
 //!   (HS256, RS256, ES256).
 //! - [`hooks`]: the message hook and the event hooks embedders plug in.
+//! - [`webhooks`]: signed POSTs of offline recipients and presence to the product's backend,
+//!   queued in memory or in a Redis stream, retried (docs/webhooks.md).
 //! - [`api`]: the server API on [`ChatHandle`]: what the product's backend does to the chat.
 //! - [`keys`]: the name of every Redis key and Socket.IO room, in one place.
 //! - `handlers`: one file per event group, registered in one place.
@@ -152,6 +154,7 @@ pub mod redis;
 pub mod serve;
 pub mod server;
 pub mod store;
+pub mod webhooks;
 
 pub use config::{Config, Limits};
 pub use error::{ChatError, ErrorCode};

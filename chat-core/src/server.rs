@@ -30,6 +30,7 @@ use crate::{
     protocol::events,
     redis::Redis,
     store::{Stores, memory::MemoryStore, redis::RedisStore},
+    webhooks::{self, StreamQueue},
 };
 
 /// An embeddable chat: mount [`Chat::router`] in any axum app, keep the [`ChatHandle`]
@@ -98,6 +99,9 @@ pub enum ServerError {
     /// `auth_public_key` is not a usable public key.
     #[error("bad auth public key")]
     AuthKey(#[from] crate::auth::KeyError),
+    /// The webhook settings are unusable.
+    #[error("bad webhook settings")]
+    Webhook(#[from] crate::webhooks::WebhookError),
 }
 
 impl Chat {
@@ -108,6 +112,10 @@ impl Chat {
         let metrics = match config.redis {
             Some(_) => Metrics::resolve(),
             None => Metrics::embedded(),
+        };
+        let metrics = match config.webhook {
+            Some(_) => metrics,
+            None => metrics.without_webhooks(),
         };
         ChatBuilder {
             config,
@@ -166,13 +174,15 @@ impl ChatBuilder {
 
     /// Sets up storage and the Socket.IO server. With Redis settings, joins the cluster
     /// (Redis must answer) and keeps everything in Redis; otherwise embedded, in memory.
-    pub async fn build(self) -> Result<Chat, ServerError> {
+    pub async fn build(mut self) -> Result<Chat, ServerError> {
         let (config, metrics) = (self.config, self.metrics);
+        let stop = CancellationToken::new();
         let authenticator = match self.authenticator {
             Some(a) => a,
             None => configured_authenticator(&config)?,
         };
         let mut sio = SocketIoConfig::default();
+        let mut webhook_stream = None;
         let (mut stores, mut memory, cluster, events) = match &config.redis {
             None => {
                 let memory = Arc::new(MemoryStore::new(&config.limits));
@@ -191,6 +201,12 @@ impl ChatBuilder {
                     capacity: config.capacity,
                 };
                 let (cluster, events) = Cluster::start(redis.clone(), cluster_config, info).await?;
+                let keys = crate::keys::Keys::new(settings.prefix.clone());
+                webhook_stream = Some(StreamQueue::new(
+                    redis.clone(),
+                    &keys,
+                    cluster.uid().to_string(),
+                ));
                 let store = RedisStore::new(redis, settings, &config.limits, cluster.uid());
                 (
                     Stores::all_in(Arc::new(store)),
@@ -208,6 +224,16 @@ impl ChatBuilder {
         if let Some(c) = &cluster {
             // Remote sockets and requests name their node by this id.
             sio.server_id = c.uid();
+        }
+        if let Some(webhook) = &config.webhook {
+            // The chat's own event hook, after the embedder's.
+            let hook = webhooks::start(
+                webhook,
+                webhook_stream,
+                metrics.webhook.clone(),
+                stop.clone(),
+            )?;
+            self.hooks.events.push(Arc::new(hook));
         }
         let (delivered, receipt_queue) = handlers::delivery::receipt_queue();
         let (notices, notice_queue) = match self.hooks.events.is_empty() {
@@ -262,7 +288,6 @@ impl ChatBuilder {
             .with_state(ctx.clone())
             .build_svc();
         handlers::register(&io);
-        let stop = CancellationToken::new();
         tokio::spawn(handlers::delivery::send_delivered(
             ctx.clone(),
             io.clone(),
