@@ -18,3 +18,4 @@ mod presence;
 mod receipts;
 mod shutdown;
 mod store;
+mod webhooks;
