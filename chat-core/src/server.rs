@@ -14,7 +14,7 @@ use axum::{
 };
 use serde_json::json;
 use socketioxide::{ParserConfig, SocketIo, SocketIoConfig, adapter::Emitter};
-use tokio_util::sync::CancellationToken;
+use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use tower_http::cors::{AllowHeaders, AllowOrigin, CorsLayer};
 
 use axum::http::HeaderName;
@@ -58,6 +58,10 @@ pub struct Chat {
 /// by [`Limits::max_payload`](crate::Limits::max_payload)).
 const MAX_ATTACHMENTS: usize = 4;
 
+/// How long shutdown waits for the webhook tasks (queueing the last events in Redis, handing
+/// over those being sent).
+const WEBHOOK_STOP: Duration = Duration::from_secs(5);
+
 /// The Socket.IO server type of a chat: socketioxide with the cluster adapter.
 pub type Io = SocketIo<ChatAdapter<Emitter>>;
 
@@ -82,6 +86,9 @@ pub struct ChatHandle {
     drain_timeout: Duration,
     /// Stops the delivery tasks (after they wrote what is queued).
     stop: CancellationToken,
+    /// The webhook tasks: awaited on shutdown, so that what the hooks had is queued in Redis
+    /// and what this node was sending is handed over.
+    webhook_tasks: TaskTracker,
 }
 
 /// Errors of [`ChatBuilder::build`] (and of serving a chat, in the binaries).
@@ -177,6 +184,7 @@ impl ChatBuilder {
     pub async fn build(mut self) -> Result<Chat, ServerError> {
         let (config, metrics) = (self.config, self.metrics);
         let stop = CancellationToken::new();
+        let webhook_tasks = TaskTracker::new();
         let authenticator = match self.authenticator {
             Some(a) => a,
             None => configured_authenticator(&config)?,
@@ -231,6 +239,7 @@ impl ChatBuilder {
                 webhook,
                 webhook_stream,
                 metrics.webhook.clone(),
+                &webhook_tasks,
                 stop.clone(),
             )?;
             self.hooks.events.push(Arc::new(hook));
@@ -321,6 +330,7 @@ impl ChatBuilder {
             memory,
             drain_timeout: config.drain_timeout,
             stop,
+            webhook_tasks,
         };
         // Explicit routes rather than a layer, so the router merges into any app, fallbacks
         // included. Engine.IO clients always request `/socket.io/`.
@@ -405,6 +415,13 @@ impl ChatHandle {
         self.io.close().await;
         tracing::info!(closed = left, "socket.io closed");
         self.stop.cancel();
+        self.webhook_tasks.close();
+        if tokio::time::timeout(WEBHOOK_STOP, self.webhook_tasks.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!("webhook tasks still busy at shutdown");
+        }
         if let Some(c) = &self.ctx.cluster {
             c.shutdown().await;
         }

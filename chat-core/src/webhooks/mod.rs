@@ -6,13 +6,13 @@
 //! an [`EventHook`] the chat registers for itself when [`Config::webhook`](crate::Config) is
 //! set; like every event hook it only enqueues, so a receiver that is down, slow or failing
 //! never slows the chat:
-//! - embedded, the queue is in memory ([`memory`]): bounded, lost on a crash;
+//! - embedded, the queue is in memory (`memory`): bounded, lost on a crash;
 //! - in a cluster, the hook hands events to a writer task that appends them to one Redis
 //!   stream ([`Keys::webhooks`](crate::keys::Keys::webhooks)) read by a consumer group, each
-//!   node a consumer ([`stream`]); a node that dies holding entries has them reclaimed by
+//!   node a consumer (`stream`); a node that dies holding entries has them reclaimed by
 //!   another, so an event in the stream is delivered even if its node crashes.
 //!
-//! Deliveries ([`send`]) are retried with exponential backoff and jitter on connection
+//! Deliveries (`send`) are retried with exponential backoff and jitter on connection
 //! errors, timeouts and non-2xx answers, keeping the event id: at-least-once, receivers
 //! dedupe by id. Each POST is signed ([`sign`]).
 
@@ -26,6 +26,7 @@ use std::{fmt, time::Duration};
 use async_trait::async_trait;
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
+use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
 pub use send::WebhookError;
 pub(crate) use stream::StreamQueue;
@@ -141,21 +142,22 @@ pub(crate) struct WebhookHook {
 }
 
 /// Starts delivering webhooks as `config` says, in memory or (with `redis`) through the
-/// cluster's stream, until `stop`; returns the hook that feeds them.
+/// cluster's stream, until `stop`, on `tasks`; returns the hook that feeds them.
 pub(crate) fn start(
     config: &WebhookConfig,
     redis: Option<stream::StreamQueue>,
     metrics: WebhookMetrics,
-    stop: tokio_util::sync::CancellationToken,
+    tasks: &TaskTracker,
+    stop: CancellationToken,
 ) -> Result<WebhookHook, WebhookError> {
     let sender = send::Sender::new(config, metrics.clone())?;
     let (tx, rx) = mpsc::channel(config.queue.max(1));
     let is_queue = redis.is_none();
     match redis {
         None => {
-            tokio::spawn(memory::run(rx, sender, config.concurrency, stop));
+            tasks.spawn(memory::run(rx, sender, config.concurrency, stop));
         }
-        Some(queue) => queue.spawn(rx, sender, config, stop),
+        Some(queue) => queue.spawn(rx, sender, config, tasks, stop),
     }
     Ok(WebhookHook {
         tx,

@@ -106,6 +106,7 @@ impl Sender {
     pub async fn deliver(&self, event: &Queued, cancel: &CancellationToken) -> Outcome {
         let attempts = self.config.attempts.max(1);
         for attempt in 1..=attempts {
+            tracing::debug!(id = %event.id, attempt, "webhook attempt");
             let started = Instant::now();
             let result = tokio::select! {
                 r = self.attempt(event) => r,
@@ -114,6 +115,7 @@ impl Sender {
             self.metrics.attempt(result.is_ok(), started.elapsed());
             match result {
                 Ok(()) => {
+                    tracing::debug!(id = %event.id, attempt, "webhook delivered");
                     self.metrics.finished(true);
                     return Outcome::Delivered;
                 }

@@ -9,9 +9,10 @@
 //!   `XDEL`ed (delivered, or every attempt failed), so the stream holds only what is left.
 //! - While delivering (retries can take minutes), the node renews its entries every quarter
 //!   of `claim_after` (`XCLAIM ... JUSTID` resets their idle time) and learns of any another
-//!   node took over. Every half of `claim_after`, it takes over (`XAUTOCLAIM`) entries idle
-//!   for longer: those of a node that died or froze. The event id is in the entry, so a
-//!   retry by another node carries the same id.
+//!   node took over. Every half of `claim_after` (at most 5 s), it takes over (`XAUTOCLAIM`)
+//!   entries idle for longer: those of a node that died or froze, and those a stopping node
+//!   released (marked idle that long). The event id is in the entry, so a retry by another
+//!   node carries the same id.
 //!
 //! One key, so every command and script touches one slot; the key has a hash tag of its own.
 
@@ -33,7 +34,7 @@ use tokio::{
     task::JoinSet,
     time::Instant,
 };
-use tokio_util::sync::CancellationToken;
+use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
 use super::{
     Queued, WebhookConfig,
@@ -47,6 +48,9 @@ const GROUP: &str = "senders";
 const BATCH: usize = 100;
 /// Longest `BLOCK` of a read: the reader also renews and reclaims between reads.
 const BLOCK: Duration = Duration::from_secs(1);
+/// Longest time between two reclaim passes (else half of `claim_after`): entries a stopping
+/// node released are taken over within this.
+const CLAIM_EVERY: Duration = Duration::from_secs(5);
 /// A consumer with nothing pending and idle this long is a node gone for good: removed.
 const GONE_AFTER: Duration = Duration::from_secs(3600);
 
@@ -98,16 +102,18 @@ impl StreamQueue {
         }
     }
 
-    /// Starts the writer (fed by `rx`, until it closes) and the reader (until `stop`).
+    /// Starts the writer (fed by `rx`, until it closes) and the reader (until `stop`) on
+    /// `tasks`.
     pub fn spawn(
         self,
         rx: mpsc::Receiver<Queued>,
         sender: Sender,
         config: &WebhookConfig,
+        tasks: &TaskTracker,
         stop: CancellationToken,
     ) {
-        tokio::spawn(self.clone().write(rx, sender.clone(), config.queue));
-        tokio::spawn(self.read(sender, config.clone(), stop));
+        tasks.spawn(self.clone().write(rx, sender.clone(), config.queue));
+        tasks.spawn(self.read(sender, config.clone(), stop));
     }
 
     /// Appends what the hook queued, in batches; retries while Redis fails (the hook's
@@ -160,7 +166,7 @@ impl StreamQueue {
         let mut conn = None;
         let mut group = false;
         let renew_every = (config.claim_after / 4).max(Duration::from_millis(10));
-        let claim_every = (config.claim_after / 2).max(Duration::from_millis(10));
+        let claim_every = (config.claim_after / 2).clamp(Duration::from_millis(10), CLAIM_EVERY);
         let (mut next_renew, mut next_claim) = (Instant::now(), Instant::now());
         let mut passes = 0u64;
         let mut failures = 0u32;
@@ -275,8 +281,37 @@ impl StreamQueue {
                 }
             }
         }
-        // Deliveries see `stop` too; what they held stays pending for another node.
+        // Deliveries see `stop` too; what they held stays pending, and is released at once
+        // for another node rather than after `claim_after`.
+        let held: Vec<String> = in_flight
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .keys()
+            .cloned()
+            .collect();
         while deliveries.join_next().await.is_some() {}
+        self.release(&held, config.claim_after).await;
+    }
+
+    /// Makes entries this node gives up look idle for `claim_after`, so that the next
+    /// reclaim pass of any node takes them (those already acknowledged are skipped).
+    async fn release(&self, entries: &[String], claim_after: Duration) {
+        if entries.is_empty() {
+            return;
+        }
+        let cmd = redis::cmd("XCLAIM")
+            .arg(&self.key)
+            .arg(GROUP)
+            .arg(&self.consumer)
+            .arg(0)
+            .arg(entries)
+            .arg("IDLE")
+            .arg(claim_after.as_millis() as u64)
+            .arg("JUSTID")
+            .to_owned();
+        if let Err(e) = self.redis.query::<Vec<String>>(&cmd).await {
+            tracing::debug!(cause = %e, "webhooks: cannot release entries");
+        }
     }
 
     /// Delivers one entry on its own task, then acknowledges and deletes it.

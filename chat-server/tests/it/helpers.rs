@@ -85,6 +85,21 @@ impl Node {
         self.child.wait().await.unwrap();
     }
 
+    /// SIGTERM, and waits for the exit: a graceful stop.
+    pub async fn stop(&mut self) {
+        let pid = self.child.id().unwrap().to_string();
+        let sent = std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap();
+        assert!(sent.success());
+        let status = tokio::time::timeout(Duration::from_secs(20), self.child.wait())
+            .await
+            .expect("chat-server did not stop within 20 s")
+            .unwrap();
+        assert!(status.success(), "chat-server stopped with {status}");
+    }
+
     /// `GET path` on the node's listener (HTTP/1.0, for `/metrics`): the body.
     pub async fn get(&self, path: &str) -> String {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
