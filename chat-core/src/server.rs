@@ -181,6 +181,8 @@ impl ChatBuilder {
 
     /// Sets up storage and the Socket.IO server. With Redis settings, joins the cluster
     /// (Redis must answer) and keeps everything in Redis; otherwise embedded, in memory.
+    /// With [`Config::webhook`], the webhook sender is one more event hook, after the
+    /// embedder's ([`crate::webhooks`]).
     pub async fn build(mut self) -> Result<Chat, ServerError> {
         let (config, metrics) = (self.config, self.metrics);
         let stop = CancellationToken::new();
