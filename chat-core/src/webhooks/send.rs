@@ -30,6 +30,9 @@ pub enum WebhookError {
     /// The URL is not an absolute `http://` or `https://` URL.
     #[error("webhook url must be an absolute http:// or https:// url")]
     Url,
+    /// The secret is shorter than 16 bytes.
+    #[error("webhook secret must have at least 16 bytes")]
+    Secret,
     /// TLS could not be set up.
     #[error("cannot set up tls for webhooks")]
     Tls(#[from] rustls::Error),
@@ -78,6 +81,9 @@ impl Sender {
         let uri: Uri = config.url.parse().map_err(|_| WebhookError::Url)?;
         if !matches!(uri.scheme_str(), Some("http" | "https")) || uri.host().is_none() {
             return Err(WebhookError::Url);
+        }
+        if config.secret.len() < 16 {
+            return Err(WebhookError::Secret);
         }
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let https = hyper_rustls::HttpsConnectorBuilder::new()
@@ -207,9 +213,9 @@ mod tests {
         }
     }
 
-    /// Only absolute http(s) URLs are accepted.
+    /// Only absolute http(s) URLs and secrets of 16 bytes or more are accepted.
     #[test]
-    fn urls_are_checked() {
+    fn settings_are_checked() {
         let metrics =
             ::metrics::with_local_recorder(&::metrics::NoopRecorder, WebhookMetrics::resolve);
         for bad in [
@@ -221,6 +227,8 @@ mod tests {
             let c = WebhookConfig::new(bad, "0123456789abcdef");
             assert!(Sender::new(&c, metrics.clone()).is_err(), "{bad}");
         }
+        let short = WebhookConfig::new("https://example.com/hooks", "0123456789abcde");
+        assert!(Sender::new(&short, metrics.clone()).is_err());
         let c = WebhookConfig::new("https://example.com/hooks", "0123456789abcdef");
         assert!(Sender::new(&c, metrics).is_ok());
     }
