@@ -232,3 +232,43 @@ async fn two_nodes_deliver_through_the_redis_stream() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+/// A node retrying an event for longer than the takeover delay renews its hold on it: the
+/// other node never takes it over, and the receiver gets it from one node only (one failed
+/// try, one retry).
+#[tokio::test]
+async fn a_retrying_node_keeps_its_events() {
+    let redis = RedisServer::start().await;
+    let receiver = Receiver::start(SECRET).await;
+    let prefix = format!("w{:08x}:", rand::random::<u32>());
+    let settings = redis_settings(&redis.url(), &prefix);
+    let mut nodes = Vec::new();
+    for _ in 0..2 {
+        let (s, w) = (settings.clone(), webhook(&receiver));
+        nodes.push(
+            TestServer::with(|c| {
+                c.redis = Some(s);
+                // The retry comes 1.5 to 3 takeover delays after the failed try.
+                c.webhook = Some(WebhookConfig {
+                    claim_after: Duration::from_secs(1),
+                    retry_min: Duration::from_secs(3),
+                    retry_max: Duration::from_secs(3),
+                    ..w
+                });
+            })
+            .await,
+        );
+    }
+    receiver.answer(Answer::FailTimes(1));
+    let a = uid("ann");
+    let _ann = nodes[0].client(&a).await;
+    let tries = receiver
+        .until(|rs| rs.iter().any(|r| r.status == 200))
+        .await;
+    let statuses: Vec<u16> = tries.iter().map(|r| r.status).collect();
+    assert_eq!(statuses, [500, 200], "{tries:#?}");
+    for n in &nodes {
+        let reclaimed = n.metric("chat_webhook_reclaimed_total", &[]).await;
+        assert_eq!(reclaimed, 0.0, "an event was taken from a live node");
+    }
+}
