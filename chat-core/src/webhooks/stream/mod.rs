@@ -123,6 +123,8 @@ impl StreamQueue {
     /// Reads, renews and reclaims entries, delivering up to `concurrency` at once.
     async fn read(self, sender: Sender, config: WebhookConfig, stop: CancellationToken) {
         let slots = Arc::new(Semaphore::new(config.concurrency.max(1)));
+        // Stops the deliveries, once this loop has seen what they hold.
+        let halt = CancellationToken::new();
         let in_flight: InFlight = Arc::default();
         let mut deliveries = JoinSet::new();
         let mut conn = None;
@@ -180,7 +182,7 @@ impl StreamQueue {
                             let Ok(slot) = slots.clone().try_acquire_owned() else {
                                 break;
                             };
-                            self.start(&mut deliveries, &sender, &in_flight, entry, slot, &stop);
+                            self.start(&mut deliveries, &sender, &in_flight, entry, slot, &halt);
                         }
                     }
                     Err(e) => {
@@ -232,7 +234,7 @@ impl StreamQueue {
                         let Ok(slot) = slots.clone().try_acquire_owned() else {
                             break;
                         };
-                        self.start(&mut deliveries, &sender, &in_flight, entry, slot, &stop);
+                        self.start(&mut deliveries, &sender, &in_flight, entry, slot, &halt);
                     }
                 }
                 Err(e) => {
@@ -243,14 +245,16 @@ impl StreamQueue {
                 }
             }
         }
-        // Deliveries see `stop` too; what they held stays pending, and is released at once
-        // for another node rather than after `claim_after`.
+        // What the deliveries hold stays pending, and is released for another node at once
+        // rather than after `claim_after`. Taken before they stop, as a stopped one forgets
+        // its entry.
         let held: Vec<String> = in_flight
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .keys()
             .cloned()
             .collect();
+        halt.cancel();
         while deliveries.join_next().await.is_some() {}
         self.release(&held, config.claim_after).await;
     }
@@ -263,10 +267,10 @@ impl StreamQueue {
         in_flight: &InFlight,
         entry: StreamId,
         slot: OwnedSemaphorePermit,
-        stop: &CancellationToken,
+        halt: &CancellationToken,
     ) {
         let (this, sender, in_flight) = (self.clone(), sender.clone(), in_flight.clone());
-        let cancel = stop.child_token();
+        let cancel = halt.child_token();
         in_flight
             .lock()
             .unwrap_or_else(|p| p.into_inner())
