@@ -138,6 +138,13 @@
 //! without a restart: it records its rooms again, records each of its sockets' presence
 //! again (their users come back online for their peers), and delivers what its inbox
 //! gathered meanwhile.
+//!
+//! **Webhooks.** With [`Config::webhook`](config::Config::webhook), `message.offline`,
+//! `user.online` and `user.offline` are POSTed, signed, to the product's backend
+//! (`docs/webhooks.md`). In a cluster they wait in one stream (`webhooks:{webhooks}`) read
+//! through a consumer group, each node a consumer: a node renews the entries it is sending,
+//! and takes over those another node left unrenewed (it died) or released (it stopped), so an
+//! event queued in Redis survives its node.
 
 pub mod adapter;
 pub mod api;
