@@ -149,14 +149,14 @@ fn webhook_from_env(env: &Env<'_>) -> Result<Option<WebhookConfig>, ConfigError>
             return Err(invalid(
                 "CHAT_WEBHOOK_SECRET",
                 "",
-                "set it with CHAT_WEBHOOK_URL",
+                "required with CHAT_WEBHOOK_URL",
             ));
         }
         (None, Some(_)) => {
             return Err(invalid(
                 "CHAT_WEBHOOK_URL",
                 "",
-                "set it with CHAT_WEBHOOK_SECRET",
+                "required with CHAT_WEBHOOK_SECRET",
             ));
         }
     };
