@@ -25,7 +25,8 @@ bench/run.sh --quick --peers node,node-sharded,sxio,ceiling
 
 step "handler tests again, on the Redis store (one Redis container per server)"
 CHAT_TEST_STORE=redis cargo test -p chat-core --test it --locked -- \
-  auth:: groups:: history:: limits:: messages:: metrics:: presence:: receipts:: shutdown:: eio3::
+  auth:: groups:: history:: limits:: messages:: metrics:: presence:: receipts:: shutdown:: eio3:: \
+  webhooks::
 
 export CHAT_SERVER_BIN="$PWD/target/debug/chat-server"
 

@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use crate::redis::RedisConfig;
+pub use crate::webhooks::WebhookConfig;
 
 /// Limits on what clients control. Defaults are the documented ones (docs/protocol.md).
 #[derive(Debug, Clone, PartialEq)]
@@ -106,6 +107,9 @@ pub struct Config {
     /// They authenticate with query parameters (docs/protocol.md). Off, their handshake gets
     /// `400` `Unsupported protocol version`.
     pub allow_eio3: bool,
+    /// Signed webhooks for offline recipients and presence (`CHAT_WEBHOOK_URL`,
+    /// `CHAT_WEBHOOK_SECRET`; docs/webhooks.md); `None`: none are sent.
+    pub webhook: Option<WebhookConfig>,
 }
 
 impl Default for Config {
@@ -121,6 +125,7 @@ impl Default for Config {
             capacity: 10_000,
             redis: None,
             allow_eio3: false,
+            webhook: None,
         }
     }
 }

@@ -32,6 +32,7 @@
 //! | `nodeusers:<uid>` | set | users who connected through that node | Redis store |
 //! | `lostusers:<uid>` | set | users a dead node's cleanup left offline, until a chat node announces them (10 minutes at most) | Redis store, health checker |
 //! | `ban:{<user>}` | string | until when the user is banned (ms), expiring then | server API |
+//! | `webhooks:{webhooks}` | stream, consumer group `senders` | webhook events waiting for delivery (`i` event id, `b` body), each node a consumer; acknowledged and deleted once delivered. One slot by design: the queue has no single owner, so it has a hash tag of its own | every node |
 //! | `bucket:<name>` | string | token bucket ([`buckets`]): `<tokens> <ms>`, expiring once it would be full | Redis store |
 
 use std::fmt::Display;
@@ -152,6 +153,9 @@ keys! {
     /// String: until when a user is banned (ms). Hash-tagged by user, like every key added
     /// since: it lands in the user's slot in Redis Cluster.
     ban(user) = "ban:{{{}}}";
+    /// Stream: webhook events, read through the consumer group `senders`. Its own hash tag:
+    /// the queue belongs to no user or node, and every command on it touches this one slot.
+    webhooks() = "webhooks:{{webhooks}}";
 }
 
 /// The uid under which the registry records an admin-registered node.
@@ -214,6 +218,7 @@ mod tests {
         assert_eq!(k.nodes(), "t1:nodes");
         assert_eq!(k.idem("ann", "c1"), "t1:idem:ann:c1");
         assert_eq!(k.ban("ann"), "t1:ban:{ann}");
+        assert_eq!(k.webhooks(), "t1:webhooks:{webhooks}");
         assert_eq!(k.conv("dm:a:b"), format!("{}dm:a:b", k.conv_prefix()));
         assert_eq!(k.node("u"), format!("{}u", k.node_prefix()));
         assert_eq!(k.room("user:a"), format!("{}user:a", k.room_prefix()));

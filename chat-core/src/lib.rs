@@ -15,6 +15,8 @@
 //! - [`auth`]: the [`auth::Authenticator`] seam; development-mode user names and JWTs
 //!   (HS256, RS256, ES256).
 //! - [`hooks`]: the message hook and the event hooks embedders plug in.
+//! - [`webhooks`]: signed POSTs of offline recipients and presence to the product's backend,
+//!   queued in memory or in a Redis stream, retried (docs/webhooks.md).
 //! - [`api`]: the server API on [`ChatHandle`]: what the product's backend does to the chat.
 //! - [`keys`]: the name of every Redis key and Socket.IO room, in one place.
 //! - `handlers`: one file per event group, registered in one place.
@@ -138,6 +140,13 @@
 //! without a restart: it records its rooms again, records each of its sockets' presence
 //! again (their users come back online for their peers), and delivers what its inbox
 //! gathered meanwhile.
+//!
+//! **Webhooks.** With [`Config::webhook`](config::Config::webhook), `message.offline`,
+//! `user.online` and `user.offline` are POSTed, signed, to the product's backend
+//! (`docs/webhooks.md`). In a cluster they wait in one stream (`webhooks:{webhooks}`) read
+//! through a consumer group, each node a consumer: a node renews the entries it is sending,
+//! and takes over those another node left unrenewed (it died) or released (it stopped), so an
+//! event queued in Redis survives its node.
 
 pub mod adapter;
 pub mod api;
@@ -155,6 +164,7 @@ pub mod redis;
 pub mod serve;
 pub mod server;
 pub mod store;
+pub mod webhooks;
 
 pub use config::{Config, Limits};
 pub use error::{ChatError, ErrorCode};

@@ -72,6 +72,7 @@ pub struct Metrics {
     pub(crate) chat: ChatMetrics,
     pub(crate) cluster: ClusterMetrics,
     pub(crate) redis: RedisMetrics,
+    pub(crate) webhook: WebhookMetrics,
 }
 
 impl Metrics {
@@ -81,6 +82,16 @@ impl Metrics {
             chat: ChatMetrics::resolve(),
             cluster: ClusterMetrics::resolve(),
             redis: RedisMetrics::resolve(),
+            webhook: WebhookMetrics::resolve(),
+        }
+    }
+
+    /// These metrics for a chat without webhooks: their families go nowhere.
+    pub(crate) fn without_webhooks(self) -> Self {
+        let none = ::metrics::NoopRecorder;
+        Self {
+            webhook: ::metrics::with_local_recorder(&none, WebhookMetrics::resolve),
+            ..self
         }
     }
 
@@ -92,6 +103,7 @@ impl Metrics {
             chat: ChatMetrics::resolve(),
             cluster: ::metrics::with_local_recorder(&none, ClusterMetrics::resolve),
             redis: ::metrics::with_local_recorder(&none, RedisMetrics::resolve),
+            webhook: WebhookMetrics::resolve(),
         }
     }
 }
@@ -346,6 +358,80 @@ impl RedisMetrics {
         if failed {
             self.errors[call as usize].increment(1);
         }
+    }
+}
+
+/// The webhook families (`chat_webhook_*`).
+#[derive(Debug, Clone)]
+pub struct WebhookMetrics {
+    /// `queued`, `dropped`, `delivered`, `failed`.
+    events: [Counter; 4],
+    /// `ok`, `error`.
+    attempts: [Counter; 2],
+    attempt_duration: Histogram,
+    reclaimed: Counter,
+    pub(crate) backlog: Gauge,
+}
+
+impl WebhookMetrics {
+    /// Resolves the webhook families against the current recorder.
+    pub fn resolve() -> Self {
+        describe_counter!(
+            "chat_webhook_events_total",
+            "Webhook events by outcome: `queued`, `dropped` (the queue was full), `delivered` (a 2xx), `failed` (every attempt failed)."
+        );
+        describe_counter!(
+            "chat_webhook_attempts_total",
+            "Webhook POSTs by result: `ok` (2xx) or `error` (connection error, timeout or another status)."
+        );
+        describe_histogram!(
+            "chat_webhook_attempt_duration_seconds",
+            Unit::Seconds,
+            "How long one webhook POST took, failures included."
+        );
+        describe_counter!(
+            "chat_webhook_reclaimed_total",
+            "Cluster: webhook events this node took over from a node that held them too long (a dead one)."
+        );
+        describe_gauge!(
+            "chat_webhook_backlog",
+            "Webhook events waiting: in this node's queue (embedded) or in the cluster's stream (as of this node's last look)."
+        );
+        Self {
+            events: ["queued", "dropped", "delivered", "failed"]
+                .map(|o| counter!("chat_webhook_events_total", "outcome" => o)),
+            attempts: ["ok", "error"]
+                .map(|r| counter!("chat_webhook_attempts_total", "result" => r)),
+            attempt_duration: histogram!("chat_webhook_attempt_duration_seconds"),
+            reclaimed: counter!("chat_webhook_reclaimed_total"),
+            backlog: gauge!("chat_webhook_backlog"),
+        }
+    }
+
+    /// An event was queued (`true`) or dropped.
+    pub(crate) fn enqueued(&self, queued: bool) {
+        self.events[usize::from(!queued)].increment(1);
+    }
+
+    /// `n` events were dropped (the queue was full).
+    pub(crate) fn dropped(&self, n: u64) {
+        self.events[1].increment(n);
+    }
+
+    /// An event was delivered (`true`), or given up.
+    pub(crate) fn finished(&self, delivered: bool) {
+        self.events[if delivered { 2 } else { 3 }].increment(1);
+    }
+
+    /// One POST and its result.
+    pub(crate) fn attempt(&self, ok: bool, took: Duration) {
+        self.attempts[usize::from(!ok)].increment(1);
+        self.attempt_duration.record(took.as_secs_f64());
+    }
+
+    /// `n` events taken over from another node.
+    pub(crate) fn reclaimed(&self, n: u64) {
+        self.reclaimed.increment(n);
     }
 }
 

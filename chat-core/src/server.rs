@@ -14,7 +14,7 @@ use axum::{
 };
 use serde_json::json;
 use socketioxide::{ParserConfig, SocketIo, SocketIoConfig, adapter::Emitter};
-use tokio_util::sync::CancellationToken;
+use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use tower_http::cors::{AllowHeaders, AllowOrigin, CorsLayer};
 
 use axum::http::HeaderName;
@@ -30,6 +30,7 @@ use crate::{
     protocol::events,
     redis::Redis,
     store::{Stores, memory::MemoryStore, redis::RedisStore},
+    webhooks::{self, StreamQueue},
 };
 
 /// An embeddable chat: mount [`Chat::router`] in any axum app, keep the [`ChatHandle`]
@@ -57,6 +58,10 @@ pub struct Chat {
 /// by [`Limits::max_payload`](crate::Limits::max_payload)).
 const MAX_ATTACHMENTS: usize = 4;
 
+/// How long shutdown waits for the webhook tasks (queueing the last events in Redis, handing
+/// over those being sent).
+const WEBHOOK_STOP: Duration = Duration::from_secs(5);
+
 /// The Socket.IO server type of a chat: socketioxide with the cluster adapter.
 pub type Io = SocketIo<ChatAdapter<Emitter>>;
 
@@ -81,6 +86,9 @@ pub struct ChatHandle {
     drain_timeout: Duration,
     /// Stops the delivery tasks (after they wrote what is queued).
     stop: CancellationToken,
+    /// The webhook tasks: awaited on shutdown, so that what the hooks had is queued in Redis
+    /// and what this node was sending is handed over.
+    webhook_tasks: TaskTracker,
 }
 
 /// Errors of [`ChatBuilder::build`] (and of serving a chat, in the binaries).
@@ -98,6 +106,9 @@ pub enum ServerError {
     /// `auth_public_key` is not a usable public key.
     #[error("bad auth public key")]
     AuthKey(#[from] crate::auth::KeyError),
+    /// The webhook settings are unusable.
+    #[error("bad webhook settings")]
+    Webhook(#[from] crate::webhooks::WebhookError),
 }
 
 impl Chat {
@@ -108,6 +119,10 @@ impl Chat {
         let metrics = match config.redis {
             Some(_) => Metrics::resolve(),
             None => Metrics::embedded(),
+        };
+        let metrics = match config.webhook {
+            Some(_) => metrics,
+            None => metrics.without_webhooks(),
         };
         ChatBuilder {
             config,
@@ -166,13 +181,18 @@ impl ChatBuilder {
 
     /// Sets up storage and the Socket.IO server. With Redis settings, joins the cluster
     /// (Redis must answer) and keeps everything in Redis; otherwise embedded, in memory.
-    pub async fn build(self) -> Result<Chat, ServerError> {
+    /// With [`Config::webhook`], the webhook sender is one more event hook, after the
+    /// embedder's ([`crate::webhooks`]).
+    pub async fn build(mut self) -> Result<Chat, ServerError> {
         let (config, metrics) = (self.config, self.metrics);
+        let stop = CancellationToken::new();
+        let webhook_tasks = TaskTracker::new();
         let authenticator = match self.authenticator {
             Some(a) => a,
             None => configured_authenticator(&config)?,
         };
         let mut sio = SocketIoConfig::default();
+        let mut webhook_stream = None;
         let (mut stores, mut memory, cluster, events) = match &config.redis {
             None => {
                 let memory = Arc::new(MemoryStore::new(&config.limits));
@@ -191,6 +211,12 @@ impl ChatBuilder {
                     capacity: config.capacity,
                 };
                 let (cluster, events) = Cluster::start(redis.clone(), cluster_config, info).await?;
+                let keys = crate::keys::Keys::new(settings.prefix.clone());
+                webhook_stream = Some(StreamQueue::new(
+                    redis.clone(),
+                    &keys,
+                    cluster.uid().to_string(),
+                ));
                 let store = RedisStore::new(redis, settings, &config.limits, cluster.uid());
                 (
                     Stores::all_in(Arc::new(store)),
@@ -208,6 +234,17 @@ impl ChatBuilder {
         if let Some(c) = &cluster {
             // Remote sockets and requests name their node by this id.
             sio.server_id = c.uid();
+        }
+        if let Some(webhook) = &config.webhook {
+            // The chat's own event hook, after the embedder's.
+            let hook = webhooks::start(
+                webhook,
+                webhook_stream,
+                metrics.webhook.clone(),
+                &webhook_tasks,
+                stop.clone(),
+            )?;
+            self.hooks.events.push(Arc::new(hook));
         }
         let (delivered, receipt_queue) = handlers::delivery::receipt_queue();
         let (notices, notice_queue) = match self.hooks.events.is_empty() {
@@ -262,7 +299,6 @@ impl ChatBuilder {
             .with_state(ctx.clone())
             .build_svc();
         handlers::register(&io);
-        let stop = CancellationToken::new();
         tokio::spawn(handlers::delivery::send_delivered(
             ctx.clone(),
             io.clone(),
@@ -296,6 +332,7 @@ impl ChatBuilder {
             memory,
             drain_timeout: config.drain_timeout,
             stop,
+            webhook_tasks,
         };
         // Explicit routes rather than a layer, so the router merges into any app, fallbacks
         // included. Engine.IO clients always request `/socket.io/`.
@@ -383,6 +420,13 @@ impl ChatHandle {
         self.io.close().await;
         tracing::info!(closed = left, "socket.io closed");
         self.stop.cancel();
+        self.webhook_tasks.close();
+        if tokio::time::timeout(WEBHOOK_STOP, self.webhook_tasks.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!("webhook tasks still busy at shutdown");
+        }
         if let Some(c) = &self.ctx.cluster {
             c.shutdown().await;
         }

@@ -5,7 +5,7 @@ use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use chat_core::{
     Config, Limits,
-    config::{Rate, RedisSettings},
+    config::{Rate, RedisSettings, WebhookConfig},
     redis::RedisConfig,
     serve::HttpLimits,
 };
@@ -104,6 +104,7 @@ impl ServerConfig {
             capacity: env.parse("CHAT_CAPACITY", d.capacity, 1..=10_000_000)?,
             redis: redis_from_env(&env)?,
             allow_eio3: env.parse("CHAT_ALLOW_EIO3", d.allow_eio3, ..)?,
+            webhook: webhook_from_env(&env)?,
         };
         Ok(Self {
             listen: env.listen(SocketAddr::from(([0, 0, 0, 0], 3000)))?,
@@ -162,6 +163,62 @@ fn auth_public_key(env: &Env<'_>) -> Result<Option<String>, ConfigError> {
     };
     chat_core::auth::Jwt::public_key_pem(&pem).map_err(|e| invalid(VAR, "<key>", e.to_string()))?;
     Ok(Some(pem))
+}
+
+/// `CHAT_WEBHOOK_URL` and `CHAT_WEBHOOK_SECRET` (both or neither), with the tunables
+/// `CHAT_WEBHOOK_TIMEOUT` and `CHAT_WEBHOOK_CLAIM_AFTER`.
+fn webhook_from_env(env: &Env<'_>) -> Result<Option<WebhookConfig>, ConfigError> {
+    let (url, secret) = match (env.raw("CHAT_WEBHOOK_URL"), env.raw("CHAT_WEBHOOK_SECRET")) {
+        (None, None) => return Ok(None),
+        (Some(url), Some(secret)) => (url, secret),
+        (Some(_), None) => {
+            return Err(invalid(
+                "CHAT_WEBHOOK_SECRET",
+                "",
+                "required with CHAT_WEBHOOK_URL",
+            ));
+        }
+        (None, Some(_)) => {
+            return Err(invalid(
+                "CHAT_WEBHOOK_URL",
+                "",
+                "required with CHAT_WEBHOOK_SECRET",
+            ));
+        }
+    };
+    let parsed: Option<axum::http::Uri> = url.parse().ok();
+    if !parsed
+        .is_some_and(|u| matches!(u.scheme_str(), Some("http" | "https")) && u.host().is_some())
+    {
+        return Err(invalid(
+            "CHAT_WEBHOOK_URL",
+            &url,
+            "use an absolute http:// or https:// url",
+        ));
+    }
+    if secret.len() < 16 {
+        return Err(invalid(
+            "CHAT_WEBHOOK_SECRET",
+            "<hidden>",
+            "use at least 16 bytes",
+        ));
+    }
+    let d = WebhookConfig::new(url, secret);
+    Ok(Some(WebhookConfig {
+        timeout: env.duration(
+            "CHAT_WEBHOOK_TIMEOUT",
+            d.timeout,
+            Duration::from_millis(100),
+            Duration::from_secs(300),
+        )?,
+        claim_after: env.duration(
+            "CHAT_WEBHOOK_CLAIM_AFTER",
+            d.claim_after,
+            Duration::from_millis(100),
+            Duration::from_secs(3600),
+        )?,
+        ..d
+    }))
 }
 
 fn redis_from_env(env: &Env<'_>) -> Result<Option<RedisSettings>, ConfigError> {
@@ -279,6 +336,63 @@ mod tests {
             }
             let err = config(&vars).unwrap_err().to_string();
             assert!(err.starts_with(var), "{err}");
+        }
+    }
+
+    /// Webhooks need both variables, an http(s) URL and a 16-byte secret.
+    #[test]
+    fn webhook_settings() {
+        assert_eq!(config(&[]).unwrap().chat.webhook, None);
+        let secret = ("CHAT_WEBHOOK_SECRET", "0123456789abcdef");
+        let w = config(&[("CHAT_WEBHOOK_URL", "https://app.example/hooks"), secret])
+            .unwrap()
+            .chat
+            .webhook
+            .unwrap();
+        assert_eq!(w.url, "https://app.example/hooks");
+        assert_eq!(w.secret, "0123456789abcdef");
+        assert_eq!(w.claim_after, Duration::from_secs(30));
+        assert!(
+            !format!("{w:?}").contains("0123456789abcdef"),
+            "the secret is never logged"
+        );
+        let w = config(&[
+            ("CHAT_WEBHOOK_URL", "http://127.0.0.1:9/"),
+            secret,
+            ("CHAT_WEBHOOK_CLAIM_AFTER", "2s"),
+            ("CHAT_WEBHOOK_TIMEOUT", "500ms"),
+        ])
+        .unwrap()
+        .chat
+        .webhook
+        .unwrap();
+        assert_eq!(w.claim_after, Duration::from_secs(2));
+        assert_eq!(w.timeout, Duration::from_millis(500));
+        for (vars, var) in [
+            (
+                vec![("CHAT_WEBHOOK_URL", "http://a/")],
+                "CHAT_WEBHOOK_SECRET",
+            ),
+            (vec![secret], "CHAT_WEBHOOK_URL"),
+            (
+                vec![("CHAT_WEBHOOK_URL", "ftp://a/"), secret],
+                "CHAT_WEBHOOK_URL",
+            ),
+            (
+                vec![("CHAT_WEBHOOK_URL", "/hooks"), secret],
+                "CHAT_WEBHOOK_URL",
+            ),
+            (
+                vec![
+                    ("CHAT_WEBHOOK_URL", "http://a/"),
+                    ("CHAT_WEBHOOK_SECRET", "short"),
+                ],
+                "CHAT_WEBHOOK_SECRET",
+            ),
+        ] {
+            let err = config(&vars).unwrap_err().to_string();
+            assert!(err.starts_with(var), "{err}");
+            assert!(!err.contains("short"), "the secret is never shown: {err}");
         }
     }
 

@@ -3,7 +3,7 @@
 //! What the integration tests of chat-core, chat-registry and chat-health share: real Redis
 //! servers and Sentinel topologies in containers ([`redis`]), a raw Socket.IO client
 //! ([`client::Client`]) that sees exactly what a client sees, reading one metric out of a
-//! scrape ([`metrics`]), and names unique to a test run.
+//! scrape ([`metrics`]), a webhook receiver that checks signatures ([`webhook`]), and names unique to a test run.
 //! Test code only: helpers panic with a message naming what failed.
 
 // Test support: a panic is the failure report.
@@ -12,6 +12,7 @@
 pub mod client;
 pub mod metrics;
 pub mod redis;
+pub mod webhook;
 
 use std::time::Duration;
 

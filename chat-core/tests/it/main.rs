@@ -19,3 +19,4 @@ mod presence;
 mod receipts;
 mod shutdown;
 mod store;
+mod webhooks;

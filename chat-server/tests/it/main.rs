@@ -1,0 +1,7 @@
+//! chat-server as a process: real binaries on loopback, killed the hard way.
+
+// Test code: a panic is the failure report.
+#![allow(clippy::unwrap_used)]
+
+mod helpers;
+mod webhooks;
