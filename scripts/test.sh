@@ -26,7 +26,7 @@ bench/run.sh --quick --peers node,node-sharded,sxio,ceiling
 step "handler tests again, on the Redis store (one Redis container per server)"
 CHAT_TEST_STORE=redis cargo test -p chat-core --test it --locked -- \
   auth:: groups:: history:: limits:: messages:: metrics:: presence:: receipts:: shutdown:: eio3:: \
-  webhooks::
+  webhooks:: seams::
 
 export CHAT_SERVER_BIN="$PWD/target/debug/chat-server"
 

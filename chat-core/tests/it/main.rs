@@ -17,6 +17,7 @@ mod messages;
 mod metrics;
 mod presence;
 mod receipts;
+mod seams;
 mod shutdown;
 mod store;
 mod webhooks;

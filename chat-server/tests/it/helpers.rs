@@ -100,6 +100,38 @@ impl Node {
         assert!(status.success(), "chat-server stopped with {status}");
     }
 
+    /// A request to the node with `Authorization: Bearer token` and a JSON body: the
+    /// status and the JSON answer (`Null` when empty).
+    pub async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        token: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let body = body.map(|b| b.to_string()).unwrap_or_default();
+        let mut s = tokio::net::TcpStream::connect(self.addr).await.unwrap();
+        let head = format!(
+            "{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\
+             Authorization: Bearer {token}\r\nContent-Type: application/json\r\n\
+             Content-Length: {}\r\n\r\n",
+            body.len()
+        );
+        s.write_all(format!("{head}{body}").as_bytes())
+            .await
+            .unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).await.unwrap();
+        let (head, body) = out.split_once("\r\n\r\n").unwrap();
+        let status = head.split(' ').nth(1).unwrap().parse().unwrap();
+        let json = match body.is_empty() {
+            true => Value::Null,
+            false => serde_json::from_str(body).unwrap_or_else(|_| panic!("not JSON: {out}")),
+        };
+        (status, json)
+    }
+
     /// `GET path` on the node's listener (HTTP/1.0, for `/metrics`): the body.
     pub async fn get(&self, path: &str) -> String {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};

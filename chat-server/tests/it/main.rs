@@ -3,5 +3,6 @@
 // Test code: a panic is the failure report.
 #![allow(clippy::unwrap_used)]
 
+mod api;
 mod helpers;
 mod webhooks;
