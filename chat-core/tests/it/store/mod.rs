@@ -6,6 +6,7 @@
 //! Message ids differ between the stores (memory takes the given `ts`, Redis its own clock), so
 //! checks compare ids with each other, never with a value.
 
+mod bans;
 mod blocks;
 mod groups;
 mod messages;
@@ -19,7 +20,8 @@ use chat_core::{
     protocol::{ConversationId, Group, GroupId, Message, MessageId, StreamId, UserId},
     redis::Redis,
     store::{
-        Appended, Blocks, Groups, MessageLog, NewMessage, Presence, RateLimiter, redis::RedisStore,
+        Appended, Bans, Blocks, Groups, MessageLog, NewMessage, Presence, RateLimiter,
+        redis::RedisStore,
     },
 };
 use socketioxide_core::Uid;
@@ -27,8 +29,8 @@ use socketioxide_core::Uid;
 use crate::helpers::*;
 
 /// Every store trait: what a chat node runs on.
-pub trait Store: MessageLog + Groups + Blocks + Presence + RateLimiter {}
-impl<S: MessageLog + Groups + Blocks + Presence + RateLimiter> Store for S {}
+pub trait Store: MessageLog + Groups + Blocks + Presence + RateLimiter + Bans {}
+impl<S: MessageLog + Groups + Blocks + Presence + RateLimiter + Bans> Store for S {}
 
 /// Runs each check as two tests, `in_memory::check` and `on_redis::check`, with its limits.
 macro_rules! on_both_stores {
