@@ -37,6 +37,13 @@ pub struct Limits {
     pub presence_per_socket: usize,
     /// Groups one user may belong to (1000).
     pub groups_per_user: usize,
+    /// Users one user may block (1000).
+    pub blocks_per_user: usize,
+    /// Embedded mode only: what the in-memory store keeps of conversations (messages,
+    /// counters, read marks), in estimated bytes (`CHAT_MEMORY_MAX_MB`, default 1024 MiB).
+    /// Past it, the least recently active conversations are forgotten whole, as a cache
+    /// forgets (README, "Embedded mode's memory"). Redis is bounded by its own `maxmemory`.
+    pub memory_max_bytes: usize,
     /// How long `clientId` idempotency keys are kept (24 hours).
     pub idempotency_ttl: Duration,
 }
@@ -56,6 +63,8 @@ impl Default for Limits {
             presence_batch: 100,
             presence_per_socket: 1000,
             groups_per_user: 1000,
+            blocks_per_user: 1000,
+            memory_max_bytes: 1024 << 20,
             idempotency_ttl: Duration::from_secs(24 * 3600),
         }
     }

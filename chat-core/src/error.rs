@@ -79,6 +79,10 @@ pub enum StoreError {
     /// The backend cannot be reached or failed; the text is for logs only.
     #[error("backend failure: {0}")]
     Backend(String),
+    /// The store keeps no more of this (embedded mode's in-memory caps); the text is for
+    /// the client.
+    #[error("store is full: {0}")]
+    Full(String),
 }
 
 impl From<StoreError> for ChatError {
@@ -88,6 +92,7 @@ impl From<StoreError> for ChatError {
                 ErrorCode::Unavailable,
                 "server is shutting down; reconnect and retry",
             ),
+            StoreError::Full(what) => Self::new(ErrorCode::Conflict, what),
             StoreError::Backend(cause) => {
                 tracing::warn!(%cause, "store request failed");
                 Self::new(

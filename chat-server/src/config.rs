@@ -52,6 +52,11 @@ impl ServerConfig {
             max_payload: env.parse("CHAT_MAX_PAYLOAD", dl.max_payload, 1024..=64 << 20)?,
             max_group_size: env.parse("CHAT_MAX_GROUP_SIZE", dl.max_group_size, 2..=100_000)?,
             history_max: env.parse("CHAT_HISTORY_MAX", dl.history_max, 1..=10_000_000)?,
+            memory_max_bytes: env.parse(
+                "CHAT_MEMORY_MAX_MB",
+                dl.memory_max_bytes >> 20,
+                1..=1 << 20,
+            )? << 20,
             message_rate: Rate::new(
                 env.parse("CHAT_RATE_MESSAGES", dl.message_rate.per_second, 0.01..=1e6)?,
                 env.parse(
@@ -320,6 +325,7 @@ mod tests {
             ("CHAT_MAX_CONNECTIONS", "0"),
             ("CHAT_API_TOKEN", "short"),
             ("CHAT_API_RATE", "0"),
+            ("CHAT_MEMORY_MAX_MB", "0"),
             ("CHAT_ALLOW_EIO3", "yes"),
         ] {
             let err = config(&[(var, value)]).unwrap_err().to_string();

@@ -4,7 +4,10 @@ use serde::Deserialize;
 use socketioxide::adapter::Adapter;
 
 use super::Call;
-use crate::{error::ChatError, protocol::UserId};
+use crate::{
+    error::{ChatError, ErrorCode},
+    protocol::UserId,
+};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -16,7 +19,17 @@ pub(crate) async fn block<A: Adapter>(call: Call<A>, req: BlockReq) -> Result<()
     if req.user == call.user {
         return Err(ChatError::bad_request("you cannot block yourself"));
     }
-    Ok(call.ctx.stores.blocks.block(&call.user, &req.user).await?)
+    let blocks = &call.ctx.stores.blocks;
+    let max = call.ctx.limits.blocks_per_user;
+    // Checked before the step, as the group cap: concurrent blocks of one user may pass
+    // the cap by as many as run at once.
+    if blocks.count(&call.user).await? >= max && !blocks.is_blocked(&call.user, &req.user).await? {
+        return Err(ChatError::new(
+            ErrorCode::Conflict,
+            format!("you block {max} users already; unblock some first"),
+        ));
+    }
+    Ok(blocks.block(&call.user, &req.user).await?)
 }
 
 pub(crate) async fn unblock<A: Adapter>(call: Call<A>, req: BlockReq) -> Result<(), ChatError> {

@@ -210,6 +210,8 @@ pub trait Blocks: Send + Sync + 'static {
     async fn unblock(&self, user: &UserId, target: &UserId) -> Result<(), StoreError>;
     /// Whether `user` has blocked `target`.
     async fn is_blocked(&self, user: &UserId, target: &UserId) -> Result<bool, StoreError>;
+    /// How many users `user` blocks.
+    async fn count(&self, user: &UserId) -> Result<usize, StoreError>;
 }
 
 /// Which users are online, by connected socket.

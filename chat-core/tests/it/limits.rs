@@ -137,3 +137,21 @@ async fn packets_announcing_many_attachments_close_their_connection() {
         .ack("message:send", json!({"to": a, "body": "still fine"}))
         .await);
 }
+
+/// A user blocks at most `blocks_per_user` others: one more is `conflict`, blocking someone
+/// already blocked is still fine, and unblocking makes room.
+#[tokio::test]
+async fn blocks_stop_at_the_cap() {
+    let server = TestServer::with(|c| c.limits.blocks_per_user = 3).await;
+    let me = uid("me");
+    let mut client = server.client(&me).await;
+    let others: Vec<String> = (0..4).map(|i| uid(&format!("o{i}"))).collect();
+    for o in &others[..3] {
+        ok(client.ack("block", json!({"user": o})).await);
+    }
+    let refused = client.ack("block", json!({"user": others[3]})).await;
+    assert_code(&refused, "conflict");
+    ok(client.ack("block", json!({"user": others[0]})).await);
+    ok(client.ack("unblock", json!({"user": others[1]})).await);
+    ok(client.ack("block", json!({"user": others[3]})).await);
+}

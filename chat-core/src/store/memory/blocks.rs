@@ -20,8 +20,12 @@ impl Blocks for MemoryStore {
 
     async fn unblock(&self, user: &UserId, target: &UserId) -> Result<(), StoreError> {
         self.writable()?;
-        if let Some(set) = lock(&self.blocks).get_mut(user) {
+        let mut blocks = lock(&self.blocks);
+        if let Some(set) = blocks.get_mut(user) {
             set.remove(target);
+            if set.is_empty() {
+                blocks.remove(user);
+            }
         }
         Ok(())
     }
@@ -30,5 +34,9 @@ impl Blocks for MemoryStore {
         Ok(lock(&self.blocks)
             .get(user)
             .is_some_and(|s| s.contains(target)))
+    }
+
+    async fn count(&self, user: &UserId) -> Result<usize, StoreError> {
+        Ok(lock(&self.blocks).get(user).map_or(0, |s| s.len()))
     }
 }

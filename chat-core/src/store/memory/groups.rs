@@ -11,6 +11,10 @@ use crate::{
     store::{GroupRefusal, Groups},
 };
 
+/// Groups embedded mode keeps (groups are never deleted; without a cap the groups of users
+/// who come and go would grow the process for ever): past it, creating one is refused.
+pub(super) const MAX_GROUPS: usize = 100_000;
+
 #[derive(Debug, Default)]
 pub(super) struct GroupState {
     pub(super) groups: HashMap<GroupId, Group>,
@@ -22,6 +26,11 @@ impl Groups for MemoryStore {
     async fn create(&self, group: Group) -> Result<Group, StoreError> {
         self.writable()?;
         let mut st = lock(&self.groups);
+        if st.groups.len() >= MAX_GROUPS {
+            return Err(StoreError::Full(format!(
+                "this server keeps at most {MAX_GROUPS} groups; leave or delete some first"
+            )));
+        }
         for m in &group.members {
             st.by_user
                 .entry(m.clone())

@@ -1,14 +1,17 @@
 //! [`MessageLog`] in memory: one log per conversation, marks and idempotency keys.
 
 use std::{
-    collections::{HashMap, HashSet, VecDeque},
+    collections::{BTreeMap, HashMap, HashSet, VecDeque},
     time::Duration,
 };
 
 use async_trait::async_trait;
 use tokio::time::Instant;
 
-use super::{MemoryStore, lock};
+use super::{
+    MemoryStore, lock,
+    retention::{CONV_COST, MARK_COST, SENDER_COST, message_cost},
+};
 use crate::{
     config::Rate,
     error::StoreError,
@@ -23,26 +26,36 @@ const MAX_IDEMPOTENCY_KEYS: usize = 200_000;
 pub(super) struct LogState {
     /// The newest message id handed out, in any conversation.
     clock: StreamId,
-    convs: HashMap<ConversationId, Conv>,
+    pub(super) convs: HashMap<ConversationId, Conv>,
     /// Each user's DMs that have messages.
-    dms: HashMap<UserId, HashSet<ConversationId>>,
-    marks: HashMap<(UserId, ConversationId), Marks>,
+    pub(super) dms: HashMap<UserId, HashSet<ConversationId>>,
+    pub(super) marks: HashMap<(UserId, ConversationId), Marks>,
     idempotency: HashMap<(UserId, String), (Instant, Message)>,
     idempotency_order: VecDeque<(Instant, UserId, String)>,
+    /// The estimated size of `convs`, `dms` and `marks` (see `retention`).
+    pub(super) bytes: usize,
+    /// Conversations by their newest message: the least recently active first.
+    pub(super) recency: BTreeMap<StreamId, ConversationId>,
+    /// Conversations forgotten to stay within the budget, ever.
+    pub(super) forgotten: u64,
 }
 
 #[derive(Debug, Default)]
-struct Conv {
+pub(super) struct Conv {
     /// The newest `history_max` messages.
     msgs: VecDeque<Message>,
     /// Messages ever appended, trimmed ones included.
     count: u64,
     /// Messages ever appended, per sender.
     sent: HashMap<UserId, u64>,
+    /// Its estimated size, marks included.
+    pub(super) bytes: usize,
+    /// Users with marks in it.
+    pub(super) marked: HashSet<UserId>,
 }
 
 #[derive(Debug, Default, Clone, Copy)]
-struct Marks {
+pub(super) struct Marks {
     read: StreamId,
     delivered: StreamId,
     /// The unread count when the read mark last moved, and the counters it started from.
@@ -178,19 +191,33 @@ impl MessageLog for MemoryStore {
             ts: msg.ts,
             client_id: msg.client_id,
         };
+        let st = &mut *st;
+        let conv = st.convs.get(&message.conversation);
+        let (is_new, before) = (
+            conv.is_none(),
+            conv.and_then(|c| c.msgs.back()).map(|m| m.id),
+        );
         let conv = st.convs.entry(message.conversation.clone()).or_default();
+        let mut added = message_cost(&message) + if is_new { CONV_COST } else { 0 };
+        if !conv.sent.contains_key(&message.from) {
+            added += SENDER_COST;
+        }
         conv.msgs.push_back(message.clone());
         conv.count += 1;
         *conv.sent.entry(message.from.clone()).or_default() += 1;
+        let mut freed = 0;
         while conv.msgs.len() > self.history_max {
-            conv.msgs.pop_front();
+            freed += conv.msgs.pop_front().as_ref().map_or(0, message_cost);
         }
+        conv.bytes = (conv.bytes + added).saturating_sub(freed);
+        st.account(&message.conversation, before, id, added, freed);
         if let ConversationId::Dm(..) = message.conversation {
             for user in &audience {
                 let dms = st.dms.entry(user.clone()).or_default();
                 dms.insert(message.conversation.clone());
             }
         }
+        st.forget_over(self.memory_max_bytes, &message.conversation);
         if let Some((user, k)) = key {
             st.idempotency_order
                 .push_back((now, user.clone(), k.clone()));
@@ -324,7 +351,7 @@ impl MessageLog for MemoryStore {
         self.writable()?;
         let mut st = lock(&self.log);
         let st = &mut *st;
-        let Some(conv) = st.convs.get(conversation) else {
+        let Some(conv) = st.convs.get_mut(conversation) else {
             return Ok(Vec::new());
         };
         let key = (user.clone(), conversation.clone());
@@ -361,6 +388,10 @@ impl MessageLog for MemoryStore {
                 count: conv.count,
                 sent: conv.sent_by(user),
             });
+        }
+        if conv.marked.insert(user.clone()) {
+            conv.bytes += MARK_COST;
+            st.bytes += MARK_COST;
         }
         st.marks.insert(key, marks);
         let mut seen = HashSet::new();

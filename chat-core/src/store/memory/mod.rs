@@ -13,6 +13,7 @@ mod buckets;
 mod groups;
 mod messages;
 mod presence;
+mod retention;
 #[cfg(test)]
 mod tests;
 
@@ -27,19 +28,20 @@ use std::{
 
 pub use buckets::TokenBuckets;
 
-use self::{groups::GroupState, messages::LogState, presence::Online};
+use self::{groups::GroupState, messages::LogState, presence::Roster};
 use crate::{config::Limits, error::StoreError, protocol::UserId};
 
 /// In-memory implementation of every store trait.
 #[derive(Debug)]
 pub struct MemoryStore {
     history_max: usize,
+    memory_max_bytes: usize,
     idempotency_ttl: Duration,
     closed: AtomicBool,
     log: Mutex<LogState>,
     groups: Mutex<GroupState>,
     blocks: Mutex<HashMap<UserId, HashSet<UserId>>>,
-    presence: Mutex<HashMap<UserId, Online>>,
+    presence: Mutex<Roster>,
     /// User → banned until (ms); expired entries are pruned as bans are added.
     bans: Mutex<HashMap<UserId, u64>>,
     buckets: TokenBuckets,
@@ -56,6 +58,7 @@ impl MemoryStore {
     pub fn new(limits: &Limits) -> Self {
         Self {
             history_max: limits.history_max,
+            memory_max_bytes: limits.memory_max_bytes,
             idempotency_ttl: limits.idempotency_ttl,
             closed: AtomicBool::new(false),
             log: Mutex::default(),

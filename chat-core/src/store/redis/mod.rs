@@ -306,6 +306,11 @@ impl Blocks for RedisStore {
         )
         .await
     }
+
+    async fn count(&self, user: &UserId) -> Result<usize, StoreError> {
+        self.query(::redis::cmd("SCARD").arg(self.keys.blocks(user)))
+            .await
+    }
 }
 
 #[async_trait]
