@@ -11,6 +11,8 @@ use chat_core::{
 };
 use chat_env::{ConfigError, Env, LogFormat, invalid};
 
+use crate::admin::AdminCredentials;
+
 /// Configuration of a chat-server node: the chat's, and what only the binary uses.
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
@@ -27,6 +29,9 @@ pub struct ServerConfig {
     /// included, default 100,000); request heads and idle keep-alive connections time out
     /// after 10 s.
     pub http: HttpLimits,
+    /// The Socket.IO Admin UI's login (`CHAT_ADMIN_UI_USER` and `CHAT_ADMIN_UI_PASSWORD`,
+    /// both or neither); unset = the UI is off.
+    pub admin_ui: Option<AdminCredentials>,
     /// The chat itself.
     pub chat: Config,
 }
@@ -111,8 +116,23 @@ impl ServerConfig {
                 )?,
                 ..HttpLimits::default()
             },
+            admin_ui: admin_ui_from_env(&env)?,
             chat,
         })
+    }
+}
+
+fn admin_ui_from_env(env: &Env<'_>) -> Result<Option<AdminCredentials>, ConfigError> {
+    const USER: &str = "CHAT_ADMIN_UI_USER";
+    const PASSWORD: &str = "CHAT_ADMIN_UI_PASSWORD";
+    match (env.raw(USER), env.raw(PASSWORD)) {
+        (None, None) => Ok(None),
+        (Some(_), None) => Err(invalid(PASSWORD, "", format!("required with {USER}"))),
+        (None, Some(_)) => Err(invalid(USER, "", format!("required with {PASSWORD}"))),
+        (Some(_), Some(p)) if p.len() < 8 => {
+            Err(invalid(PASSWORD, "<hidden>", "use at least 8 bytes"))
+        }
+        (Some(user), Some(password)) => Ok(Some(AdminCredentials { user, password })),
     }
 }
 
@@ -156,6 +176,31 @@ mod tests {
         assert_eq!(c.chat.limits, Limits::default());
         assert!(c.chat.auth_secret.is_none());
         assert_eq!(c.chat.drain_timeout, Duration::from_secs(10));
+        assert_eq!(c.admin_ui, None, "the admin ui is off by default");
+    }
+
+    /// The Admin UI needs both variables and a password of 8 bytes or more.
+    #[test]
+    fn admin_ui_credentials() {
+        let c = config(&[
+            ("CHAT_ADMIN_UI_USER", "admin"),
+            ("CHAT_ADMIN_UI_PASSWORD", "long enough"),
+        ])
+        .unwrap();
+        let creds = c.admin_ui.unwrap();
+        assert_eq!((creds.user.as_str(), creds.password.as_str()), ("admin", "long enough"));
+        assert!(!format!("{creds:?}").contains("long enough"), "the password is not logged");
+        let err = config(&[
+            ("CHAT_ADMIN_UI_USER", "admin"),
+            ("CHAT_ADMIN_UI_PASSWORD", "short"),
+        ])
+        .unwrap_err();
+        assert!(err.to_string().starts_with("CHAT_ADMIN_UI_PASSWORD"), "{err}");
+        // One without the other names the missing one.
+        let err = config(&[("CHAT_ADMIN_UI_USER", "admin")]).unwrap_err();
+        assert!(err.to_string().starts_with("CHAT_ADMIN_UI_PASSWORD"), "{err}");
+        let err = config(&[("CHAT_ADMIN_UI_PASSWORD", "long enough")]).unwrap_err();
+        assert!(err.to_string().starts_with("CHAT_ADMIN_UI_USER"), "{err}");
     }
 
     #[test]

@@ -8,6 +8,7 @@
 //! `CHAT_METRICS_LISTEN` when set, from a recorder of the node's own
 //! ([`chat_env::metrics::Exporter`]) that the chat's handles are resolved against.
 
+mod admin;
 mod config;
 
 use std::{
@@ -25,6 +26,7 @@ use tower_http::{
     trace::TraceLayer,
 };
 
+pub use admin::AdminCredentials;
 pub use config::ServerConfig;
 
 /// The whole HTTP surface of `chat-server`: the chat, and the web client with request tracing.
@@ -32,12 +34,14 @@ pub use config::ServerConfig;
 /// The chat's own routes are not traced: a long-polling client makes several Engine.IO
 /// requests per message, and tracing them cost about 9% of the server's CPU in the polling
 /// benchmark, logging nothing at the default level.
-pub fn app(chat: &Chat, web_dir: Option<&Path>) -> Router {
-    let web = match web_dir {
+///
+/// `/admin` is the Admin UI's page when `admin_ui` is on, and a 404 otherwise.
+pub fn app(chat: &Chat, web_dir: Option<&Path>, admin_ui: bool) -> Router {
+    let web = admin::routes(admin_ui, web_dir).merge(match web_dir {
         Some(dir) => Router::new()
             .fallback_service(ServeDir::new(dir).fallback(ServeFile::new(dir.join("index.html")))),
         None => Router::new().route("/", get(no_web_client)),
-    };
+    });
     chat.router().merge(web.layer(TraceLayer::new_for_http()))
 }
 
@@ -87,8 +91,19 @@ pub async fn serve(
         .scope(|| Chat::builder(config.chat.clone()))
         .build()
         .await?;
-    let app = app(&chat, web.as_deref());
+    let app = app(&chat, web.as_deref(), config.admin_ui.is_some());
     let handle = chat.handle();
+    let admin_stop = tokio_util::sync::CancellationToken::new();
+    if let Some(credentials) = config.admin_ui.clone() {
+        tracing::info!("admin ui on at /admin/");
+        admin::AdminUi::start(
+            handle.io().clone(),
+            config.chat.node_id.clone(),
+            credentials,
+            admin_stop.clone(),
+        );
+    }
+    let _stop_admin = admin_stop.drop_guard();
     let scraped = handle.clone();
     let metrics = chat_env::metrics::router(exporter.clone(), move || {
         let h = scraped.clone();
