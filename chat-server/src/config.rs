@@ -188,17 +188,29 @@ mod tests {
         ])
         .unwrap();
         let creds = c.admin_ui.unwrap();
-        assert_eq!((creds.user.as_str(), creds.password.as_str()), ("admin", "long enough"));
-        assert!(!format!("{creds:?}").contains("long enough"), "the password is not logged");
+        assert_eq!(
+            (creds.user.as_str(), creds.password.as_str()),
+            ("admin", "long enough")
+        );
+        assert!(
+            !format!("{creds:?}").contains("long enough"),
+            "the password is not logged"
+        );
         let err = config(&[
             ("CHAT_ADMIN_UI_USER", "admin"),
             ("CHAT_ADMIN_UI_PASSWORD", "short"),
         ])
         .unwrap_err();
-        assert!(err.to_string().starts_with("CHAT_ADMIN_UI_PASSWORD"), "{err}");
+        assert!(
+            err.to_string().starts_with("CHAT_ADMIN_UI_PASSWORD"),
+            "{err}"
+        );
         // One without the other names the missing one.
         let err = config(&[("CHAT_ADMIN_UI_USER", "admin")]).unwrap_err();
-        assert!(err.to_string().starts_with("CHAT_ADMIN_UI_PASSWORD"), "{err}");
+        assert!(
+            err.to_string().starts_with("CHAT_ADMIN_UI_PASSWORD"),
+            "{err}"
+        );
         let err = config(&[("CHAT_ADMIN_UI_PASSWORD", "long enough")]).unwrap_err();
         assert!(err.to_string().starts_with("CHAT_ADMIN_UI_USER"), "{err}");
     }

@@ -109,7 +109,9 @@ impl Gate {
         );
         // Both compared whatever the first says: the time taken tells nothing.
         let good = user.as_bytes().ct_eq(self.credentials.user.as_bytes())
-            & password.as_bytes().ct_eq(self.credentials.password.as_bytes());
+            & password
+                .as_bytes()
+                .ct_eq(self.credentials.password.as_bytes());
         if bool::from(good) {
             return Ok(Login::NewSession(self.new_session(now)));
         }
@@ -124,7 +126,10 @@ impl Gate {
         let id: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
         let mut sessions = self.sessions.lock().unwrap_or_else(|p| p.into_inner());
         if sessions.len() >= MAX_SESSIONS
-            && let Some(oldest) = sessions.iter().min_by_key(|(_, t)| **t).map(|(k, _)| k.clone())
+            && let Some(oldest) = sessions
+                .iter()
+                .min_by_key(|(_, t)| **t)
+                .map(|(k, _)| k.clone())
         {
             sessions.remove(&oldest);
         }
@@ -157,9 +162,18 @@ mod tests {
     #[test]
     fn credentials_and_sessions() {
         let g = gate();
-        assert!(matches!(g.check(&login("admin", "correct hors")), Err(Refused::Invalid)));
-        assert!(matches!(g.check(&login("Admin", "correct horse")), Err(Refused::Invalid)));
-        assert!(matches!(g.check(&AdminAuth::default()), Err(Refused::Invalid)));
+        assert!(matches!(
+            g.check(&login("admin", "correct hors")),
+            Err(Refused::Invalid)
+        ));
+        assert!(matches!(
+            g.check(&login("Admin", "correct horse")),
+            Err(Refused::Invalid)
+        ));
+        assert!(matches!(
+            g.check(&AdminAuth::default()),
+            Err(Refused::Invalid)
+        ));
         let Ok(Login::NewSession(id)) = g.check(&login("admin", "correct horse")) else {
             panic!("good credentials refused");
         };
@@ -176,7 +190,10 @@ mod tests {
     fn failures_lock_logins_out() {
         let g = gate();
         for _ in 0..MAX_FAILURES {
-            assert!(matches!(g.check(&login("admin", "guess")), Err(Refused::Invalid)));
+            assert!(matches!(
+                g.check(&login("admin", "guess")),
+                Err(Refused::Invalid)
+            ));
         }
         assert!(matches!(
             g.check(&login("admin", "correct horse")),

@@ -52,7 +52,12 @@ const NAMESPACES: [&str; 2] = ["/", ADMIN_NS];
 /// What the UI may do: disconnect a socket or a room's sockets; see the sockets (with
 /// `ALL_EVENTS`, which only turns on the UI's socket, room and event pages here: no event
 /// payload is ever sent) and the connection counts.
-const FEATURES: [&str; 4] = ["DISCONNECT", "MDISCONNECT", "AGGREGATED_EVENTS", "ALL_EVENTS"];
+const FEATURES: [&str; 4] = [
+    "DISCONNECT",
+    "MDISCONNECT",
+    "AGGREGATED_EVENTS",
+    "ALL_EVENTS",
+];
 /// Socket changes one node broadcasts per second at most; past it the rest are dropped
 /// (with a warning) and the UI is behind until it logs in again.
 const MAX_CHANGES_PER_TICK: usize = 500;

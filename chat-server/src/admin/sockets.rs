@@ -55,7 +55,10 @@ pub(super) struct Changes {
 }
 
 /// This node's sockets of the chat's and the admin namespace, keeping `since` from `before`.
-pub(super) fn local(io: &Io, before: &HashMap<String, LocalSocket>) -> HashMap<String, LocalSocket> {
+pub(super) fn local(
+    io: &Io,
+    before: &HashMap<String, LocalSocket>,
+) -> HashMap<String, LocalSocket> {
     let now = SystemTime::now();
     let mut out = HashMap::new();
     for nsp in NAMESPACES {
@@ -151,7 +154,11 @@ impl LocalSocket {
 /// Every socket of the cluster for `all_sockets`: this node's in full, the others' with their
 /// rooms (asked of their node) and their node's uid; a node that does not answer within the
 /// cluster's request timeout is left out.
-pub(super) async fn all(io: &Io, node: &str, mine: &HashMap<String, LocalSocket>) -> Vec<Serialized> {
+pub(super) async fn all(
+    io: &Io,
+    node: &str,
+    mine: &HashMap<String, LocalSocket>,
+) -> Vec<Serialized> {
     let mut out: Vec<Serialized> = mine.values().map(|s| s.serialize(node)).collect();
     for nsp in NAMESPACES {
         let Some(ns) = io.of(nsp) else { continue };
@@ -224,8 +231,20 @@ mod tests {
         ]
         .into();
         let c = diff(&before, &after);
-        assert_eq!(c.connected.iter().map(|s| s.id.as_str()).collect::<Vec<_>>(), ["c"]);
-        assert_eq!(c.disconnected.iter().map(|s| s.id.as_str()).collect::<Vec<_>>(), ["b"]);
+        assert_eq!(
+            c.connected
+                .iter()
+                .map(|s| s.id.as_str())
+                .collect::<Vec<_>>(),
+            ["c"]
+        );
+        assert_eq!(
+            c.disconnected
+                .iter()
+                .map(|s| s.id.as_str())
+                .collect::<Vec<_>>(),
+            ["b"]
+        );
         assert_eq!(c.joined, [("/", "group:g".to_owned(), "a".to_owned())]);
         assert_eq!(c.left, [("/", "user:alice".to_owned(), "a".to_owned())]);
         assert!(diff(&after, &after).connected.is_empty());
