@@ -360,6 +360,13 @@ impl ChatHandle {
         self.ctx.cluster.clone()
     }
 
+    /// The Socket.IO server, for an embedder's own namespaces beside the chat's `/` (the
+    /// chat-server's Admin UI namespace, `/admin`). Their broadcasts, `fetch_sockets` and
+    /// remote actions span the cluster like the chat's.
+    pub fn io(&self) -> &Io {
+        &self.io
+    }
+
     /// Sockets connected to this node.
     pub fn connections(&self) -> usize {
         // After `close` the namespace is gone, and with it every socket.

@@ -8,6 +8,7 @@
 //! `CHAT_METRICS_LISTEN` when set, from a recorder of the node's own
 //! ([`chat_env::metrics::Exporter`]) that the chat's handles are resolved against.
 
+mod admin;
 pub mod api;
 mod config;
 
@@ -26,6 +27,7 @@ use tower_http::{
     trace::TraceLayer,
 };
 
+pub use admin::AdminCredentials;
 pub use config::ServerConfig;
 
 /// The whole HTTP surface of `chat-server`: the chat, the server API under `/api/v1`
@@ -34,13 +36,15 @@ pub use config::ServerConfig;
 /// The chat's own routes are not traced: a long-polling client makes several Engine.IO
 /// requests per message, and tracing them cost about 9% of the server's CPU in the polling
 /// benchmark, logging nothing at the default level.
-pub fn app(chat: &Chat, api: &api::ApiConfig, web_dir: Option<&Path>) -> Router {
-    let web = match web_dir {
+///
+/// `/admin` is the Admin UI's page when `CHAT_ADMIN_UI_USER` is set, and a 404 otherwise.
+pub fn app(chat: &Chat, config: &ServerConfig, web_dir: Option<&Path>) -> Router {
+    let web = admin::routes(config.admin_ui.is_some(), web_dir).merge(match web_dir {
         Some(dir) => Router::new()
             .fallback_service(ServeDir::new(dir).fallback(ServeFile::new(dir.join("index.html")))),
         None => Router::new().route("/", get(no_web_client)),
-    };
-    let traced = api::router(chat.handle(), api).merge(web);
+    });
+    let traced = api::router(chat.handle(), &config.api).merge(web);
     chat.router()
         .merge(traced.layer(TraceLayer::new_for_http()))
 }
@@ -94,8 +98,19 @@ pub async fn serve(
         .scope(|| Chat::builder(config.chat.clone()))
         .build()
         .await?;
-    let app = app(&chat, &config.api, web.as_deref());
+    let app = app(&chat, &config, web.as_deref());
     let handle = chat.handle();
+    let admin_stop = tokio_util::sync::CancellationToken::new();
+    if let Some(credentials) = config.admin_ui.clone() {
+        tracing::info!("admin ui on at /admin/");
+        admin::AdminUi::start(
+            handle.io().clone(),
+            config.chat.node_id.clone(),
+            credentials,
+            admin_stop.clone(),
+        );
+    }
+    let _stop_admin = admin_stop.drop_guard();
     let scraped = handle.clone();
     let metrics = chat_env::metrics::router(exporter.clone(), move || {
         let h = scraped.clone();

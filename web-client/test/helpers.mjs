@@ -265,9 +265,9 @@ function exact(text) {
   return new RegExp(`^${text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}$`);
 }
 
-export async function screenshot(page, name) {
+export async function screenshot(page, name, options = {}) {
   mkdirSync(outputDir, { recursive: true });
   const path = join(outputDir, `${name}.png`);
-  await page.screenshot({ path });
+  await page.screenshot({ path, ...options });
   return path;
 }

@@ -11,6 +11,7 @@ use chat_core::{
 };
 use chat_env::{ConfigError, Env, LogFormat, invalid};
 
+use crate::admin::AdminCredentials;
 use crate::api::ApiConfig;
 
 /// Configuration of a chat-server node: the chat's, and what only the binary uses.
@@ -32,6 +33,9 @@ pub struct ServerConfig {
     /// The server API (`CHAT_API_TOKEN`, at least 16 bytes; `CHAT_API_RATE` requests per
     /// second, default 1000).
     pub api: ApiConfig,
+    /// The Socket.IO Admin UI's login (`CHAT_ADMIN_UI_USER` and `CHAT_ADMIN_UI_PASSWORD`,
+    /// both or neither); unset = the UI is off.
+    pub admin_ui: Option<AdminCredentials>,
     /// The chat itself.
     pub chat: Config,
 }
@@ -125,6 +129,7 @@ impl ServerConfig {
                 ..HttpLimits::default()
             },
             api: api_from_env(&env)?,
+            admin_ui: admin_ui_from_env(&env)?,
             chat,
         })
     }
@@ -226,6 +231,21 @@ fn webhook_from_env(env: &Env<'_>) -> Result<Option<WebhookConfig>, ConfigError>
     }))
 }
 
+/// `CHAT_ADMIN_UI_USER` and `CHAT_ADMIN_UI_PASSWORD` (both or neither, 8 bytes or more).
+fn admin_ui_from_env(env: &Env<'_>) -> Result<Option<AdminCredentials>, ConfigError> {
+    const USER: &str = "CHAT_ADMIN_UI_USER";
+    const PASSWORD: &str = "CHAT_ADMIN_UI_PASSWORD";
+    match (env.raw(USER), env.raw(PASSWORD)) {
+        (None, None) => Ok(None),
+        (Some(_), None) => Err(invalid(PASSWORD, "", format!("required with {USER}"))),
+        (None, Some(_)) => Err(invalid(USER, "", format!("required with {PASSWORD}"))),
+        (Some(_), Some(p)) if p.len() < 8 => {
+            Err(invalid(PASSWORD, "<hidden>", "use at least 8 bytes"))
+        }
+        (Some(user), Some(password)) => Ok(Some(AdminCredentials { user, password })),
+    }
+}
+
 fn redis_from_env(env: &Env<'_>) -> Result<Option<RedisSettings>, ConfigError> {
     let Some(target) = env.redis()? else {
         return Ok(None);
@@ -245,196 +265,4 @@ fn redis_from_env(env: &Env<'_>) -> Result<Option<RedisSettings>, ConfigError> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn config(vars: &[(&str, &str)]) -> Result<ServerConfig, ConfigError> {
-        ServerConfig::from_lookup(chat_env::vars(vars))
-    }
-
-    #[test]
-    fn defaults_without_environment() {
-        let c = config(&[]).unwrap();
-        assert_eq!(c.listen.port(), 3000);
-        assert_eq!(c.metrics_listen, None);
-        let c = config(&[("CHAT_METRICS_LISTEN", "127.0.0.1:9100")]).unwrap();
-        assert_eq!(
-            c.metrics_listen,
-            Some(SocketAddr::from(([127, 0, 0, 1], 9100)))
-        );
-        let c = config(&[]).unwrap();
-        assert_eq!(c.chat.limits, Limits::default());
-        assert!(c.chat.auth_secret.is_none());
-        assert_eq!(c.chat.drain_timeout, Duration::from_secs(10));
-        assert_eq!(c.api.token, None);
-        let c = config(&[
-            ("CHAT_API_TOKEN", "0123456789abcdef"),
-            ("CHAT_API_RATE", "5"),
-        ])
-        .unwrap();
-        assert_eq!(c.api.token.as_deref(), Some("0123456789abcdef"));
-        assert_eq!((c.api.rate.per_second, c.api.rate.burst), (5.0, 10));
-        assert!(!c.chat.allow_eio3, "old clients are refused unless allowed");
-    }
-
-    #[test]
-    fn values_are_parsed() {
-        let c = config(&[
-            ("CHAT_LISTEN", "127.0.0.1:0"),
-            ("CHAT_MAX_BODY", "10"),
-            ("CHAT_DRAIN_TIMEOUT", "500ms"),
-            ("CHAT_CORS_ORIGINS", "http://a, http://b"),
-            ("CHAT_LOG_FORMAT", "json"),
-            ("CHAT_RATE_MESSAGES", "2.5"),
-            ("CHAT_RECEIPTS", "false"),
-            ("CHAT_MAX_CONNECTIONS", "500"),
-            ("CHAT_ALLOW_EIO3", "true"),
-        ])
-        .unwrap();
-        assert!(c.chat.allow_eio3);
-        assert_eq!(c.http.max_connections, 500);
-        assert!(!c.chat.limits.receipts);
-        assert_eq!(c.listen.port(), 0);
-        assert_eq!(c.chat.limits.max_body, 10);
-        assert_eq!(c.chat.drain_timeout, Duration::from_millis(500));
-        assert_eq!(c.chat.cors_origins.unwrap(), vec!["http://a", "http://b"]);
-        assert_eq!(c.log_format, LogFormat::Json);
-        assert_eq!(c.chat.limits.message_rate.per_second, 2.5);
-        assert_eq!(
-            config(&[("CHAT_DRAIN_TIMEOUT", "3")])
-                .unwrap()
-                .chat
-                .drain_timeout
-                .as_secs(),
-            3
-        );
-    }
-
-    #[test]
-    fn bad_values_name_the_variable() {
-        for (var, value) in [
-            ("CHAT_LISTEN", "nope"),
-            ("CHAT_METRICS_LISTEN", "localhost:9100"),
-            ("CHAT_MAX_BODY", "0"),
-            ("CHAT_MAX_BODY", "-3"),
-            ("CHAT_DRAIN_TIMEOUT", "soon"),
-            ("CHAT_LOG_FORMAT", "xml"),
-            ("CHAT_NODE_ID", "a b"),
-            ("CHAT_AUTH_SECRET", "short"),
-            ("CHAT_RECEIPTS", "maybe"),
-            ("CHAT_MAX_CONNECTIONS", "0"),
-            ("CHAT_API_TOKEN", "short"),
-            ("CHAT_API_RATE", "0"),
-            ("CHAT_MEMORY_MAX_MB", "0"),
-            ("CHAT_ALLOW_EIO3", "yes"),
-        ] {
-            let err = config(&[(var, value)]).unwrap_err().to_string();
-            assert!(err.starts_with(var), "{err}");
-        }
-        for (var, value) in [
-            ("CHAT_REDIS_URL", "localhost:6379"),
-            ("CHAT_REDIS_SENTINELS", "a:1,b"),
-            ("CHAT_REDIS_WAIT", "x"),
-        ] {
-            let mut vars = vec![(var, value)];
-            if var == "CHAT_REDIS_WAIT" {
-                vars.push(("CHAT_REDIS_URL", "redis://127.0.0.1:6379"));
-            }
-            let err = config(&vars).unwrap_err().to_string();
-            assert!(err.starts_with(var), "{err}");
-        }
-    }
-
-    /// Webhooks need both variables, an http(s) URL and a 16-byte secret.
-    #[test]
-    fn webhook_settings() {
-        assert_eq!(config(&[]).unwrap().chat.webhook, None);
-        let secret = ("CHAT_WEBHOOK_SECRET", "0123456789abcdef");
-        let w = config(&[("CHAT_WEBHOOK_URL", "https://app.example/hooks"), secret])
-            .unwrap()
-            .chat
-            .webhook
-            .unwrap();
-        assert_eq!(w.url, "https://app.example/hooks");
-        assert_eq!(w.secret, "0123456789abcdef");
-        assert_eq!(w.claim_after, Duration::from_secs(30));
-        assert!(
-            !format!("{w:?}").contains("0123456789abcdef"),
-            "the secret is never logged"
-        );
-        let w = config(&[
-            ("CHAT_WEBHOOK_URL", "http://127.0.0.1:9/"),
-            secret,
-            ("CHAT_WEBHOOK_CLAIM_AFTER", "2s"),
-            ("CHAT_WEBHOOK_TIMEOUT", "500ms"),
-        ])
-        .unwrap()
-        .chat
-        .webhook
-        .unwrap();
-        assert_eq!(w.claim_after, Duration::from_secs(2));
-        assert_eq!(w.timeout, Duration::from_millis(500));
-        for (vars, var) in [
-            (
-                vec![("CHAT_WEBHOOK_URL", "http://a/")],
-                "CHAT_WEBHOOK_SECRET",
-            ),
-            (vec![secret], "CHAT_WEBHOOK_URL"),
-            (
-                vec![("CHAT_WEBHOOK_URL", "ftp://a/"), secret],
-                "CHAT_WEBHOOK_URL",
-            ),
-            (
-                vec![("CHAT_WEBHOOK_URL", "/hooks"), secret],
-                "CHAT_WEBHOOK_URL",
-            ),
-            (
-                vec![
-                    ("CHAT_WEBHOOK_URL", "http://a/"),
-                    ("CHAT_WEBHOOK_SECRET", "short"),
-                ],
-                "CHAT_WEBHOOK_SECRET",
-            ),
-        ] {
-            let err = config(&vars).unwrap_err().to_string();
-            assert!(err.starts_with(var), "{err}");
-            assert!(!err.contains("short"), "the secret is never shown: {err}");
-        }
-    }
-
-    #[test]
-    fn redis_settings() {
-        assert_eq!(config(&[]).unwrap().chat.redis, None);
-        let url = config(&[("CHAT_REDIS_URL", "redis://127.0.0.1:6379/0")])
-            .unwrap()
-            .chat
-            .redis
-            .unwrap();
-        assert_eq!(
-            url.target,
-            RedisConfig::Url("redis://127.0.0.1:6379/0".into())
-        );
-        assert_eq!((url.prefix.as_str(), url.wait_replicas), ("chat:", 0));
-        let s = config(&[("CHAT_REDIS_SENTINELS", "10.0.0.1:26379, s2:26379")])
-            .unwrap()
-            .chat
-            .redis
-            .unwrap();
-        assert_eq!(
-            s.target,
-            RedisConfig::Sentinel {
-                sentinels: vec!["10.0.0.1:26379".into(), "s2:26379".into()],
-                master: "mymaster".into(),
-                password: None
-            }
-        );
-        assert_eq!(s.wait_replicas, 1);
-        assert!(
-            config(&[
-                ("CHAT_REDIS_URL", "redis://a:1"),
-                ("CHAT_REDIS_SENTINELS", "b:2")
-            ])
-            .is_err()
-        );
-    }
-}
+mod tests;
