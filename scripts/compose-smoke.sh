@@ -63,6 +63,7 @@ project=chatsmoke
 img_debian=chat-smoke/debian:local
 img_redis=chat-smoke/redis:local
 img_nginx=chat-smoke/nginx:local
+img_prometheus=chat-smoke/prometheus:local
 img_chat=chat-smoke/chat:runtime
 img_web=chat-smoke/web:runtime
 # The stand-ins build FROM local images only, which the classic builder does everywhere.
@@ -89,6 +90,8 @@ work=$(mktemp -d)
 export CHAT_SMOKE_DIR=$work
 # A local .env must not turn on token auth or the admin API for the test users.
 export CHAT_AUTH_SECRET='' CHAT_ADMIN_TOKEN='' CHAT_CORS_ORIGINS=''
+# The optional nginx ip_hash front (compose profile iphash) is smoke-tested too.
+export COMPOSE_PROFILES=iphash
 
 up=0
 dump_logs() {
@@ -117,9 +120,9 @@ trap 'exit 143' TERM
 
 # --- ports ---------------------------------------------------------------------------------
 if [ "$network" = host ]; then
-  ports=(6379 6380 6381 26379 26380 26381 3000 3001 3002 3003 8080 8081 8082 8090)
+  ports=(6379 6380 6381 26379 26380 26381 3000 3001 3002 3003 8000 8080 8081 8082 8090 9090)
 else
-  ports=(3000 3001 3002 3003 8080 8090)
+  ports=(3000 3001 3002 3003 8000 8080 8090 9090)
 fi
 "${compose[@]}" down -v --remove-orphans >/dev/null 2>&1 || true
 for port in "${ports[@]}"; do
@@ -167,7 +170,8 @@ build_image() {
   fi
 }
 
-if [ "$rebuild_base" = 1 ] || ! have_image "$img_debian" || ! have_image "$img_redis" || ! have_image "$img_nginx"; then
+if [ "$rebuild_base" = 1 ] || ! have_image "$img_debian" || ! have_image "$img_redis" || ! have_image "$img_nginx" ||
+  ! have_image "$img_prometheus"; then
   step "stand-in base images"
   suite=bookworm
   # shellcheck disable=SC1091
@@ -203,8 +207,9 @@ if [ "$rebuild_base" = 1 ] || ! have_image "$img_debian" || ! have_image "$img_r
       --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
       "$tarball" "$img_debian" >/dev/null
   fi
-  for name in redis nginx; do
+  for name in redis nginx prometheus; do
     img=chat-smoke/$name:local
+    [ "$rebuild_base" = 1 ] || ! have_image "$img" || continue
     echo "building $img (Debian packages from the mirror)"
     build_image "$name" --network host --build-arg "BASE=$img_debian" -f "deploy/smoke/$name.Dockerfile" \
       -t "$img" deploy/smoke
@@ -250,6 +255,15 @@ if [ "$network" = host ]; then
     -e 's/server registry-1:8080/server 127.0.0.1:8081/' -e 's/server registry-2:8080/server 127.0.0.1:8082/' \
     deploy/nginx/registry.conf >"$work/registry.conf"
   sed -e 's/^\( *\)listen 80;/\1listen 127.0.0.1:3000;/' deploy/nginx/web.conf >"$work/web.conf"
+  sed -e 's/^\( *\)listen 80;/\1listen 127.0.0.1:8000;/' -e '/listen \[::\]:80;/d' \
+    -e 's/server chat-\([123]\)\.localhost:/server 127.0.0.1:/' deploy/nginx/ip-hash.conf >"$work/ip-hash.conf"
+  sed -e 's/chat-[123]\.localhost:/127.0.0.1:/g' -e 's/registry-1:8080/127.0.0.1:8081/' \
+    -e 's/registry-2:8080/127.0.0.1:8082/' -e 's/health:8090/127.0.0.1:8090/' \
+    deploy/prometheus/prometheus.yml >"$work/prometheus.yml"
+  if ! grep -q 'listen 127.0.0.1:8000;' "$work/ip-hash.conf" || grep -q 'localhost' "$work/ip-hash.conf" ||
+    grep -qE 'localhost|registry-|health:' "$work/prometheus.yml"; then
+    die "deploy/nginx/ip-hash.conf or deploy/prometheus/prometheus.yml changed shape: update the rewrite in $0"
+  fi
   if ! grep -q 'listen 127.0.0.1:8080;' "$work/registry.conf" || ! grep -q 'server 127.0.0.1:8082' "$work/registry.conf" ||
     grep -qE 'listen (\[::\]:)?80;|registry-[12]:' "$work/registry.conf" || ! grep -q 'listen 127.0.0.1:3000;' "$work/web.conf"; then
     die "deploy/nginx/*.conf changed shape: update the rewrite in $0"
@@ -315,3 +329,9 @@ SMOKE_REGISTRY=http://127.0.0.1:8080 \
   SMOKE_RESTART_CMD="$restart_cmd" \
   SMOKE_ROLE_CMD="docker exec $(cid redis-1) redis-cli -p 6379 role" \
   node deploy/smoke/client.mjs
+
+step "ip_hash front (polling and WebSocket) and Prometheus (targets, rules, counters)"
+SMOKE_FRONT=http://127.0.0.1:8000 \
+  SMOKE_NODES=http://127.0.0.1:3001,http://127.0.0.1:3002,http://127.0.0.1:3003 \
+  SMOKE_PROMETHEUS=http://127.0.0.1:9090 \
+  node deploy/smoke/ops.mjs
