@@ -269,6 +269,19 @@ async fn cluster_families_across_two_nodes() {
     assert_eq!(n0.metric("chat_messages_stored_total", &[]).await, 1.0);
     assert_eq!(n1.metric("chat_messages_stored_total", &[]).await, 0.0);
 
+    // A broadcast to every client goes to the other node; the outbox has drained.
+    let broadcasts = [("scope", "remote")];
+    let before = n0
+        .metric("chat_cluster_broadcasts_total", &broadcasts)
+        .await;
+    n0.handle.announce("to everyone").await.unwrap();
+    cb.event("announcement", |a| a["body"] == "to everyone")
+        .await;
+    n0.metric_until("chat_cluster_broadcasts_total", &broadcasts, |v| v > before)
+        .await;
+    n0.metric_until("chat_cluster_outbox_backlog", &[], |v| v == 0.0)
+        .await;
+
     // Node 1's reader stops (as if frozen); what node 0 sends waits in its inbox.
     n1.handle.cluster().unwrap().halt();
     ok(ca

@@ -129,6 +129,11 @@ async fn failed_deliveries_are_retried_with_the_same_id() {
         .metric("chat_webhook_attempts_total", &[("result", "error")])
         .await;
     assert_eq!(errors, 2.0);
+    // Every attempt is timed: the two failures and the delivery.
+    srv.metric_until("chat_webhook_attempt_duration_seconds_count", &[], |v| {
+        v == 3.0
+    })
+    .await;
 }
 
 /// While the receiver never answers, sends are acknowledged as always; the full queue drops
@@ -172,6 +177,9 @@ async fn a_hanging_receiver_never_slows_sends() {
     assert_eq!(requests[0].status, 0);
     // The one being delivered and the 4 waiting (in a cluster, 4 in the stream in all).
     assert!(queued <= 5.0, "bounded: {queued} queued");
+    // The events waiting show in the backlog gauge.
+    srv.metric_until("chat_webhook_backlog", &[], |v| v >= 1.0)
+        .await;
 }
 
 /// Two nodes on one Redis share one queue: each node's events are delivered, once each (the

@@ -5,4 +5,5 @@
 
 mod api;
 mod helpers;
+mod limits;
 mod webhooks;
