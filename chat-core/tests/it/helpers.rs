@@ -2,7 +2,9 @@
 
 use std::net::SocketAddr;
 
-use chat_core::{Chat, ChatHandle, Config, Limits, config::RedisSettings, redis::RedisConfig};
+use chat_core::{
+    Chat, ChatBuilder, ChatHandle, Config, Limits, config::RedisSettings, redis::RedisConfig,
+};
 use chat_testing::metrics::sample;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use serde_json::Value;
@@ -40,6 +42,14 @@ impl TestServer {
 
     /// A server with settings changed by `f`.
     pub async fn with(f: impl FnOnce(&mut Config)) -> TestServer {
+        Self::built(f, |b| b).await
+    }
+
+    /// A server with settings changed by `f`, built by `build` (hooks, stores).
+    pub async fn built(
+        f: impl FnOnce(&mut Config),
+        build: impl FnOnce(ChatBuilder) -> ChatBuilder,
+    ) -> TestServer {
         // RUST_LOG=debug shows the servers' logs under the failing test.
         let _ = tracing_subscriber::fmt()
             .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
@@ -66,10 +76,12 @@ impl TestServer {
             .unwrap()
             .build_recorder();
         let metrics = recorder.handle();
-        let chat = ::metrics::with_local_recorder(&recorder, || Chat::builder(config))
-            .build()
-            .await
-            .expect("build chat");
+        let chat = build(::metrics::with_local_recorder(&recorder, || {
+            Chat::builder(config)
+        }))
+        .build()
+        .await
+        .expect("build chat");
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
         let app = chat.router();
