@@ -141,6 +141,11 @@
 //! again (their users come back online for their peers), and delivers what its inbox
 //! gathered meanwhile.
 //!
+//! **A stopping node cleans up after itself.** A node that stops leaves the node table, so no
+//! lease of its ends and nobody announces it. After the drain timeout, before closing its
+//! sockets, it records each as gone (its users with no device left go offline for their
+//! peers and the hooks) and runs the same `REAP` on itself (`handlers::leave_all`).
+//!
 //! **Webhooks.** With [`Config::webhook`](config::Config::webhook), `message.offline`,
 //! `user.online` and `user.offline` are POSTed, signed, to the product's backend
 //! (`docs/webhooks.md`). In a cluster they wait in one stream (`webhooks:{webhooks}`) read

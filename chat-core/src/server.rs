@@ -58,9 +58,13 @@ pub struct Chat {
 /// by [`Limits::max_payload`](crate::Limits::max_payload)).
 const MAX_ATTACHMENTS: usize = 4;
 
-/// How long shutdown waits for the webhook tasks (queueing the last events in Redis, handing
-/// over those being sent).
-const WEBHOOK_STOP: Duration = Duration::from_secs(5);
+/// How long shutdown waits for the hook tasks (the event hooks told the last events, the
+/// webhooks queued in Redis, those being sent handed over).
+const HOOKS_STOP: Duration = Duration::from_secs(5);
+
+/// How long shutdown spends, once the drain timeout is over, recording the sockets still
+/// connected as gone: their users offline for subscribers and the hooks.
+const LEAVE_STOP: Duration = Duration::from_secs(5);
 
 /// The Socket.IO server type of a chat: socketioxide with the cluster adapter.
 pub type Io = SocketIo<ChatAdapter<Emitter>>;
@@ -86,9 +90,10 @@ pub struct ChatHandle {
     drain_timeout: Duration,
     /// Stops the delivery tasks (after they wrote what is queued).
     stop: CancellationToken,
-    /// The webhook tasks: awaited on shutdown, so that what the hooks had is queued in Redis
-    /// and what this node was sending is handed over.
-    webhook_tasks: TaskTracker,
+    /// The event hook task and the webhook tasks: awaited on shutdown, so that the hooks are
+    /// told the last events (users going offline as the node stops), the webhooks are
+    /// queued in Redis and what this node was sending is handed over.
+    hook_tasks: TaskTracker,
 }
 
 /// Errors of [`ChatBuilder::build`] (and of serving a chat, in the binaries).
@@ -186,7 +191,7 @@ impl ChatBuilder {
     pub async fn build(mut self) -> Result<Chat, ServerError> {
         let (config, metrics) = (self.config, self.metrics);
         let stop = CancellationToken::new();
-        let webhook_tasks = TaskTracker::new();
+        let hook_tasks = TaskTracker::new();
         let authenticator = match self.authenticator {
             Some(a) => a,
             None => configured_authenticator(&config)?,
@@ -241,7 +246,7 @@ impl ChatBuilder {
                 webhook,
                 webhook_stream,
                 metrics.webhook.clone(),
-                &webhook_tasks,
+                &hook_tasks,
                 stop.clone(),
             )?;
             self.hooks.events.push(Arc::new(hook));
@@ -269,6 +274,7 @@ impl ChatBuilder {
             cluster: cluster.clone(),
             capacity: config.capacity as usize,
             connected: Default::default(),
+            socket_tasks: Default::default(),
             metrics: metrics.chat,
         });
         let (svc, io) = SocketIo::builder()
@@ -311,7 +317,7 @@ impl ChatBuilder {
             stop.clone(),
         ));
         if let Some(rx) = notice_queue {
-            tokio::spawn(handlers::notify::run(
+            hook_tasks.spawn(handlers::notify::run(
                 ctx.clone(),
                 rx,
                 self.hooks.events,
@@ -332,7 +338,7 @@ impl ChatBuilder {
             memory,
             drain_timeout: config.drain_timeout,
             stop,
-            webhook_tasks,
+            hook_tasks,
         };
         // Explicit routes rather than a layer, so the router merges into any app, fallbacks
         // included. Engine.IO clients always request `/socket.io/`.
@@ -397,7 +403,9 @@ impl ChatHandle {
 
     /// Drains and closes: refuses new connections and writes, tells every socket of this node
     /// to reconnect (`drain`; other nodes' sockets are not told anything), waits up to the
-    /// drain timeout for them to leave, closes the rest.
+    /// drain timeout for them to leave, records the rest as gone (their users offline for
+    /// subscribers and the hooks, unless they have a device on another node), closes them,
+    /// waits for the hooks, leaves the cluster.
     pub async fn shutdown(&self) {
         self.ctx.draining.store(true, Ordering::SeqCst);
         if let Some(c) = &self.ctx.cluster {
@@ -424,15 +432,27 @@ impl ChatHandle {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         let left = self.connections();
-        self.io.close().await;
-        tracing::info!(closed = left, "socket.io closed");
-        self.stop.cancel();
-        self.webhook_tasks.close();
-        if tokio::time::timeout(WEBHOOK_STOP, self.webhook_tasks.wait())
+        // Before closing: the disconnect handlers socketioxide spawns then would race the
+        // rest of this shutdown (the hook queue closing, the cluster leaving, the process
+        // exiting), and their users would stay online.
+        if tokio::time::timeout(LEAVE_STOP, handlers::leave_all(&self.ctx, &self.io))
             .await
             .is_err()
         {
-            tracing::warn!("webhook tasks still busy at shutdown");
+            tracing::warn!(
+                sockets = left,
+                "presence still being recorded at shutdown; some users may stay online"
+            );
+        }
+        self.io.close().await;
+        tracing::info!(closed = left, "socket.io closed");
+        self.stop.cancel();
+        self.hook_tasks.close();
+        if tokio::time::timeout(HOOKS_STOP, self.hook_tasks.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!("hook tasks still busy at shutdown");
         }
         if let Some(c) = &self.ctx.cluster {
             c.shutdown().await;

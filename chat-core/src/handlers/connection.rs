@@ -2,7 +2,10 @@
 
 use std::{
     future::Future,
-    sync::{Arc, atomic::Ordering},
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
 };
 
 use serde_json::{Value, json};
@@ -79,21 +82,43 @@ pub(crate) fn banned(until_ms: u64) -> String {
     format!("banned: until {until_ms}")
 }
 
+/// Set once a socket's leaving is recorded (presence, subscribers, hooks), so that it is
+/// recorded once: by the disconnect handler, or by shutdown for the sockets still connected
+/// then, whichever comes first.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Left(Arc<AtomicBool>);
+
+impl Left {
+    /// Marks the socket gone; whether it already was.
+    fn set(&self) -> bool {
+        self.0.swap(true, Ordering::SeqCst)
+    }
+
+    fn is_set(&self) -> bool {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
 /// Not `async`: handlers and the request queue are in place before the socket's first
-/// event can be dispatched; the rest runs in the returned future.
+/// event can be dispatched, and shutdown counts the handler from the start
+/// ([`Ctx::socket_tasks`]); the rest runs in the returned future.
 fn on_connect<A: Adapter>(
     s: SocketRef<A>,
     State(ctx): State<Arc<Ctx>>,
 ) -> impl Future<Output = ()> + Send + 'static {
+    let task = ctx.socket_tasks.token();
     let identity = s.extensions.get::<crate::auth::Identity>();
+    let gone = Left::default();
     if identity.is_some() {
         ctx.connected.fetch_add(1, Ordering::Relaxed);
         ctx.metrics.handshake();
         s.extensions.insert(RequestQueue::default());
+        s.extensions.insert(gone.clone());
         register_events(&s);
         s.on_disconnect(on_disconnect::<A>);
     }
     async move {
+        let _task = task;
         let Some(identity) = identity else {
             let _ = s.disconnect();
             return;
@@ -117,9 +142,11 @@ fn on_connect<A: Adapter>(
             Ok(false) => {}
             Err(e) => tracing::warn!(user = %user, cause = %e, "cannot record presence"),
         }
-        if !s.connected() {
-            // Gone while we were recording it: the disconnect handler may have run first.
-            left(s, &ctx).await;
+        if !s.connected() || gone.is_set() {
+            // Gone while we were recording it: the disconnect handler (or shutdown) may have
+            // recorded its leaving first, and missed what we just recorded.
+            gone.set();
+            record_left(s, &ctx).await;
             return;
         }
         if let Some(at) = identity.expires_at {
@@ -130,14 +157,33 @@ fn on_connect<A: Adapter>(
     }
 }
 
-async fn on_disconnect<A: Adapter>(s: SocketRef<A>, State(ctx): State<Arc<Ctx>>) {
+/// Not `async`: shutdown counts the handler from the moment socketioxide calls it
+/// ([`Ctx::socket_tasks`]), not from its first poll on a task of its own.
+fn on_disconnect<A: Adapter>(
+    s: SocketRef<A>,
+    State(ctx): State<Arc<Ctx>>,
+) -> impl Future<Output = ()> + Send + 'static {
     ctx.connected.fetch_sub(1, Ordering::Relaxed);
-    left(s, &ctx).await;
+    let task = ctx.socket_tasks.token();
+    async move {
+        let _task = task;
+        left(s, &ctx).await;
+    }
 }
 
-/// A socket left: its token expiry and presence are forgotten (again, harmlessly, when
+/// A socket left, or shutdown takes it: its leaving is recorded unless it already was
+/// ([`Left`]).
+pub(crate) async fn left<A: Adapter>(s: SocketRef<A>, ctx: &Ctx) {
+    if s.extensions.get::<Left>().is_some_and(|l| l.set()) {
+        return;
+    }
+    record_left(s, ctx).await;
+}
+
+/// Records a socket's leaving: its token expiry and presence are forgotten and, for its
+/// user's last device, subscribers and the hooks are told (again, harmlessly, when
 /// `on_connect` finds it gone).
-async fn left<A: Adapter>(s: SocketRef<A>, ctx: &Ctx) {
+async fn record_left<A: Adapter>(s: SocketRef<A>, ctx: &Ctx) {
     let Some(identity) = s.extensions.get::<crate::auth::Identity>() else {
         return;
     };

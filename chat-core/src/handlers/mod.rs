@@ -77,6 +77,9 @@ pub(crate) struct Ctx {
     pub capacity: usize,
     /// Sockets past the connect middleware and not yet disconnected.
     pub connected: AtomicUsize,
+    /// Connect and disconnect handlers in flight: shutdown waits for them ([`leave_all`]),
+    /// so that the presence they record is complete before the node leaves.
+    pub socket_tasks: tokio_util::task::TaskTracker,
     pub metrics: ChatMetrics,
 }
 
@@ -131,6 +134,29 @@ pub(crate) async fn node_lost<A: Adapter>(
             }
         }
         Err(e) => tracing::warn!(%node, cause = %e, "cannot clear a lost node's presence"),
+    }
+}
+
+/// Sockets whose leaving [`leave_all`] records at once.
+const LEAVING_AT_ONCE: usize = 64;
+
+/// Shutdown, before the sockets are closed: records every socket still connected as gone
+/// (each user's last device takes the user offline for subscribers and the hooks, as a
+/// disconnect would), waits for the connect and disconnect handlers in flight, then clears
+/// whatever presence still names this node in a cluster (the cleanup a lost node gets when
+/// its lease runs out, which a node that leaves the node table never gets). All while the
+/// stores and the cluster still carry the news: once socketioxide closes the sockets, their
+/// disconnect handlers run on tasks of their own, which nothing would wait for.
+pub(crate) async fn leave_all<A: Adapter>(ctx: &Ctx, io: &SocketIo<A>) {
+    use futures_util::StreamExt;
+    let sockets = io.of("/").map(|ns| ns.sockets()).unwrap_or_default();
+    futures_util::stream::iter(sockets)
+        .for_each_concurrent(LEAVING_AT_ONCE, |s| connection::left(s, ctx))
+        .await;
+    ctx.socket_tasks.close();
+    ctx.socket_tasks.wait().await;
+    if let Some(c) = &ctx.cluster {
+        node_lost(ctx, io, c.uid()).await;
     }
 }
 

@@ -6,4 +6,5 @@
 mod api;
 mod helpers;
 mod limits;
+mod offline;
 mod webhooks;

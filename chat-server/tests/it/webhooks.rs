@@ -109,10 +109,9 @@ async fn takeover(end: End, claim_after: &str) {
         reclaimed >= Some(4.0),
         "B took the entries over: {reclaimed:?}"
     );
-    if end == End::Kill {
-        // And A's user goes offline for her peers when A's lease ends: B says so.
-        receiver
-            .delivered_event("user.offline", |d| d["user"] == ann.as_str())
-            .await;
-    }
+    // And A's user goes offline for her peers: when A's lease ends (B says so), or as A
+    // stops (A queues it).
+    receiver
+        .delivered_event("user.offline", |d| d["user"] == ann.as_str())
+        .await;
 }
