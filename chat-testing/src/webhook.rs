@@ -140,19 +140,22 @@ impl Receiver {
     pub fn delivered_event(
         &self,
         kind: &str,
-        pred: impl Fn(&Value) -> bool,
+        pred: impl Fn(&Value) -> bool + Clone,
     ) -> impl Future<Output = Value> {
-        let wait = self.until(move |rs| {
-            rs.iter()
-                .any(|r| r.status == 200 && r.event["type"] == kind && pred(&r.event["data"]))
+        let matches = {
+            let (kind, pred) = (kind.to_owned(), pred.clone());
+            move |r: &Request| {
+                r.status == 200 && r.event["type"] == kind.as_str() && pred(&r.event["data"])
+            }
+        };
+        let wait = self.until({
+            let matches = matches.clone();
+            move |rs| rs.iter().any(&matches)
         });
         async move {
             let found = wait.await;
-            let hit = found
-                .into_iter()
-                .find(|r| r.status == 200 && r.event["type"] == kind)
-                .unwrap();
-            hit.event
+            // The one that matched, not merely the first of its kind.
+            found.into_iter().find(|r| matches(r)).unwrap().event
         }
     }
 }
