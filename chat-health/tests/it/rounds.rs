@@ -149,6 +149,7 @@ async fn crashed_node_is_reaped_and_its_restart_is_picked() {
     assert!(unpicked <= LEASE + INTERVAL, "unpicked after {unpicked:?}");
     assert!(reap <= removal_bound(), "reaped after {reap:?}");
     assert_eq!(*reaped.0.lock().unwrap(), std::slice::from_ref(&uid));
+    assert_eq!(checker.metric("chat_health_reaped_total", &[]), 1.0);
     assert_eq!(
         members(&redis, &format!("{p}room:group:g")).await,
         HashSet::from([other.uid()])
