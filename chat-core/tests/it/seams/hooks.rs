@@ -221,3 +221,59 @@ async fn a_stuck_event_hook_never_slows_sending_and_drops_are_counted() {
     assert!(queued >= 2.0, "queued {queued}, dropped {dropped}");
     gate.close();
 }
+
+/// Bans kept by the embedder's own system: everyone whose name starts with `troll-`.
+#[derive(Debug)]
+struct AppBans;
+
+#[async_trait]
+impl chat_core::store::Bans for AppBans {
+    async fn ban(&self, _: &UserId, _: u64) -> Result<(), chat_core::error::StoreError> {
+        Ok(())
+    }
+    async fn banned_until(
+        &self,
+        user: &UserId,
+        now_ms: u64,
+    ) -> Result<Option<u64>, chat_core::error::StoreError> {
+        Ok(user
+            .as_str()
+            .starts_with("troll-")
+            .then_some(now_ms + 60_000))
+    }
+}
+
+/// An embedder brings its own stores: the chat reads and writes through them.
+#[tokio::test]
+async fn injected_stores_are_the_ones_used() {
+    use chat_core::store::{MessageLog, Stores, memory::MemoryStore};
+    let mine = Arc::new(MemoryStore::new(&chat_core::Limits::default()));
+    let stores = Stores {
+        bans: Arc::new(AppBans),
+        ..Stores::all_in(mine.clone())
+    };
+    let server = TestServer::built(|_| {}, |b| b.stores(stores)).await;
+    let refused = Client::connect(server.addr, json!({"user": uid("troll")}))
+        .await
+        .err()
+        .unwrap();
+    assert!(refused.starts_with("banned: until "), "{refused}");
+    let (a, b) = (uid("alice"), uid("bob"));
+    let mut alice = server.client(&a).await;
+    let sent = ok(alice
+        .ack(
+            "message:send",
+            json!({"to": b, "body": "kept by the embedder"}),
+        )
+        .await);
+    let conversation = chat_core::protocol::ConversationId::dm(
+        &UserId::parse(a.as_str()).unwrap(),
+        &UserId::parse(b.as_str()).unwrap(),
+    );
+    let (kept, _) = mine.history(&conversation, None, 10).await.unwrap();
+    assert_eq!(kept.len(), 1);
+    assert_eq!(
+        kept[0].id.to_string(),
+        sent["message"]["id"].as_str().unwrap()
+    );
+}
