@@ -3,7 +3,8 @@
 # with the official socket.io-client, a short randomized fault run, and the web client's
 # browser tests.
 # Needs: cargo, node/npm, python3 with venv, /usr/bin/chromium for the browser tests, and a running Docker engine
-# with the Redis test image (scripts/redis-test-image.sh) for the Redis tests, redis-server and
+# with the Redis and PostgreSQL test images (scripts/redis-test-image.sh,
+# scripts/postgres-test-image.sh) for the Redis and archive tests, redis-server and
 # redis-cli for the fault run; .ci/run sets all
 # of that up on a fresh machine.
 set -euo pipefail

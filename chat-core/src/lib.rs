@@ -155,6 +155,7 @@
 
 pub mod adapter;
 pub mod api;
+pub mod archive;
 pub mod auth;
 pub mod cluster;
 pub mod config;

@@ -1,7 +1,7 @@
 //! # chat-testing
 //!
 //! What the integration tests of chat-core, chat-registry and chat-health share: real Redis
-//! servers and Sentinel topologies in containers ([`redis`]), a raw Socket.IO client
+//! servers and Sentinel topologies in containers ([`redis`]), PostgreSQL ([`postgres`]), a raw Socket.IO client
 //! ([`client::Client`]) that sees exactly what a client sees, reading one metric out of a
 //! scrape ([`metrics`]), a webhook receiver that checks signatures ([`webhook`]), and names unique to a test run.
 //! Test code only: helpers panic with a message naming what failed.
@@ -11,6 +11,7 @@
 
 pub mod client;
 pub mod metrics;
+pub mod postgres;
 pub mod redis;
 pub mod webhook;
 
