@@ -214,16 +214,7 @@ test('a missing token is 401, a wrong one 403, with JSON error bodies', async ()
   const bob = uid('bob');
   const s = await connect(B.url, as(bob), WS);
   const rec = record(s, 'message', { ack: true });
-  const routes = [
-    ['POST', '/messages', { to: bob, body: 'must not arrive' }],
-    ['GET', `/conversations/${encodeURIComponent(`dm:@system:${bob}`)}/messages`],
-    ['POST', '/groups', { name: 'Team', owner: bob, members: [] }],
-    ['POST', '/groups/nope/members', { user: bob }],
-    ['DELETE', `/groups/nope/members/${bob}`],
-    ['GET', `/presence?users=${bob}`],
-    ['POST', `/users/${bob}/disconnect`, { banSeconds: 60 }],
-    ['POST', '/announcements', { body: 'must not arrive' }],
-  ];
+  const routes = everyRoute(bob);
   for (const node of [A, B]) {
     for (const [method, path, body] of routes) {
       const what = `${method} ${path} on ${node.url}`;
@@ -234,6 +225,11 @@ test('a missing token is 401, a wrong one 403, with JSON error bodies', async ()
       assertError(await api(node, method, path, body, { auth: `Bearer ${TOKEN}x` }), 403, 'forbidden', `${what} with a wrong token`);
     }
   }
+  // The scheme is case-insensitive (RFC 9110); the token is not.
+  const lower = await api(B, 'GET', `/presence?users=${bob}`, undefined, { auth: `bearer ${TOKEN}` });
+  assert.equal(lower.status, 200, JSON.stringify(lower.body));
+  assertError(await api(B, 'GET', `/presence?users=${bob}`, undefined, { auth: `Bearer ${TOKEN.toUpperCase()}` }), 403, 'forbidden', 'token in another case');
+
   const doc = await fetch(`${A.url}/api/v1/openapi.json`);
   assert.equal(doc.status, 200);
   assert.equal(typeof (await doc.json()).paths['/api/v1/messages'], 'object');
@@ -246,17 +242,34 @@ test('a missing token is 401, a wrong one 403, with JSON error bodies', async ()
   assert.equal(s.connected, true);
 });
 
-// A node without CHAT_API_TOKEN answers 403 on every route, even with a token.
-test('without CHAT_API_TOKEN every route is 403', async () => {
+// A node without CHAT_API_TOKEN answers 403 on every route to any token (401 still without
+// one: the caller has not said who it is), and still serves the OpenAPI document.
+test('without CHAT_API_TOKEN every route answers a token 403', async () => {
   const off = await startServer(HIGH_LIMITS);
   try {
-    for (const auth of [`Bearer ${TOKEN}`, null]) {
-      const res = await api(off, 'POST', '/announcements', { body: 'x' }, { auth });
-      // Without a header it is still 401: the caller has not said who it is.
-      if (auth === null) assertError(res, 401, 'unauthorized', 'API off, no header');
-      else assertError(res, 403, 'forbidden', 'API off, with a token');
+    for (const [method, path, body] of everyRoute(uid('bob'))) {
+      const what = `${method} ${path} with the API off`;
+      const res = await api(off, method, path, body);
+      assertError(res, 403, 'forbidden', what);
+      assert.match(res.body.error.message, /CHAT_API_TOKEN/, what);
+      assertError(await api(off, method, path, body, { auth: null }), 401, 'unauthorized', `${what}, no header`);
     }
+    assert.equal((await fetch(`${off.url}/api/v1/openapi.json`)).status, 200);
   } finally {
     await off.stop();
   }
 });
+
+/** `[method, path, body]` of every route but the OpenAPI document, about `user`. */
+function everyRoute(user) {
+  return [
+    ['POST', '/messages', { to: user, body: 'must not arrive' }],
+    ['GET', `/conversations/${encodeURIComponent(`dm:@system:${user}`)}/messages`],
+    ['POST', '/groups', { name: 'Team', owner: user, members: [] }],
+    ['POST', '/groups/nope/members', { user }],
+    ['DELETE', `/groups/nope/members/${user}`],
+    ['GET', `/presence?users=${user}`],
+    ['POST', `/users/${user}/disconnect`, { banSeconds: 60 }],
+    ['POST', '/announcements', { body: 'must not arrive' }],
+  ];
+}
