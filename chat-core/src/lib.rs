@@ -30,6 +30,154 @@
 //! - [`metrics`]: the handles chat-core records to (the `metrics` facade; the embedder
 //!   installs the recorder), resolved once when a chat is built.
 //!
+//! ## Seams
+//! What an embedder plugs in through [`ChatBuilder`], and what its backend calls on
+//! [`ChatHandle`]. Each seam has a built-in default: the configured authentication, no hooks,
+//! the in-memory or Redis stores.
+//!
+//! **Authentication** ([`auth::Authenticator`]): who a connecting client is. Built in:
+//! development-mode user names, HS256 JWTs ([`Config::auth_secret`]) and RS256 / ES256 JWTs
+//! checked with the issuer's public key ([`Config::auth_public_key`], PEM; `CHAT_AUTH_PUBLIC_KEY`
+//! in chat-server). An app's own sessions:
+//!
+//! ```
+//! use chat_core::auth::{AuthError, Authenticator, Handshake, Identity};
+//! use chat_core::{Chat, Config, protocol::UserId};
+//!
+//! /// `auth: {session: "..."}`, looked up in the app's own session store.
+//! #[derive(Debug)]
+//! struct Sessions;
+//!
+//! #[async_trait::async_trait]
+//! impl Authenticator for Sessions {
+//!     async fn authenticate(&self, hs: &Handshake<'_>) -> Result<Identity, AuthError> {
+//!         let session = hs.auth_str("session").ok_or(AuthError::Missing("session"))?;
+//!         let user = lookup(session).ok_or_else(|| AuthError::Refused("no such session".into()))?;
+//!         Ok(Identity { user, expires_at: None })
+//!     }
+//! }
+//! # fn lookup(session: &str) -> Option<UserId> { UserId::parse(session).ok() }
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let chat = Chat::builder(Config::default()).authenticator(Sessions).build().await?;
+//! # Ok(()) }
+//! ```
+//!
+//! **Hooks** ([`hooks`]): a [`hooks::MessageHook`] sees every message before it is stored,
+//! from sockets and from the server API alike, and accepts, rewrites or refuses it;
+//! [`hooks::EventHook`]s are told after the fact (a message stored with its offline
+//! recipients, users online and offline, devices connecting and leaving), on a task of their
+//! own that never holds up a send.
+//!
+//! ```
+//! use chat_core::hooks::{ChatEvent, Draft, EventHook, MessageHook, Verdict};
+//! use chat_core::{Chat, ChatError, Config};
+//!
+//! #[derive(Debug)]
+//! struct NoLinks;
+//!
+//! #[async_trait::async_trait]
+//! impl MessageHook for NoLinks {
+//!     async fn check(&self, draft: Draft<'_>) -> Verdict {
+//!         match draft.body.contains("http://") {
+//!             true => Verdict::Refuse(ChatError::forbidden("links are not allowed here")),
+//!             false => Verdict::Accept,
+//!         }
+//!     }
+//! }
+//!
+//! #[derive(Debug)]
+//! struct Push;
+//!
+//! #[async_trait::async_trait]
+//! impl EventHook for Push {
+//!     async fn on_event(&self, event: &ChatEvent) {
+//!         if let ChatEvent::MessageStored { message, offline } = event {
+//!             // Send a push notification to each of `offline`.
+//!             tracing::info!(id = %message.id, offline = offline.len(), "to notify");
+//!         }
+//!     }
+//! }
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let chat = Chat::builder(Config::default())
+//!     .message_hook(NoLinks)
+//!     .event_hook(Push)
+//!     .build()
+//!     .await?;
+//! # Ok(()) }
+//! ```
+//!
+//! **Stores** ([`store::Stores`]): one trait per kind of data (messages, groups, blocks,
+//! presence, rates, bans), built in memory or in Redis; an embedder may swap any of them,
+//! keeping `messages`, `groups`, `blocks` and `rates` on the same data (the append checks
+//! them in one step). Bans kept in the app's own database, the rest in memory:
+//!
+//! ```
+//! use std::{collections::HashMap, sync::{Arc, Mutex}};
+//! use chat_core::{Chat, Config, error::StoreError, protocol::UserId};
+//! use chat_core::store::{Bans, Stores, memory::MemoryStore};
+//!
+//! #[derive(Debug, Default)]
+//! struct AppBans(Mutex<HashMap<UserId, u64>>);
+//!
+//! #[async_trait::async_trait]
+//! impl Bans for AppBans {
+//!     async fn ban(&self, user: &UserId, until_ms: u64) -> Result<(), StoreError> {
+//!         self.0.lock().unwrap().insert(user.clone(), until_ms);
+//!         Ok(())
+//!     }
+//!     async fn banned_until(&self, user: &UserId, now_ms: u64) -> Result<Option<u64>, StoreError> {
+//!         Ok(self.0.lock().unwrap().get(user).copied().filter(|&until| until > now_ms))
+//!     }
+//! }
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let config = Config::default();
+//! let memory = Arc::new(MemoryStore::new(&config.limits));
+//! let stores = Stores { bans: Arc::new(AppBans::default()), ..Stores::all_in(memory) };
+//! let chat = Chat::builder(config).stores(stores).build().await?;
+//! # Ok(()) }
+//! ```
+//!
+//! **The server API** ([`api`]): what the product's backend does to the chat, as methods on
+//! [`ChatHandle`], cluster-wide and with the socket path's checks: post messages as a user or
+//! as the system (sender [`protocol::SYSTEM_SENDER`]), manage groups, read history and
+//! presence, disconnect and ban users, announce. chat-server serves it over HTTP under
+//! `/api/v1` (`docs/api.md`).
+//!
+//! ```
+//! use std::time::Duration;
+//! use chat_core::api::{Post, Target};
+//! use chat_core::{Chat, Config, protocol::UserId};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let chat = Chat::builder(Config::default()).build().await?;
+//! let handle = chat.handle();
+//! let bob = UserId::parse("bob")?;
+//! // A system message: `from: None`. Idempotent per clientId.
+//! let sent = handle
+//!     .send_message(Post {
+//!         from: None,
+//!         to: Target::User(bob.clone()),
+//!         body: "Welcome!".into(),
+//!         client_id: Some("welcome-bob".into()),
+//!     })
+//!     .await?;
+//! assert_eq!(sent.message.conversation.to_string(), "dm:@system:bob");
+//! let (page, has_more) = handle.history(&sent.message.conversation, None, 50).await?;
+//! assert_eq!((page.len(), has_more), (1, false));
+//! handle.announce("Maintenance at 22:00 UTC").await?;
+//! // Disconnect bob's devices on every node and refuse him for an hour.
+//! let disconnected = handle.disconnect_user(&bob, Some(Duration::from_secs(3600))).await?;
+//! assert_eq!(disconnected, 0);
+//! # Ok(()) }
+//! ```
+//!
 //! ## How it works
 //! Every socket of user `u` joins the room `user:u`, and every member socket of group `g`
 //! the room `group:g`; presence subscribers join `presence:u`. A `message:send` is checked

@@ -138,9 +138,10 @@ impl IntoResponse for ApiError {
 }
 
 /// Checks `Authorization: Bearer <token>` against `expected` in constant time (the
-/// comparison does not tell how much of the token matched): `401` without the header,
-/// `403` with a wrong token, and `403` for every request when `expected` is unset (`var`
-/// names the variable that turns the routes on).
+/// comparison does not tell how much of the token matched): `401` without the header (or
+/// with another scheme), `403` with a wrong token, and `403` for every token when
+/// `expected` is unset (`var` names the variable that turns the routes on). The scheme is
+/// matched without regard to case, as HTTP defines it (RFC 9110, 11.1): `bearer` works too.
 pub fn bearer(parts: &Parts, expected: Option<&str>, var: &str) -> Result<(), ApiError> {
     let Some(value) = parts.headers.get(header::AUTHORIZATION) else {
         return Err(ApiError::new(
@@ -152,8 +153,9 @@ pub fn bearer(parts: &Parts, expected: Option<&str>, var: &str) -> Result<(), Ap
     let given = value
         .to_str()
         .ok()
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim);
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token.trim());
     let Some(given) = given else {
         return Err(ApiError::new(
             StatusCode::UNAUTHORIZED,
@@ -173,5 +175,53 @@ pub fn bearer(parts: &Parts, expected: Option<&str>, var: &str) -> Result<(), Ap
             ErrorCode::Forbidden,
             format!("these routes are off: {var} is not set"),
         )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::http::Request;
+
+    use super::*;
+
+    fn check(authorization: Option<&str>, expected: Option<&str>) -> Result<(), StatusCode> {
+        let mut req = Request::builder();
+        if let Some(value) = authorization {
+            req = req.header(header::AUTHORIZATION, value);
+        }
+        let (parts, ()) = req.body(()).unwrap_or_default().into_parts();
+        bearer(&parts, expected, "CHAT_TEST_TOKEN").map_err(|e| e.status())
+    }
+
+    /// The scheme is case-insensitive (RFC 9110); the token is not.
+    #[test]
+    fn bearer_scheme_in_any_case_token_exactly() {
+        let token = Some("0123456789abcdef");
+        for ok in [
+            "Bearer 0123456789abcdef",
+            "bearer 0123456789abcdef",
+            "BEARER  0123456789abcdef",
+        ] {
+            assert_eq!(check(Some(ok), token), Ok(()), "{ok}");
+        }
+        assert_eq!(check(None, token), Err(StatusCode::UNAUTHORIZED));
+        for unauthorized in ["Basic 0123456789abcdef", "0123456789abcdef", "Bearer"] {
+            assert_eq!(
+                check(Some(unauthorized), token),
+                Err(StatusCode::UNAUTHORIZED),
+                "{unauthorized}"
+            );
+        }
+        for forbidden in ["Bearer 0123456789ABCDEF", "Bearer wrong", "Bearer "] {
+            assert_eq!(
+                check(Some(forbidden), token),
+                Err(StatusCode::FORBIDDEN),
+                "{forbidden}"
+            );
+        }
+        assert_eq!(
+            check(Some("Bearer 0123456789abcdef"), None),
+            Err(StatusCode::FORBIDDEN)
+        );
     }
 }

@@ -44,10 +44,11 @@ pub(crate) struct GroupBody {
     request_body = CreateBody,
     responses(
         (status = 201, body = GroupBody),
-        (status = 400, description = "Malformed body, unknown field, bad id or name (`bad_request`)", body = ErrorBody),
+        (status = 400, description = "Malformed body, unknown field, bad id or empty name (`bad_request`)", body = ErrorBody),
         (status = 401, description = "No bearer token (`unauthorized`)", body = ErrorBody),
-        (status = 403, description = "Wrong token, API off, or a member's group quota is full (`forbidden`)", body = ErrorBody),
-        (status = 413, description = "More members than `CHAT_MAX_GROUP_SIZE`, or request over 64 KiB (`too_large`)", body = ErrorBody),
+        (status = 403, description = "Wrong token or API off (`forbidden`)", body = ErrorBody),
+        (status = 409, description = "The owner or a member belongs to too many groups, 1000 (`conflict`); nothing was created", body = ErrorBody),
+        (status = 413, description = "Name over 100 characters, more members than `CHAT_MAX_GROUP_SIZE`, or request over 64 KiB (`too_large`)", body = ErrorBody),
         (status = 429, description = "Over the API rate (`rate_limited`)", body = ErrorBody),
         (status = 503, description = "Storage unavailable (`unavailable`)", body = ErrorBody),
     )
@@ -98,9 +99,10 @@ pub(crate) struct Added {
         (status = 200, body = Added),
         (status = 400, description = "Malformed body, unknown field or bad id (`bad_request`)", body = ErrorBody),
         (status = 401, description = "No bearer token (`unauthorized`)", body = ErrorBody),
-        (status = 403, description = "Wrong token, API off, or the user's group quota is full (`forbidden`)", body = ErrorBody),
+        (status = 403, description = "Wrong token or API off (`forbidden`)", body = ErrorBody),
         (status = 404, description = "No such group (`not_found`)", body = ErrorBody),
-        (status = 413, description = "The group is full (`too_large`)", body = ErrorBody),
+        (status = 409, description = "The group is full (`CHAT_MAX_GROUP_SIZE`), or the user belongs to too many groups, 1000 (`conflict`)", body = ErrorBody),
+        (status = 413, description = "Request over 64 KiB (`too_large`)", body = ErrorBody),
         (status = 429, description = "Over the API rate (`rate_limited`)", body = ErrorBody),
         (status = 503, description = "Storage unavailable (`unavailable`)", body = ErrorBody),
     )

@@ -1,5 +1,6 @@
 //! The HTTP API on an embedded chat: tokens, the contract's shapes and statuses, bad input.
-//! The cluster-wide behaviour (two nodes over Redis, sockets receiving) is in `tests/it/api.rs`.
+//! The cluster-wide behaviour (two nodes over Redis, sockets receiving) is in
+//! `e2e/test/api.test.mjs`.
 
 // Test code: a panic is the failure report.
 #![allow(clippy::unwrap_used)]
@@ -512,4 +513,48 @@ async fn the_openapi_document_lists_every_route() {
         "bearer"
     );
     assert!(doc["components"]["schemas"]["Message"].is_object());
+}
+
+/// Group limits answer the socket protocol's codes, as the OpenAPI document says: a full
+/// group `409 conflict`, a name over 100 characters or too many members `413 too_large`.
+#[tokio::test]
+async fn group_limits_answer_conflict_and_too_large() {
+    let mut config = Config::default();
+    config.limits.max_group_size = 2;
+    let chat = Chat::builder(config).build().await.unwrap();
+    let app = router(
+        chat.handle(),
+        &ApiConfig {
+            token: Some(TOKEN.into()),
+            ..ApiConfig::default()
+        },
+    );
+    let (status, created) = call(
+        &app,
+        Method::POST,
+        "/api/v1/groups",
+        json!({"name": "Pair", "owner": "alice", "members": ["bob"]}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let members = format!(
+        "/api/v1/groups/{}/members",
+        created["group"]["id"].as_str().unwrap()
+    );
+    let (status, body) = call(&app, Method::POST, &members, json!({"user": "carol"})).await;
+    assert_eq!(
+        (status, &body["error"]["code"]),
+        (StatusCode::CONFLICT, &json!("conflict"))
+    );
+    for body in [
+        json!({"name": "n".repeat(101), "owner": "alice"}),
+        json!({"name": "Trio", "owner": "alice", "members": ["bob", "carol"]}),
+    ] {
+        let (status, answer) = call(&app, Method::POST, "/api/v1/groups", body.clone()).await;
+        assert_eq!(
+            (status, &answer["error"]["code"]),
+            (StatusCode::PAYLOAD_TOO_LARGE, &json!("too_large")),
+            "{body}"
+        );
+    }
 }
