@@ -143,6 +143,14 @@ impl IntoResponse for ApiError {
 /// `expected` is unset (`var` names the variable that turns the routes on). The scheme is
 /// matched without regard to case, as HTTP defines it (RFC 9110, 11.1): `bearer` works too.
 pub fn bearer(parts: &Parts, expected: Option<&str>, var: &str) -> Result<(), ApiError> {
+    // Off is off, whatever the request carries.
+    let Some(token) = expected else {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            ErrorCode::Forbidden,
+            format!("these routes are off: {var} is not set"),
+        ));
+    };
     let Some(value) = parts.headers.get(header::AUTHORIZATION) else {
         return Err(ApiError::new(
             StatusCode::UNAUTHORIZED,
@@ -163,17 +171,12 @@ pub fn bearer(parts: &Parts, expected: Option<&str>, var: &str) -> Result<(), Ap
             "the Authorization header must be Bearer <token>",
         ));
     };
-    match expected {
-        Some(token) if bool::from(given.as_bytes().ct_eq(token.as_bytes())) => Ok(()),
-        Some(_) => Err(ApiError::new(
+    match bool::from(given.as_bytes().ct_eq(token.as_bytes())) {
+        true => Ok(()),
+        false => Err(ApiError::new(
             StatusCode::FORBIDDEN,
             ErrorCode::Forbidden,
             "wrong token",
-        )),
-        None => Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            ErrorCode::Forbidden,
-            format!("these routes are off: {var} is not set"),
         )),
     }
 }
@@ -219,9 +222,9 @@ mod tests {
                 "{forbidden}"
             );
         }
-        assert_eq!(
-            check(Some("Bearer 0123456789abcdef"), None),
-            Err(StatusCode::FORBIDDEN)
-        );
+        // Off: 403 to any request, with a header or without.
+        for header in [Some("Bearer 0123456789abcdef"), None] {
+            assert_eq!(check(header, None), Err(StatusCode::FORBIDDEN));
+        }
     }
 }

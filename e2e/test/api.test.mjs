@@ -242,9 +242,9 @@ test('a missing token is 401, a wrong one 403, with JSON error bodies', async ()
   assert.equal(s.connected, true);
 });
 
-// A node without CHAT_API_TOKEN answers 403 on every route to any token (401 still without
-// one: the caller has not said who it is), and still serves the OpenAPI document.
-test('without CHAT_API_TOKEN every route answers a token 403', async () => {
+// A node without CHAT_API_TOKEN answers 403 on every route, with a token or without one,
+// and still serves the OpenAPI document.
+test('without CHAT_API_TOKEN every route answers 403', async () => {
   const off = await startServer(HIGH_LIMITS);
   try {
     for (const [method, path, body] of everyRoute(uid('bob'))) {
@@ -252,7 +252,7 @@ test('without CHAT_API_TOKEN every route answers a token 403', async () => {
       const res = await api(off, method, path, body);
       assertError(res, 403, 'forbidden', what);
       assert.match(res.body.error.message, /CHAT_API_TOKEN/, what);
-      assertError(await api(off, method, path, body, { auth: null }), 401, 'unauthorized', `${what}, no header`);
+      assertError(await api(off, method, path, body, { auth: null }), 403, 'forbidden', `${what}, no header`);
     }
     assert.equal((await fetch(`${off.url}/api/v1/openapi.json`)).status, 200);
   } finally {

@@ -131,6 +131,14 @@ fn on_connect<A: Adapter>(
             Err(e) => tracing::warn!(user = %user, cause = %e, "cannot load groups at connect"),
         }
         ctx.join(&s, joined).await;
+        // A ban stored since the middleware's check found no socket in the user's room to
+        // disconnect (this one had not joined it yet): look again, now that it has.
+        if let Ok(Some(until)) = ctx.stores.bans.banned_until(&user, now_ms()).await {
+            tracing::info!(user = %user, sid = %s.id, until, "banned while connecting; disconnected");
+            gone.set();
+            let _ = s.disconnect();
+            return;
+        }
         ctx.notify(|| {
             Notice::Event(ChatEvent::Connected {
                 user: user.clone(),

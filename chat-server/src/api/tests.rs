@@ -99,10 +99,13 @@ async fn every_route_needs_the_token() {
     }
     let off = app_with(ApiConfig::default()).await;
     for (method, uri) in routes {
-        let (status, body) = send(&off, method.clone(), uri, BEARER, None).await;
-        assert_eq!(status, StatusCode::FORBIDDEN, "{method} {uri}");
-        let message = body["error"]["message"].as_str().unwrap();
-        assert!(message.contains("CHAT_API_TOKEN"), "{message}");
+        // Off: 403, with a token or without one.
+        for auth in [BEARER, None] {
+            let (status, body) = send(&off, method.clone(), uri, auth, None).await;
+            assert_eq!(status, StatusCode::FORBIDDEN, "{method} {uri}");
+            let message = body["error"]["message"].as_str().unwrap();
+            assert!(message.contains("CHAT_API_TOKEN"), "{message}");
+        }
     }
 }
 

@@ -3,6 +3,7 @@
 //! node here (either store), across nodes in `cluster`.
 
 mod api;
+mod bans;
 mod cluster;
 mod hooks;
 
