@@ -89,6 +89,10 @@ pub async fn run(
     words: WordList,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    tracing::warn!(
+        "POST /login signs in as any user id, no password: an example, not for production"
+    );
+    tracing::info!(words = words.len(), "word list loaded");
     let sessions = Sessions::default();
     let chat = chat(Config::default(), sessions.clone(), words).await?;
     let app = app(&chat, sessions);

@@ -25,19 +25,32 @@ pub struct WordList {
 }
 
 impl WordList {
-    /// A list of `words`. Entries that are not single words (empty, or with spaces or
-    /// punctuation) could never match: they are left out, with a warning.
+    /// A list of `words`, empty entries skipped. Entries that are not single words (with
+    /// spaces or punctuation) could never match: they are left out, with a warning.
     pub fn new<S: AsRef<str>>(words: impl IntoIterator<Item = S>) -> Self {
         let mut list = HashSet::new();
         for word in words {
             let word = word.as_ref().trim();
-            if word.is_empty() || !word.chars().all(char::is_alphanumeric) {
+            if word.is_empty() {
+                continue;
+            }
+            if !word.chars().all(char::is_alphanumeric) {
                 tracing::warn!(word, "not a single word: left out of the word list");
                 continue;
             }
             list.insert(word.to_lowercase());
         }
         Self { words: list }
+    }
+
+    /// How many words are listed.
+    pub fn len(&self) -> usize {
+        self.words.len()
+    }
+
+    /// Whether no word is listed (every message is accepted).
+    pub fn is_empty(&self) -> bool {
+        self.words.is_empty()
     }
 
     /// Whether `text` contains a listed word.
@@ -85,7 +98,7 @@ mod tests {
     #[test]
     fn keeps_only_single_words() {
         let list = WordList::new(["", "two words", "ok", " padded "]);
-        assert_eq!(list.words.len(), 2);
+        assert_eq!(list.len(), 2);
         assert!(list.matches("Padded"));
         assert!(!list.matches("two words"));
     }
