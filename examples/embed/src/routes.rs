@@ -135,7 +135,8 @@ async fn read_login(req: Request) -> Result<Login, Response> {
 }
 
 /// An error as the chat's own HTTP API answers them: `{error: {code, message}}`, with the
-/// status that goes with the code.
+/// status that goes with the code. The same mapping as chat-env's `ApiError`, written out:
+/// chat-env is the workspace binaries' glue, not something an embedding app depends on.
 fn error(e: ChatError) -> Response {
     let status = match e.code {
         ErrorCode::BadRequest => StatusCode::BAD_REQUEST,
