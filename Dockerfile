@@ -59,13 +59,15 @@ COPY chat-server/Cargo.toml chat-server/
 COPY chat-registry/Cargo.toml chat-registry/
 COPY chat-health/Cargo.toml chat-health/
 COPY chat-testing/Cargo.toml chat-testing/
+COPY chat-archive/Cargo.toml chat-archive/
+COPY examples/embed/Cargo.toml examples/embed/
 # Empty crates with the real manifests: this layer holds every compiled dependency and is
 # reused until Cargo.toml or Cargo.lock change.
-RUN for lib in chat-core chat-env chat-server chat-registry chat-health chat-testing; do \
+RUN for lib in chat-core chat-env chat-server chat-registry chat-health chat-testing chat-archive examples/embed; do \
       mkdir -p "$lib/src" && touch "$lib/src/lib.rs"; done \
  && for bin in chat-server chat-registry chat-health; do echo 'fn main() {}' > "$bin/src/main.rs"; done \
  && cargo build --release --locked -p chat-server -p chat-registry -p chat-health \
- && rm -rf chat-*/src target/release/chat-* target/release/deps/chat_* \
+ && rm -rf chat-*/src examples/embed/src target/release/chat-* target/release/deps/chat_* \
       target/release/deps/libchat_* target/release/.fingerprint/chat-*
 
 FROM deps AS build
@@ -75,7 +77,10 @@ COPY chat-server chat-server
 COPY chat-registry chat-registry
 COPY chat-health chat-health
 COPY chat-testing chat-testing
-# chat-testing is test support: its manifest completes the workspace, nothing of it is built.
+COPY chat-archive chat-archive
+COPY examples/embed examples/embed
+# chat-testing (test support), chat-archive (not wired into chat-server yet) and examples/embed
+# complete the workspace; nothing of them is built.
 RUN cargo build --release --locked -p chat-server -p chat-registry -p chat-health --bins
 
 FROM base AS chat

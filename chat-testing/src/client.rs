@@ -39,8 +39,28 @@ struct Inner {
 impl Client {
     /// Connects with `auth`; `Err` carries the `connect_error` message.
     pub async fn connect(addr: SocketAddr, auth: Value) -> Result<Client, String> {
+        Self::connect_with_headers(addr, auth, &[]).await
+    }
+
+    /// [`Client::connect`] with extra headers on the WebSocket handshake request, as a
+    /// browser sends its cookies (`[("cookie", "session=..")]`) to an embedder's
+    /// authenticator.
+    pub async fn connect_with_headers(
+        addr: SocketAddr,
+        auth: Value,
+        headers: &[(&str, &str)],
+    ) -> Result<Client, String> {
+        use tokio_tungstenite::tungstenite::{client::IntoClientRequest, http::HeaderValue};
         let url = format!("ws://{addr}/socket.io/?EIO=4&transport=websocket");
-        let (ws, _) = tokio_tungstenite::connect_async(url)
+        let mut request = url.into_client_request().map_err(|e| e.to_string())?;
+        for (name, value) in headers {
+            let name: tokio_tungstenite::tungstenite::http::HeaderName = name
+                .parse()
+                .map_err(|_| format!("bad header name {name}"))?;
+            let value = HeaderValue::from_str(value).map_err(|e| e.to_string())?;
+            request.headers_mut().append(name, value);
+        }
+        let (ws, _) = tokio_tungstenite::connect_async(request)
             .await
             .map_err(|e| format!("ws connect: {e}"))?;
         let (mut sink, mut stream) = ws.split();
