@@ -179,6 +179,7 @@ impl MessageLog for MemoryStore {
             client_id: msg.client_id,
         };
         let conv = st.convs.entry(message.conversation.clone()).or_default();
+        let prev = conv.msgs.back().map(|m| m.id);
         conv.msgs.push_back(message.clone());
         conv.count += 1;
         *conv.sent.entry(message.from.clone()).or_default() += 1;
@@ -198,6 +199,7 @@ impl MessageLog for MemoryStore {
         }
         Ok(Appended::New {
             message,
+            prev,
             audience: audience.len(),
         })
     }
