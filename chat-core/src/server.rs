@@ -254,7 +254,7 @@ impl ChatBuilder {
                 (Some(tx), Some(rx))
             }
         };
-        let (order, waits) = handlers::order::Sequencer::new();
+        let (order, waits) = handlers::order::Sequencer::new(metrics.chat.order.clone());
         let ctx = Arc::new(Ctx {
             stores,
             limits: config.limits.clone(),

@@ -1,12 +1,12 @@
 //! Filling gaps: when a held-back message's wait ends, the messages missing before it are
 //! read from the store and emitted first.
 
-use std::{sync::Arc, time::Duration};
+use std::{future::Future, sync::Arc, time::Duration};
 
 use socketioxide::{SocketIo, adapter::Adapter};
 use tokio_util::sync::CancellationToken;
 
-use super::{Emit, FILL_MAX, IDLE, Waits};
+use super::{Emit, FILL_MAX, IDLE, Sequencer, Waits};
 use crate::{
     handlers::{Ctx, delivery},
     keys::rooms,
@@ -22,9 +22,28 @@ const FILL_TIMEOUT: Duration = Duration::from_secs(1);
 pub(crate) async fn fill_gaps<A: Adapter>(
     ctx: Arc<Ctx>,
     io: SocketIo<A>,
-    Waits(mut waits): Waits,
+    waits: Waits,
     stop: CancellationToken,
 ) {
+    let order = ctx.order.clone();
+    let read = move |conversation: ConversationId, upto: MessageId| {
+        let (ctx, io) = (ctx.clone(), io.clone());
+        async move { read_gap(&ctx, &io, &conversation, upto).await }
+    };
+    run(order, waits, read, stop).await;
+}
+
+/// [`fill_gaps`] with `read` for the store: the messages of a conversation before an id,
+/// oldest first, each with its emit.
+pub(super) async fn run<R, F>(
+    order: Arc<Sequencer>,
+    Waits(mut waits): Waits,
+    read: R,
+    stop: CancellationToken,
+) where
+    R: Fn(ConversationId, MessageId) -> F + Clone + Send + 'static,
+    F: Future<Output = Vec<(MessageId, Emit)>> + Send + 'static,
+{
     let mut sweep = tokio::time::interval(IDLE / 2);
     sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -35,7 +54,7 @@ pub(crate) async fn fill_gaps<A: Adapter>(
                 None => return,
             },
             _ = sweep.tick() => {
-                let tracked = ctx.order.forget_idle();
+                let tracked = order.forget_idle();
                 tracing::debug!(tracked, "live order: idle conversations forgotten");
                 continue;
             }
@@ -45,52 +64,64 @@ pub(crate) async fn fill_gaps<A: Adapter>(
             () = tokio::time::sleep_until(wait.until) => {}
             () = stop.cancelled() => return,
         }
-        if let Some(after) = ctx.order.gap(&wait.conversation, wait.id) {
-            let (ctx, io) = (ctx.clone(), io.clone());
-            tokio::spawn(fill(ctx, io, wait.conversation, after, wait.id));
+        if order.gap(&wait.conversation, wait.id) {
+            tokio::spawn(fill(
+                order.clone(),
+                read.clone(),
+                wait.conversation,
+                wait.id,
+            ));
         }
     }
 }
 
-/// Reads the messages of `conversation` after `after` and before `upto` and hands them to
-/// the sequencer, again while more waits of the conversation ended meanwhile.
-async fn fill<A: Adapter>(
-    ctx: Arc<Ctx>,
-    io: SocketIo<A>,
+/// Reads the messages of `conversation` before `upto` and hands them to the sequencer,
+/// again while more waits of the conversation ended meanwhile.
+async fn fill<R, F>(
+    order: Arc<Sequencer>,
+    read: R,
     conversation: ConversationId,
-    mut after: MessageId,
     mut upto: MessageId,
-) {
+) where
+    R: Fn(ConversationId, MessageId) -> F,
+    F: Future<Output = Vec<(MessageId, Emit)>>,
+{
     loop {
-        let read = ctx
-            .stores
-            .messages
-            .history(&conversation, Some(upto), FILL_MAX);
-        let found = match tokio::time::timeout(FILL_TIMEOUT, read).await {
-            Ok(Ok((messages, _))) => messages,
-            Ok(Err(e)) => {
-                tracing::warn!(%conversation, cause = %e, "live order: cannot read a gap");
-                Vec::new()
-            }
-            Err(_) => {
-                tracing::warn!(%conversation, "live order: reading a gap timed out");
-                Vec::new()
-            }
-        };
-        let emits: Vec<(MessageId, Emit)> = found
-            .into_iter()
-            .filter(|m| m.id > after)
-            .map(|m| (m.id, emit_to_conversation(&ctx, &io, m)))
-            .collect();
-        tracing::debug!(%conversation, missing = emits.len(), "live order: gap filled from the store");
-        match ctx.order.filled(&conversation, upto, emits) {
-            Some(next) => {
-                after = ctx.order.last(&conversation).unwrap_or_default();
-                upto = next;
-            }
+        let found = read(conversation.clone(), upto).await;
+        match order.filled(&conversation, upto, found) {
+            Some(next) => upto = next,
             None => return,
         }
     }
+}
+
+/// The newest [`FILL_MAX`] messages of `conversation` before `upto` in the store, with
+/// their emits; none if the store cannot say in time.
+async fn read_gap<A: Adapter>(
+    ctx: &Arc<Ctx>,
+    io: &SocketIo<A>,
+    conversation: &ConversationId,
+    upto: MessageId,
+) -> Vec<(MessageId, Emit)> {
+    let read = ctx
+        .stores
+        .messages
+        .history(conversation, Some(upto), FILL_MAX);
+    let found = match tokio::time::timeout(FILL_TIMEOUT, read).await {
+        Ok(Ok((messages, _))) => messages,
+        Ok(Err(e)) => {
+            tracing::warn!(%conversation, cause = %e, "live order: cannot read a gap");
+            Vec::new()
+        }
+        Err(_) => {
+            tracing::warn!(%conversation, "live order: reading a gap timed out");
+            Vec::new()
+        }
+    };
+    found
+        .into_iter()
+        .map(|m| (m.id, emit_to_conversation(ctx, io, m)))
+        .collect()
 }
 
 /// The emit of a message read from the store to this node's devices in its conversation:

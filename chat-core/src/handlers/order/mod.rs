@@ -16,6 +16,12 @@
 //! (forgotten after [`IDLE`] without a message) and at most [`MAX_TRACKED`] at once; past
 //! that, messages of untracked conversations are emitted at once, as before. A conversation
 //! this node starts tracking waits only for messages stored in the [`RECENT`] second before.
+//!
+//! Memory is bounded: at most [`MAX_HELD`] messages are held back on a node, and
+//! [`MAX_WAITING`] in one conversation. Past either, the conversation stops waiting (what it
+//! held goes in id order, then the new message) and a predecessor that comes after all is
+//! emitted late, out of order rather than not at all. `chat_live_order_total` counts
+//! messages held, filled from the store and emitted late.
 
 use std::{
     collections::{BTreeMap, HashMap, VecDeque},
@@ -28,7 +34,10 @@ use std::{
 use futures_util::FutureExt;
 use tokio::{sync::mpsc, time::Instant};
 
-use crate::protocol::{ConversationId, MessageId};
+use crate::{
+    metrics::OrderMetrics,
+    protocol::{ConversationId, MessageId},
+};
 
 /// An emit of one message to this node's devices, ready to run.
 pub(crate) type Emit = Pin<Box<dyn Future<Output = ()> + Send>>;
@@ -46,18 +55,32 @@ pub(crate) const MAX_TRACKED: usize = 100_000;
 /// messages stored this shortly before: those may still be on their way (concurrent sends,
 /// retries after a fault), older ones were emitted, or not sent to this node.
 pub(crate) const RECENT: Duration = Duration::from_secs(1);
-/// Most messages held back in one conversation; past it the oldest goes without waiting.
-const MAX_WAITING: usize = 1024;
+/// Most messages held back on this node, all conversations together (each holds its
+/// message, up to `max_payload`).
+pub(crate) const MAX_HELD: usize = 10_000;
+/// Most messages held back in one conversation.
+pub(crate) const MAX_WAITING: usize = 1024;
 /// Ids emitted from the store remembered per conversation, so their late originals are
 /// skipped.
 const FILLED_KEPT: usize = 2 * FILL_MAX;
+/// The newest ids emitted live remembered per conversation, so one offered twice is emitted
+/// once.
+const RECENT_KEPT: usize = 8;
 
 /// Per conversation, the order of this node's live emits (see the module docs).
 #[derive(Debug)]
 pub(crate) struct Sequencer {
-    convs: Mutex<HashMap<ConversationId, Conv>>,
+    state: Mutex<State>,
     /// Held-back messages, in the order their wait ends, for [`fill_gaps`].
     waits: mpsc::UnboundedSender<Wait>,
+    metrics: OrderMetrics,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    convs: HashMap<ConversationId, Conv>,
+    /// Messages held back, in every `Conv::waiting` together.
+    held: usize,
 }
 
 /// A held-back message whose wait ends at `until`.
@@ -86,6 +109,8 @@ struct Conv {
     filling: Option<Option<MessageId>>,
     /// Ids emitted from the store, newest last.
     filled: VecDeque<MessageId>,
+    /// The newest ids queued live, newest last.
+    recent: VecDeque<MessageId>,
 }
 
 impl std::fmt::Debug for Conv {
@@ -108,26 +133,52 @@ impl Conv {
             running: false,
             filling: None,
             filled: VecDeque::new(),
+            recent: VecDeque::new(),
         }
     }
 
     fn push(&mut self, id: MessageId, emit: Emit, now: Instant) {
         self.ready.push_back(emit);
+        keep(&mut self.recent, id, RECENT_KEPT);
         if id > self.last {
             self.last = id;
             self.at = now;
         }
     }
 
-    /// Moves the held-back messages whose predecessor has been emitted to `ready`.
-    fn release(&mut self, now: Instant) {
+    /// Whether `id` was queued here already: held, emitted live lately, or from the store.
+    fn seen(&self, id: MessageId) -> bool {
+        self.waiting.contains_key(&id) || self.recent.contains(&id) || self.filled.contains(&id)
+    }
+
+    /// Moves the held-back messages whose predecessor has been emitted to `ready`; returns
+    /// how many.
+    fn release(&mut self, now: Instant) -> usize {
+        let mut n = 0;
         while let Some(entry) = self.waiting.first_entry() {
             if entry.get().0 > self.last {
                 break;
             }
             let (id, (_, emit)) = entry.remove_entry();
             self.push(id, emit, now);
+            n += 1;
         }
+        n
+    }
+
+    /// Stops waiting for what is missing before `id`: the held-back messages before it go
+    /// in id order. Returns how many.
+    fn skip_to(&mut self, id: MessageId, now: Instant) -> usize {
+        let mut n = 0;
+        while let Some(entry) = self.waiting.first_entry() {
+            if *entry.key() >= id {
+                break;
+            }
+            let (id, (_, emit)) = entry.remove_entry();
+            self.push(id, emit, now);
+            n += 1;
+        }
+        n
     }
 
     fn idle(&self, now: Instant) -> bool {
@@ -135,6 +186,14 @@ impl Conv {
             && self.waiting.is_empty()
             && self.filling.is_none()
             && now.duration_since(self.at) >= IDLE
+    }
+}
+
+/// Appends `id` to `ring`, dropping the oldest past `cap`.
+fn keep(ring: &mut VecDeque<MessageId>, id: MessageId, cap: usize) {
+    ring.push_back(id);
+    if ring.len() > cap {
+        ring.pop_front();
     }
 }
 
@@ -148,15 +207,22 @@ fn floor(id: MessageId) -> MessageId {
 }
 
 impl Sequencer {
-    pub(crate) fn new() -> (Self, Waits) {
+    pub(crate) fn new(metrics: OrderMetrics) -> (Self, Waits) {
         let (waits, rx) = mpsc::unbounded_channel();
-        let convs = Mutex::default();
-        (Self { convs, waits }, Waits(rx))
+        let state = Mutex::default();
+        (
+            Self {
+                state,
+                waits,
+                metrics,
+            },
+            Waits(rx),
+        )
     }
 
-    fn lock(&self) -> MutexGuard<'_, HashMap<ConversationId, Conv>> {
-        // Every critical section leaves the map consistent (no await, no panic midway).
-        self.convs.lock().unwrap_or_else(|p| p.into_inner())
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // Every critical section leaves the state consistent (no await, no panic midway).
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Emits message `id` of `conversation` (`emit`) once `prev`, the message before it, has
@@ -169,32 +235,38 @@ impl Sequencer {
         emit: Emit,
     ) {
         let now = Instant::now();
-        let mut convs = self.lock();
+        let mut state = self.lock();
+        let State { convs, held } = &mut *state;
         if convs.len() >= MAX_TRACKED && !convs.contains_key(conversation) {
-            drop(convs);
+            drop(state);
             tokio::spawn(emit);
             return;
         }
         let conv = convs
             .entry(conversation.clone())
             .or_insert_with(|| Conv::new(floor(id), now));
+        if conv.seen(id) {
+            // Emitted from the store already (its entry came late), or offered twice.
+            tracing::debug!(%conversation, %id, "live order: emitted already");
+            return;
+        }
         if id <= conv.last {
-            // Late: emitted from the store already, or out of order rather than not at all.
-            if conv.filled.contains(&id) {
-                return;
-            }
-            conv.ready.push_back(emit);
+            // Its successors went without it (a cap, or a gap the store did not fill): out
+            // of order rather than not at all.
+            self.metrics.late.increment(1);
+            conv.push(id, emit, now);
         } else if prev.is_none_or(|p| p <= conv.last) {
             conv.push(id, emit, now);
-            conv.release(now);
+            *held -= conv.release(now);
+        } else if *held >= MAX_HELD || conv.waiting.len() >= MAX_WAITING {
+            tracing::debug!(%conversation, held = *held, "live order: too many held back, not waiting");
+            *held -= conv.skip_to(id, now);
+            conv.push(id, emit, now);
+            *held -= conv.release(now);
         } else {
             conv.waiting.insert(id, (prev.unwrap_or_default(), emit));
-            if conv.waiting.len() > MAX_WAITING
-                && let Some((id, (_, emit))) = conv.waiting.pop_first()
-            {
-                conv.push(id, emit, now);
-                conv.release(now);
-            }
+            *held += 1;
+            self.metrics.held.increment(1);
             let wait = Wait {
                 until: now + GAP_WAIT,
                 conversation: conversation.clone(),
@@ -217,8 +289,8 @@ impl Sequencer {
     async fn run(self: Arc<Self>, conversation: ConversationId) {
         loop {
             let emit = {
-                let mut convs = self.lock();
-                let Some(conv) = convs.get_mut(&conversation) else {
+                let mut state = self.lock();
+                let Some(conv) = state.convs.get_mut(&conversation) else {
                     return;
                 };
                 match conv.ready.pop_front() {
@@ -240,23 +312,25 @@ impl Sequencer {
         }
     }
 
-    /// The wait of `id` is over: if it is still held back, the range of ids to read from the
-    /// store, after the last emitted and before `id`; `None` if it went meanwhile, or if a
-    /// fill of the conversation is under way (which then goes on up to `id`).
-    pub(crate) fn gap(&self, conversation: &ConversationId, id: MessageId) -> Option<MessageId> {
-        let mut convs = self.lock();
-        let conv = convs.get_mut(conversation)?;
+    /// The wait of `id` is over: whether to fill the gap before it from the store. Not if
+    /// it went meanwhile, or if a fill of the conversation is under way (which then goes on
+    /// up to `id`).
+    pub(crate) fn gap(&self, conversation: &ConversationId, id: MessageId) -> bool {
+        let mut state = self.lock();
+        let Some(conv) = state.convs.get_mut(conversation) else {
+            return false;
+        };
         if !conv.waiting.contains_key(&id) {
-            return None;
+            return false;
         }
         match &mut conv.filling {
             Some(more) => {
                 *more = (*more).max(Some(id));
-                None
+                false
             }
             None => {
                 conv.filling = Some(None);
-                Some(conv.last)
+                true
             }
         }
     }
@@ -272,31 +346,33 @@ impl Sequencer {
         found: Vec<(MessageId, Emit)>,
     ) -> Option<MessageId> {
         let now = Instant::now();
-        let mut convs = self.lock();
+        let mut state = self.lock();
+        let State { convs, held } = &mut *state;
         let conv = convs.get_mut(conversation)?;
         let mut due: BTreeMap<MessageId, (bool, Emit)> = found
             .into_iter()
             .filter(|(id, _)| *id > conv.last && *id < upto)
             .map(|(id, emit)| (id, (true, emit)))
             .collect();
+        let missing = due.len();
         // What arrived meanwhile is emitted as it came, not from the store.
         while let Some(entry) = conv.waiting.first_entry() {
             if *entry.key() > upto {
                 break;
             }
             let (id, (_, emit)) = entry.remove_entry();
+            *held -= 1;
             due.insert(id, (false, emit));
         }
         for (id, (from_store, emit)) in due {
             if from_store {
-                conv.filled.push_back(id);
-                if conv.filled.len() > FILLED_KEPT {
-                    conv.filled.pop_front();
-                }
+                keep(&mut conv.filled, id, FILLED_KEPT);
+                self.metrics.filled.increment(1);
             }
             conv.push(id, emit, now);
         }
-        conv.release(now);
+        *held -= conv.release(now);
+        tracing::debug!(%conversation, missing, "live order: gap filled from the store");
         self.start(conversation, conv);
         let more = conv.filling.take().flatten();
         match more.filter(|m| conv.waiting.contains_key(m)) {
@@ -308,23 +384,27 @@ impl Sequencer {
         }
     }
 
-    /// The last id emitted in `conversation`, for a fill's read.
-    pub(crate) fn last(&self, conversation: &ConversationId) -> Option<MessageId> {
-        self.lock().get(conversation).map(|c| c.last)
-    }
-
     /// Forgets the conversations idle for [`IDLE`]; returns how many are left.
     pub(crate) fn forget_idle(&self) -> usize {
         let now = Instant::now();
-        let mut convs = self.lock();
+        let mut state = self.lock();
+        let convs = &mut state.convs;
         convs.retain(|_, c| !c.idle(now));
         if convs.capacity() > 2 * convs.len() + 64 {
             convs.shrink_to_fit();
         }
         convs.len()
     }
+
+    /// How many messages are held back now.
+    #[cfg(test)]
+    fn held(&self) -> usize {
+        self.lock().held
+    }
 }
 
 mod fill;
+#[cfg(test)]
+mod tests;
 
 pub(crate) use fill::fill_gaps;
