@@ -1,14 +1,24 @@
 //! Live order across chat nodes: whatever order concurrent sends finish in, and whichever
-//! node they were sent from, a device gets a conversation's messages in id order.
+//! node they were sent from, a device gets a conversation's messages in id order; one whose
+//! node died before delivering it is read back from the store.
 
-use std::collections::BTreeSet;
+use std::{collections::BTreeSet, time::Duration};
 
+use chat_core::{
+    Limits,
+    protocol::{ConversationId, UserId},
+};
 use futures_util::future::join_all;
 use serde_json::{Value, json};
+use socketioxide_core::Uid;
 
 use chat_testing::metrics::sample;
 
-use crate::{cluster_chat::cluster, helpers::*};
+use crate::{
+    cluster_chat::cluster,
+    helpers::*,
+    store::{fresh_prefix, redis_node, say},
+};
 
 /// Senders per node.
 const SENDERS: usize = 4;
@@ -99,4 +109,41 @@ async fn concurrent_sends_from_two_nodes_arrive_once_in_id_order() {
         );
         assert_eq!(late, Some(0.0));
     }
+}
+
+/// A message stored but never delivered (its node died right after the append) holds up
+/// the next one of its conversation for the wait (500 ms), no longer: then the node reads
+/// it from the store, and the device gets both, in id order.
+#[tokio::test]
+async fn a_message_never_delivered_is_filled_from_the_store() {
+    let redis = RedisServer::start().await;
+    let prefix = fresh_prefix();
+    let node = TestServer::node(&redis.url(), &prefix).await;
+    let (a, b) = (uid("alice"), uid("bob"));
+    let mut a0 = node.client(&a).await;
+    let b0 = node.client(&b).await;
+    let first = ok(a0.ack("message:send", json!({"to": b, "body": "1"})).await)["message"].clone();
+    assert_eq!(b0.event("message", |_| true).await, first);
+
+    // Appended as another node would, which then never delivers it.
+    let dead = redis_node(&redis, &prefix, &Limits::default(), Uid::new(), 0).await;
+    let (ua, ub) = (UserId::parse(&a).unwrap(), UserId::parse(&b).unwrap());
+    let lost = say(&dead, &ConversationId::dm(&ua, &ub), &ua, "2").await;
+    let sent = tokio::time::Instant::now();
+    let next = ok(a0.ack("message:send", json!({"to": b, "body": "3"})).await)["message"].clone();
+
+    let filled = b0.event("message", |_| true).await;
+    assert_eq!(filled["id"], lost.id.to_string(), "{filled}");
+    assert_eq!(filled["body"], "2");
+    assert_eq!(b0.event("message", |_| true).await, next);
+    let waited = sent.elapsed();
+    assert!(waited >= Duration::from_millis(450), "not held: {waited:?}");
+    assert_eq!(
+        sample(
+            &node.scrape().await,
+            "chat_live_order_total",
+            &[("outcome", "filled")]
+        ),
+        Some(1.0)
+    );
 }
