@@ -8,11 +8,11 @@
 #   scripts/chaos.sh [--short | --long] [--release] [--no-build] [run.mjs options...]
 #
 #   --short      the CI run: ~2 minutes, seed 1, the faults that pass today (scripts/test.sh)
-#   --long       10 minutes of every fault, release build, nothing tolerated
+#   --long       10 minutes of every fault, release build
 #   --release    use target/release (default target/debug)
 #   --no-build   do not run cargo/npm first
 #   other options go to e2e/chaos/run.mjs: --seed N --duration S --nodes N --users N
-#   --devices N --groups N --faults a,b --gap MIN-MAX --tolerate concurrent-reorder --out DIR
+#   --devices N --groups N --faults a,b --gap MIN-MAX --out DIR
 #   --quiet (see e2e/chaos/README.md)
 #
 # Needs redis-server and redis-cli, cargo, node 20. Logs, Redis data and the recorded history
@@ -23,8 +23,7 @@ cd "$(dirname "$0")/.."
 
 die() { printf 'chaos: %s\n' "$*" >&2; exit 2; }
 
-# --short runs the faults that pass today and tolerates one known bug (concurrent sends of one
-# conversation are delivered live in any order). Left out until the server fixes them (see
+# --short runs the faults that pass today. Left out until the server fixes them (see
 # e2e/chaos/README.md, "Known bugs"): freeze-node, kill-redis-master and client-kill (a delayed
 # path between nodes lets a later message overtake one acked earlier: a frozen node sends what
 # it acked just before the freeze when it resumes; often after a failover, rarely after a
@@ -38,7 +37,7 @@ preset=()
 pass=()
 while [ $# -gt 0 ]; do
   case "$1" in
-    --short) preset=(--seed 1 --duration 90 --faults "$SHORT_FAULTS" --gap 2-5 --tolerate concurrent-reorder --quiet) ;;
+    --short) preset=(--seed 1 --duration 90 --faults "$SHORT_FAULTS" --gap 2-5 --quiet) ;;
     --long) preset=(--duration 600 --faults "$ALL_FAULTS" --gap 2-8 --quiet); profile=release ;;
     --release) profile=release ;;
     --no-build) build=0 ;;

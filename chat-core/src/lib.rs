@@ -210,13 +210,16 @@
 //! 4. `handlers/delivery.rs`: `deliver` sends one `Deliver` entry (`cluster/envelope.rs`) per
 //!    other hosting node (`cluster/dispatch.rs`, `send_chat` → `cluster/transport.rs`: the
 //!    outbox's ordered sender task, `XADD` to node B's inbox), emits the message to the
-//!    sender's node's own devices, and the ack goes back to the sender.
+//!    sender's node's own devices, and the ack goes back to the sender. Each emit goes
+//!    through `handlers/order/`: the append also named the conversation's previous message,
+//!    and a node emits a message only after that one (or after filling the gap from the
+//!    store, 500 ms on), so devices get a conversation's messages in id order.
 //! 5. On node B, `cluster/transport.rs`: the inbox reader (`XREAD`) gets the entry;
 //!    `cluster/dispatch.rs` decodes it and hands it to the chat through [`cluster::Events`].
-//! 6. `handlers/delivery.rs`: `handle_events` emits it to B's devices in the rooms, asking
-//!    for acks where receipts apply; the first ack of each recipient becomes a `receipt`
-//!    queued for the sender (`send_delivered`), which goes back to node A in a `Receipts`
-//!    entry.
+//! 6. `handlers/delivery.rs`: `handle_events` emits it (in order, as in 4) to B's devices
+//!    in the rooms, asking for acks where receipts apply; the first ack of each recipient
+//!    becomes a `receipt` queued for the sender (`send_delivered`), which goes back to node
+//!    A in a `Receipts` entry.
 //!
 //! Embedded mode keeps all of this in memory ([`store::memory::MemoryStore`]); on shutdown
 //! it refuses writes (`unavailable`) rather than acknowledge what would be lost.

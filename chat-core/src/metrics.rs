@@ -124,6 +124,43 @@ pub(crate) struct ChatMetrics {
     pub(crate) connections_websocket: Gauge,
     pub(crate) connections_polling: Gauge,
     pub(crate) capacity: Gauge,
+    pub(crate) order: OrderMetrics,
+}
+
+/// `chat_live_order_total`: what the live order of a conversation cost (`handlers::order`).
+#[derive(Debug, Clone)]
+pub(crate) struct OrderMetrics {
+    /// Messages held back for their conversation's previous message.
+    pub(crate) held: Counter,
+    /// Messages read back from the store to fill a gap, and emitted.
+    pub(crate) filled: Counter,
+    /// Messages emitted after a later one of their conversation.
+    pub(crate) late: Counter,
+}
+
+impl OrderMetrics {
+    fn resolve() -> Self {
+        describe_counter!(
+            "chat_live_order_total",
+            "Live messages put in order per conversation: `held` back for the previous one, `filled` from the store after a gap, emitted `late` (after a later one)."
+        );
+        let outcome = |o: &'static str| counter!("chat_live_order_total", "outcome" => o);
+        Self {
+            held: outcome("held"),
+            filled: outcome("filled"),
+            late: outcome("late"),
+        }
+    }
+
+    /// Handles that record nothing.
+    #[cfg(test)]
+    pub(crate) fn noop() -> Self {
+        Self {
+            held: Counter::noop(),
+            filled: Counter::noop(),
+            late: Counter::noop(),
+        }
+    }
 }
 
 impl ChatMetrics {
@@ -189,6 +226,7 @@ impl ChatMetrics {
             connections_websocket: gauge!("chat_connections", "transport" => "websocket"),
             connections_polling: gauge!("chat_connections", "transport" => "polling"),
             capacity: gauge!("chat_node_capacity"),
+            order: OrderMetrics::resolve(),
         }
     }
 

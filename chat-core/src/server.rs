@@ -259,6 +259,7 @@ impl ChatBuilder {
                 (Some(tx), Some(rx))
             }
         };
+        let (order, waits) = handlers::order::Sequencer::new(metrics.chat.order.clone());
         let ctx = Arc::new(Ctx {
             stores,
             limits: config.limits.clone(),
@@ -268,6 +269,7 @@ impl ChatBuilder {
             notices,
             delivery_ack_timeout: Duration::from_secs(10),
             delivered,
+            order: Arc::new(order),
             expiries: Default::default(),
             typing: Default::default(),
             draining: Default::default(),
@@ -309,6 +311,12 @@ impl ChatBuilder {
             ctx.clone(),
             io.clone(),
             receipt_queue,
+            stop.clone(),
+        ));
+        tokio::spawn(handlers::order::fill_gaps(
+            ctx.clone(),
+            io.clone(),
+            waits,
             stop.clone(),
         ));
         tokio::spawn(handlers::expiry::run(

@@ -221,24 +221,8 @@ export function check(events) {
   };
 }
 
-/**
- * Tolerations: known bugs a run may be told not to fail on (they are still counted and printed).
- *   concurrent-reorder  live reorders of two messages whose sends overlapped in time (the
- *                       server emits concurrent sends of one conversation in any order; see
- *                       e2e/chaos/README.md, "Known bugs")
- */
-export const TOLERATIONS = ['concurrent-reorder'];
-
-/** The findings that fail the run, given the tolerations. */
-export function failing(r, tolerate = []) {
-  const reordered = tolerate.includes('concurrent-reorder')
-    ? r.reordered.filter((x) => !(x.kind === 'live' && x.concurrent))
-    : r.reordered;
-  return { lost: r.lost, dup: r.dup, reordered, refused: r.refused, presence: !!r.presence?.converged };
-}
-
 /** The one-line summary. */
-export function summary(r, tolerate = []) {
+export function summary(r) {
   const p = r.presence
     ? r.presence.converged
       ? `presence converged in ${(r.presence.ms / 1000).toFixed(1)} s`
@@ -246,17 +230,13 @@ export function summary(r, tolerate = []) {
     : 'presence not checked';
   return (
     `chaos: ${r.acked} acked, ${r.lost.length} lost, ${r.dup.length} dup, ${r.reordered.length} reordered, ` +
-    `outage max ${(r.outage.ms / 1000).toFixed(1)} s, ${p}` +
-    (tolerate.length && failing(r, tolerate).reordered.length !== r.reordered.length
-      ? ` (tolerated: ${r.reordered.length - failing(r, tolerate).reordered.length} concurrent-send reorders, a known bug)`
-      : '')
+    `outage max ${(r.outage.ms / 1000).toFixed(1)} s, ${p}`
   );
 }
 
 /** True when the run passes: nothing lost, twice or out of order, presence converged. */
-export function passed(r, tolerate = []) {
-  const f = failing(r, tolerate);
-  return !f.lost.length && !f.dup.length && !f.reordered.length && f.presence && !f.refused.length;
+export function passed(r) {
+  return !r.lost.length && !r.dup.length && !r.reordered.length && !!r.presence?.converged && !r.refused.length;
 }
 
 export function readHistory(file) {
@@ -267,12 +247,9 @@ export function readHistory(file) {
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
-  const argv = process.argv.slice(2);
-  const ti = argv.indexOf('--tolerate');
-  const tolerate = ti >= 0 ? argv.splice(ti, 2)[1].split(',') : [];
-  const file = argv[0];
-  if (!file || tolerate.some((t) => !TOLERATIONS.includes(t))) {
-    console.error(`usage: node e2e/chaos/check.mjs [--tolerate ${TOLERATIONS.join(',')}] <history.jsonl>`);
+  const file = process.argv[2];
+  if (!file) {
+    console.error('usage: node e2e/chaos/check.mjs <history.jsonl>');
     process.exit(2);
   }
   const r = check(readHistory(file));
@@ -280,6 +257,6 @@ if (process.argv[1] === fileURLToPath(import.meta.url)) {
     for (const x of list.slice(0, 20)) console.log(`${name}: ${JSON.stringify(x)}`);
     if (list.length > 20) console.log(`${name}: ... ${list.length - 20} more`);
   }
-  console.log(summary(r, tolerate));
-  process.exit(passed(r, tolerate) ? 0 : 1);
+  console.log(summary(r));
+  process.exit(passed(r) ? 0 : 1);
 }

@@ -3,7 +3,7 @@
 //
 //   node e2e/chaos/run.mjs [--seed N] [--duration S] [--nodes N] [--users N] [--devices N]
 //                          [--groups N] [--faults a,b,c] [--bin DIR] [--out DIR]
-//                          [--gap MIN-MAX] [--tolerate concurrent-reorder] [--quiet]
+//                          [--gap MIN-MAX] [--quiet]
 //
 // scripts/chaos.sh builds the binaries and calls this (see e2e/chaos/README.md).
 // Everything listens on 127.0.0.1, on free ports. The seed fixes the users, devices,
@@ -16,7 +16,7 @@ import { existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { io } from 'socket.io-client';
-import { check, summary, passed, TOLERATIONS } from './check.mjs';
+import { check, summary, passed } from './check.mjs';
 import {
   startCluster,
   stopCluster,
@@ -55,7 +55,6 @@ function parseArgs(argv) {
     bin: path.join(process.env.CARGO_TARGET_DIR ?? path.join(repo, 'target'), 'debug'),
     out: null,
     gap: '2-6',
-    tolerate: '',
     quiet: false,
   };
   for (let i = 2; i < argv.length; i++) {
@@ -74,8 +73,6 @@ function parseArgs(argv) {
   if (a.nodes < 2 || a.users < 3 || a.devices < 1 || a.duration > 24 * 3600) throw new Error('need --nodes >= 2, --users >= 3, --devices >= 1');
   a.faults = a.faults === 'none' || a.faults === '' ? [] : a.faults.split(',');
   for (const f of a.faults) if (!ALL_FAULTS.includes(f)) throw new Error(`unknown fault ${f} (known: ${ALL_FAULTS.join(', ')})`);
-  a.tolerate = a.tolerate ? a.tolerate.split(',') : [];
-  for (const t of a.tolerate) if (!TOLERATIONS.includes(t)) throw new Error(`unknown toleration ${t} (known: ${TOLERATIONS.join(', ')})`);
   const [gmin, gmax] = a.gap.split('-').map(Number);
   if (!(gmin >= 0 && gmax >= gmin)) throw new Error('--gap takes MIN-MAX seconds');
   a.gap = [gmin * 1000, gmax * 1000];
@@ -609,9 +606,8 @@ async function main() {
   await cleanup();
 
   const r = check(events);
-  const tolerated = (x) => args.tolerate.includes('concurrent-reorder') && x.kind === 'live' && x.concurrent;
   for (const [name, list] of [['lost', r.lost], ['dup', r.dup], ['reordered', r.reordered], ['refused', r.refused]]) {
-    for (const x of list.slice(0, 10)) log(`! ${name}${tolerated(x) ? ' (tolerated)' : ''}: ${JSON.stringify(x)}`);
+    for (const x of list.slice(0, 10)) log(`! ${name}: ${JSON.stringify(x)}`);
     if (list.length > 10) log(`! ${name}: ... ${list.length - 10} more`);
   }
   if (!converged) for (const m of mismatches.slice(0, 10)) log(`! presence: ${JSON.stringify(m)}`);
@@ -620,8 +616,8 @@ async function main() {
     `${r.live} live deliveries, ${r.connections} connections, ${r.givenUp} sends given up; faults ${JSON.stringify(injected)}; ` +
       `longest outage ${(o.ms / 1000).toFixed(1)} s (${(o.from / 1000).toFixed(1)}s → ${(o.to / 1000).toFixed(1)}s of the run)`,
   );
-  console.log(`${summary(r, args.tolerate)} (seed ${args.seed}, ${Math.round(now() / 1000)} s, history ${path.relative(process.cwd(), outDir)}/history.jsonl)`);
-  process.exit(passed(r, args.tolerate) ? 0 : 1);
+  console.log(`${summary(r)} (seed ${args.seed}, ${Math.round(now() / 1000)} s, history ${path.relative(process.cwd(), outDir)}/history.jsonl)`);
+  process.exit(passed(r) ? 0 : 1);
 }
 
 // A watchdog: whatever hangs, the run ends (with its processes) within duration + 10 min.

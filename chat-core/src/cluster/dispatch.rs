@@ -18,7 +18,7 @@ use super::{
 #[derive(Debug)]
 pub(crate) enum ClusterEvent {
     /// A chat entry another node sent this one.
-    Chat(Envelope),
+    Chat(Box<Envelope>),
     /// A node's lease ended (announced by one live node): its users are offline.
     NodeLost(Uid),
     /// This node's own lease had lapsed, and it is live again: whatever the other nodes
@@ -96,7 +96,7 @@ impl Cluster {
             Kind::Chat => match rmp_serde::from_slice::<Envelope>(&incoming.data) {
                 Ok(envelope) => {
                     tokio::select! {
-                        sent = self.events.send(ClusterEvent::Chat(envelope)) => {
+                        sent = self.events.send(ClusterEvent::Chat(Box::new(envelope))) => {
                             if sent.is_err() {
                                 tracing::debug!(origin = %incoming.origin, "chat entry for a node without a chat");
                             }

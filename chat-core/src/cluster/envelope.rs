@@ -22,6 +22,10 @@ pub(crate) enum Envelope {
         /// node included: where its receipts go, without a lookup. Absent from older nodes.
         #[serde(default)]
         reply: Option<Vec<Uid>>,
+        /// The conversation's message before this one, which the receiving node emits first
+        /// (see `handlers::order`). Absent from older nodes: emitted as it comes.
+        #[serde(default)]
+        prev: Option<MessageId>,
     },
     /// `receipt` events for the devices in `room`, in order.
     Receipts {

@@ -99,11 +99,13 @@ pub(crate) async fn route(ctx: &Ctx, rooms: &[String], sender: &UserId) -> Route
 }
 
 /// Delivers a stored message to `rooms`: to the other nodes hosting them (`route`), then
-/// through `here` (this node's devices in `rooms`, usually without the sending socket).
+/// through `here` (this node's devices in `rooms`, usually without the sending socket) once
+/// `prev`, the conversation's message before it, has been emitted here (see `order`).
 pub(crate) async fn deliver<A: Adapter>(
     ctx: &Arc<Ctx>,
     here: BroadcastOperators<A>,
     message: &Message,
+    prev: Option<MessageId>,
     rooms: Vec<String>,
     route: Route,
     receipts: bool,
@@ -115,11 +117,36 @@ pub(crate) async fn deliver<A: Adapter>(
             rooms,
             receipts,
             reply: reply.clone(),
+            prev,
         };
         to_nodes(ctx, &route.targets, &envelope).await;
         ctx.metrics.delivered_remote(route.targets.len());
     }
-    emit_local(ctx, here, message, receipts, reply.map(Arc::new)).await;
+    emit_in_order(
+        ctx,
+        here,
+        message.clone(),
+        prev,
+        receipts,
+        reply.map(Arc::new),
+    );
+}
+
+/// Emits `message` through `op` in its conversation's id order on this node (see `order`).
+fn emit_in_order<A: Adapter>(
+    ctx: &Arc<Ctx>,
+    op: BroadcastOperators<A>,
+    message: Message,
+    prev: Option<MessageId>,
+    receipts: bool,
+    reply: Option<Arc<Vec<Uid>>>,
+) {
+    let (conversation, id) = (message.conversation.clone(), message.id);
+    let emit = {
+        let ctx = ctx.clone();
+        Box::pin(async move { emit_local(&ctx, op, &message, receipts, reply).await })
+    };
+    ctx.order.offer(&conversation, id, prev, emit);
 }
 
 /// Sends `envelope` to the other nodes hosting one of `rooms`, in cluster mode.
@@ -141,7 +168,7 @@ async fn to_nodes(ctx: &Ctx, nodes: &[Uid], envelope: &Envelope) {
 
 /// Emits `message` to the devices `op` selects on this node; with `receipts`, queues a
 /// delivered receipt for the first device of each recipient (not the sender) that acks.
-async fn emit_local<A: Adapter>(
+pub(super) async fn emit_local<A: Adapter>(
     ctx: &Arc<Ctx>,
     op: BroadcastOperators<A>,
     message: &Message,
@@ -315,16 +342,15 @@ async fn handle<A: Adapter>(ctx: &Arc<Ctx>, io: &SocketIo<A>, envelope: Envelope
             rooms,
             receipts,
             reply,
-        } => {
-            emit_local(
-                ctx,
-                io.local().to(rooms),
-                &message,
-                receipts,
-                reply.map(Arc::new),
-            )
-            .await
-        }
+            prev,
+        } => emit_in_order(
+            ctx,
+            io.local().to(rooms),
+            message,
+            prev,
+            receipts,
+            reply.map(Arc::new),
+        ),
         Envelope::Receipts { room, receipts } => {
             // The sender's few devices here, found once: a group message's receipts come in
             // dozens, and a broadcast each would look the room up again every time.
@@ -340,8 +366,9 @@ async fn handle<A: Adapter>(ctx: &Arc<Ctx>, io: &SocketIo<A>, envelope: Envelope
     }
 }
 
-/// Carries out what the cluster hands this node, one event at a time in arrival order (so
-/// messages reach devices in the order their nodes sent them), until `stop` fires. A lost
+/// Carries out what the cluster hands this node, one event at a time in arrival order
+/// (messages then reach devices in their conversation's id order, see `order`), until
+/// `stop` fires. A lost
 /// node's presence cleanup runs beside, so deliveries never wait for it.
 pub(crate) async fn handle_events<A: Adapter>(
     ctx: Arc<Ctx>,
@@ -355,7 +382,7 @@ pub(crate) async fn handle_events<A: Adapter>(
             () = stop.cancelled() => None,
         };
         match event {
-            Some(ClusterEvent::Chat(envelope)) => handle(&ctx, &io, envelope).await,
+            Some(ClusterEvent::Chat(envelope)) => handle(&ctx, &io, *envelope).await,
             Some(ClusterEvent::NodeLost(node)) => {
                 let (ctx, io) = (ctx.clone(), io.clone());
                 tokio::spawn(async move { super::node_lost(&ctx, &io, node).await });

@@ -175,11 +175,15 @@ pub(crate) async fn post<A: Adapter>(
         delivery::route(ctx, &rooms, &sender)
     );
     match appended? {
-        Appended::New { message, audience } => {
+        Appended::New {
+            message,
+            audience,
+            prev,
+        } => {
             ctx.metrics.stored();
             let receipts = ctx.receipts_for((!dm).then_some(audience));
             let local = here(rooms.clone());
-            delivery::deliver(ctx, local, &message, rooms, route, receipts).await;
+            delivery::deliver(ctx, local, &message, prev, rooms, route, receipts).await;
             ctx.notify(|| Notice::Stored(message.clone()));
             Ok(Sent {
                 message,

@@ -15,6 +15,7 @@ pub(crate) mod groups;
 pub(crate) mod history;
 pub(crate) mod messages;
 pub(crate) mod notify;
+pub(crate) mod order;
 mod presence;
 mod queue;
 mod receipts;
@@ -65,6 +66,8 @@ pub(crate) struct Ctx {
     pub delivery_ack_timeout: Duration,
     /// Devices' acks of `message`, on their way to the senders as receipts.
     pub delivered: tokio::sync::mpsc::Sender<delivery::Delivered>,
+    /// The order of live emits, per conversation.
+    pub order: Arc<order::Sequencer>,
     /// Sockets to disconnect when their token expires.
     pub expiries: Arc<expiry::Expiries>,
     /// Typing throttle; volatile, so per node is enough.

@@ -44,6 +44,9 @@ pub enum Appended {
         message: Message,
         /// How many users the conversation has: 2 for a DM, a group's member count.
         audience: usize,
+        /// The conversation's newest message before this one (none for its first): live
+        /// delivery emits a conversation's messages in id order by waiting for it.
+        prev: Option<MessageId>,
     },
     /// The sender had used this `clientId` for the same message: the first one.
     Duplicate(Message),

@@ -6,7 +6,8 @@ use serde_json::{Value, json};
 
 use crate::helpers::*;
 
-async fn cluster(redis: &RedisServer, n: usize) -> Vec<TestServer> {
+/// `n` chat servers on `redis`, one cluster.
+pub(crate) async fn cluster(redis: &RedisServer, n: usize) -> Vec<TestServer> {
     let prefix = format!("c{:08x}:", rand::random::<u32>());
     let mut nodes = Vec::new();
     for _ in 0..n {

@@ -202,6 +202,8 @@ impl MessageLog for MemoryStore {
         if !conv.sent.contains_key(&message.from) {
             added += SENDER_COST;
         }
+        // The conversation's newest message before this one: where live delivery resumes.
+        let prev = before;
         conv.msgs.push_back(message.clone());
         conv.count += 1;
         *conv.sent.entry(message.from.clone()).or_default() += 1;
@@ -225,6 +227,7 @@ impl MessageLog for MemoryStore {
         }
         Ok(Appended::New {
             message,
+            prev,
             audience: audience.len(),
         })
     }

@@ -168,7 +168,7 @@ impl MessageLog for RedisStore {
                     Some(tokio::time::Instant::now() + WAIT_PAUSE);
             }
         }
-        // [kind], [kind, id or idempotency record], or [kind, id, audience].
+        // [kind], [kind, id or idempotency record], or [kind, id, audience, previous id or ''].
         let mut parts: std::vec::IntoIter<RValue> = reply
             .pop()
             .and_then(|v| ::redis::from_redis_value::<Vec<RValue>>(v).ok())
@@ -184,6 +184,10 @@ impl MessageLog for RedisStore {
         let kind = next("append reply")?.unwrap_or_default();
         let value = next("append reply")?;
         let audience = next("audience")?.and_then(|n| n.parse::<usize>().ok());
+        let prev = match next("previous id")?.filter(|p| !p.is_empty()) {
+            Some(p) => Some(p.parse().map_err(|_| corrupt("previous id"))?),
+            None => None,
+        };
         let refused = |why| Ok(Appended::Refused(why));
         let value = match (kind.as_str(), value) {
             ("limited", _) => return refused(Refusal::RateLimited),
@@ -201,6 +205,7 @@ impl MessageLog for RedisStore {
                         client_id: msg.client_id,
                     },
                     audience: audience.ok_or_else(|| corrupt("append reply"))?,
+                    prev,
                 });
             }
             ("dup", Some(record)) => record,

@@ -45,7 +45,8 @@ end
 /// 4 clientId or '', 5 history cap, 6 idempotency TTL, 7 conversation id, 8 '1' for a DM,
 /// 9 the `dms` key prefix ([`Keys::dms_prefix`](crate::keys::Keys::dms_prefix)), 10 the
 /// DM's other user or '', 11 bucket count, then rate and burst per
-/// bucket.
+/// bucket. Returns `{'new', id, audience, the conversation's previous id or ''}`, or a
+/// refusal.
 ///
 /// Nothing is written per recipient: a group message costs the same whatever the group's
 /// size. Readers find it through `last` (sync) and count it through `count` and `sent`.
@@ -97,7 +98,9 @@ end
 redis.call('SET', KEYS[5], id)
 -- A conversation's first message makes its `last` field, and only then does a DM need
 -- recording in its users' DM lists.
-local first = redis.call('HSET', KEYS[6], conv, id) == 1
+local previous = redis.call('HGET', KEYS[6], conv)
+redis.call('HSET', KEYS[6], conv, id)
+local first = not previous
 redis.call('HINCRBY', KEYS[7], conv, 1)
 redis.call('HINCRBY', KEYS[8], conv, 1)
 if first and dm then
@@ -107,7 +110,7 @@ end
 if cid ~= '' then
   redis.call('SET', KEYS[2], cjson.encode({id = id, c = conv, b = ARGV[2], t = ARGV[3]}), 'EX', ARGV[6])
 end
-return {'new', id, audience}
+return {'new', id, audience, previous or ''}
 ";
 
 /// Moves one user's read or delivered mark. KEYS: 1 the conversation, 2 the user's `marks`,

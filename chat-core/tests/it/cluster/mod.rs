@@ -1,8 +1,10 @@
 //! The cluster adapter across real nodes: several socketioxide servers sharing one Redis,
-//! with real Socket.IO clients, one test per adapter operation and the failure drills.
+//! with real Socket.IO clients, one test per adapter operation and the failure drills; and
+//! the live order of a conversation across chat nodes.
 
 mod adapter;
 mod failures;
+mod order;
 
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 

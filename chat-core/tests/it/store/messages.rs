@@ -23,6 +23,7 @@ super::on_both_stores! {
     history_pages_back_with_before(Limits::default());
     history_keeps_the_newest_history_max(short_history());
     dm_peers_are_the_users_with_a_dm(Limits::default());
+    an_append_names_the_message_before_it(short_history());
 }
 
 /// The checks of an append, in their order: the budget (all buckets or none), then who may
@@ -63,6 +64,7 @@ async fn append_checks_in_order(store: &dyn Store) {
     let Appended::New {
         message: m,
         audience,
+        ..
     } = store
         .append(message(&dm, &ann, Some("k")), &[])
         .await
@@ -394,5 +396,52 @@ async fn group_messages_cost_the_same_whatever_the_size() {
     assert_eq!(
         cost[0], cost[1],
         "commands for 10 messages to groups of 3 and 300"
+    );
+}
+
+/// Each new message names its conversation's previous message (none for the first), also
+/// once history has trimmed it, and whatever other conversations took ids in between: what
+/// live delivery orders a conversation by.
+async fn an_append_names_the_message_before_it(store: &dyn Store) {
+    let (ann, ben, cid) = (user("ann"), user("ben"), user("cid"));
+    let ab = ConversationId::dm(&ann, &ben);
+    let ac = ConversationId::dm(&ann, &cid);
+    let mut before = None;
+    for i in 0..8 {
+        let Appended::New {
+            message: m, prev, ..
+        } = store.append(message(&ab, &ann, None), &[]).await.unwrap()
+        else {
+            panic!("not stored")
+        };
+        assert_eq!(prev, before, "message {i}");
+        before = Some(m.id);
+        // Another conversation in between: its ids do not count.
+        let Appended::New { prev: other, .. } =
+            store.append(message(&ac, &cid, None), &[]).await.unwrap()
+        else {
+            panic!("not stored")
+        };
+        assert_eq!(other.is_some(), i > 0);
+    }
+    // A keyed message names it too, and its duplicate is the first message again.
+    let Appended::New {
+        message: keyed,
+        prev,
+        ..
+    } = store
+        .append(message(&ab, &ben, Some("k")), &[])
+        .await
+        .unwrap()
+    else {
+        panic!("not stored")
+    };
+    assert_eq!(prev, before);
+    assert_eq!(
+        store
+            .append(message(&ab, &ben, Some("k")), &[])
+            .await
+            .unwrap(),
+        Appended::Duplicate(keyed)
     );
 }

@@ -247,9 +247,17 @@ impl Run<'_> {
                     .map(|b| (buckets[*b].as_str(), RATE))
                     .collect();
                 match s.append(new, &budget).await? {
-                    Appended::New { message, audience } => {
+                    Appended::New {
+                        message,
+                        audience,
+                        prev,
+                    } => {
+                        let after = prev.map(|p| self.rank(p));
                         self.ids.push(message.id);
-                        format!("new {} audience {audience}", self.message(&message))
+                        format!(
+                            "new {} audience {audience} after {after:?}",
+                            self.message(&message)
+                        )
                     }
                     Appended::Duplicate(m) => format!("duplicate {}", self.message(&m)),
                     other => format!("{other:?}"),
