@@ -10,6 +10,10 @@
 //! `auth: {user: "alice"}` (development mode: no token secret is set). Set `REDIS_URL` to
 //! run the same app as a cluster node on that Redis. Ctrl-C drains the chat (clients get
 //! `drain`), then stops serving.
+//!
+//! The smallest embedding. `examples/embed` at the repository's root goes further: its own
+//! cookie sessions as the authenticator, a moderation hook and a route posting system
+//! messages.
 
 use axum::{Json, Router, routing::get};
 use chat_core::{Chat, Config, config::RedisSettings, redis::RedisConfig};

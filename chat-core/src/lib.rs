@@ -3,7 +3,7 @@
 //! A Socket.IO chat server as a library: 1:1 and group messages, durable history, offline
 //! sync, presence, typing, receipts, blocking, rate limits and token auth, speaking the
 //! protocol in `docs/protocol.md` to any Socket.IO v4 client. Mount [`Chat::router`] in an
-//! axum app (`examples/embed.rs`); the `chat-server` crate runs a whole node from `CHAT_*`
+//! axum app (`examples/embed.rs`, and `examples/embed` at the repository's root with the seams); the `chat-server` crate runs a whole node from `CHAT_*`
 //! variables, `chat-registry` and `chat-health` serve the node table this crate writes.
 //!
 //! ## Layout
@@ -18,6 +18,8 @@
 //! - [`webhooks`]: signed POSTs of offline recipients and presence to the product's backend,
 //!   queued in memory or in a Redis stream, retried (docs/webhooks.md).
 //! - [`api`]: the server API on [`ChatHandle`]: what the product's backend does to the chat.
+//! - [`archive`]: the database-of-record seam (`chat-archive` implements it on PostgreSQL;
+//!   not yet wired into the chat).
 //! - [`keys`]: the name of every Redis key and Socket.IO room, in one place.
 //! - `handlers`: one file per event group, registered in one place.
 //! - [`store`]: the storage traits, the in-memory and the Redis backends.
