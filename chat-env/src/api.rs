@@ -9,7 +9,10 @@ use axum::{
 };
 use serde::Serialize;
 use subtle::ConstantTimeEq;
-use utoipa::ToSchema;
+use utoipa::{
+    Modify, ToSchema,
+    openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme},
+};
 
 use chat_core::{ChatError, ErrorCode};
 
@@ -99,17 +102,7 @@ pub fn json_rejection(r: JsonRejection, max_body: usize) -> ApiError {
 /// The chat's refusals keep their code, with the status that goes with it.
 impl From<ChatError> for ApiError {
     fn from(e: ChatError) -> Self {
-        let status = match e.code {
-            ErrorCode::BadRequest => StatusCode::BAD_REQUEST,
-            ErrorCode::Unauthorized => StatusCode::UNAUTHORIZED,
-            ErrorCode::Forbidden => StatusCode::FORBIDDEN,
-            ErrorCode::NotFound => StatusCode::NOT_FOUND,
-            ErrorCode::Conflict => StatusCode::CONFLICT,
-            ErrorCode::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-            ErrorCode::RateLimited => StatusCode::TOO_MANY_REQUESTS,
-            ErrorCode::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
-        };
-        Self::new(status, e.code, e.message)
+        Self::new(e.code.http_status(), e.code, e.message)
     }
 }
 
@@ -178,6 +171,21 @@ pub fn bearer(parts: &Parts, expected: Option<&str>, var: &str) -> Result<(), Ap
             ErrorCode::Forbidden,
             "wrong token",
         )),
+    }
+}
+
+/// An OpenAPI modifier declaring the bearer security scheme named by its field (`api`,
+/// `admin`...), which the documented routes refer to.
+#[derive(Debug)]
+pub struct BearerScheme(pub &'static str);
+
+impl Modify for BearerScheme {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            self.0,
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
     }
 }
 

@@ -13,10 +13,7 @@ use tower_http::{
     trace::{DefaultOnFailure, TraceLayer},
 };
 use tracing::Level;
-use utoipa::{
-    Modify, OpenApi, ToSchema,
-    openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme},
-};
+use utoipa::{OpenApi, ToSchema};
 
 use super::{
     Registry,
@@ -24,7 +21,7 @@ use super::{
     table::{Pick, Picked, Registered, Registration, Server, Source},
 };
 use chat_core::ErrorCode;
-use chat_env::api::{ApiError, ErrorBody, json_rejection};
+use chat_env::api::{ApiError, BearerScheme, ErrorBody, json_rejection};
 
 /// `GET /api/v1/servers` answer.
 #[derive(Debug, Serialize, ToSchema)]
@@ -236,6 +233,9 @@ async fn healthz(State(r): State<Registry>) -> Result<Json<Health>, ApiError> {
 }
 
 /// The OpenAPI document of this API.
+/// The bearer scheme the documented routes need.
+const ADMIN_AUTH: BearerScheme = BearerScheme("admin");
+
 #[derive(Debug, OpenApi)]
 #[openapi(
     info(
@@ -244,25 +244,13 @@ async fn healthz(State(r): State<Registry>) -> Result<Json<Health>, ApiError> {
                        `{\"error\": {\"code\", \"message\"}}` with a stable code."
     ),
     paths(pick, list, register, drain, healthz),
-    modifiers(&BearerAuth),
+    modifiers(&ADMIN_AUTH),
     tags(
         (name = "servers", description = "Picking and listing nodes"),
         (name = "admin", description = "Needs `Authorization: Bearer $CHAT_ADMIN_TOKEN`"),
     )
 )]
 pub struct ApiDoc;
-
-struct BearerAuth;
-
-impl Modify for BearerAuth {
-    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        let components = openapi.components.get_or_insert_with(Default::default);
-        components.add_security_scheme(
-            "admin",
-            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
-        );
-    }
-}
 
 async fn openapi() -> impl IntoResponse {
     Json(ApiDoc::openapi())

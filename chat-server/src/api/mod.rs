@@ -24,11 +24,8 @@ use axum::{
 use chat_core::{
     ChatHandle, ErrorCode, config::Rate, error::ChatError, store::memory::TokenBuckets,
 };
-use chat_env::api::{ApiError, bearer};
-use utoipa::{
-    Modify, OpenApi,
-    openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme},
-};
+use chat_env::api::{ApiError, BearerScheme, bearer};
+use utoipa::OpenApi;
 
 /// Largest request body: a message of the longest body, with room for escapes.
 pub const MAX_BODY: usize = 64 * 1024;
@@ -81,6 +78,9 @@ impl FromRequestParts<Api> for Authorized {
 }
 
 /// The OpenAPI document of the server API.
+/// The bearer scheme the documented routes need.
+const API_AUTH: BearerScheme = BearerScheme("api");
+
 #[derive(Debug, OpenApi)]
 #[openapi(
     info(
@@ -101,7 +101,7 @@ impl FromRequestParts<Api> for Authorized {
         users::disconnect,
         users::announce,
     ),
-    modifiers(&BearerAuth),
+    modifiers(&API_AUTH),
     security(("api" = [])),
     tags(
         (name = "messages", description = "Posting and reading messages"),
@@ -110,18 +110,6 @@ impl FromRequestParts<Api> for Authorized {
     )
 )]
 pub struct ApiDoc;
-
-struct BearerAuth;
-
-impl Modify for BearerAuth {
-    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        let components = openapi.components.get_or_insert_with(Default::default);
-        components.add_security_scheme(
-            "api",
-            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
-        );
-    }
-}
 
 /// The routes under `/api/v1`, for `chat`.
 pub fn router(chat: ChatHandle, config: &ApiConfig) -> Router {

@@ -135,19 +135,8 @@ async fn read_login(req: Request) -> Result<Login, Response> {
 }
 
 /// An error as the chat's own HTTP API answers them: `{error: {code, message}}`, with the
-/// status that goes with the code. The same mapping as chat-env's `ApiError`, written out:
-/// chat-env is the workspace binaries' glue, not something an embedding app depends on.
+/// status that goes with the code.
 fn error(e: ChatError) -> Response {
-    let status = match e.code {
-        ErrorCode::BadRequest => StatusCode::BAD_REQUEST,
-        ErrorCode::Unauthorized => StatusCode::UNAUTHORIZED,
-        ErrorCode::Forbidden => StatusCode::FORBIDDEN,
-        ErrorCode::NotFound => StatusCode::NOT_FOUND,
-        ErrorCode::Conflict => StatusCode::CONFLICT,
-        ErrorCode::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-        ErrorCode::RateLimited => StatusCode::TOO_MANY_REQUESTS,
-        ErrorCode::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
-    };
     let body = json!({ "error": { "code": e.code, "message": e.message } });
-    (status, Json(body)).into_response()
+    (e.code.http_status(), Json(body)).into_response()
 }
