@@ -233,11 +233,22 @@ impl RunningChecker {
         prefix: &str,
         reaper: Option<Arc<Reaped>>,
     ) -> RunningChecker {
+        Self::start_with(redis, prefix, reaper, |_| {})
+    }
+
+    /// [`RunningChecker::start`] with settings changed by `f`.
+    pub(crate) fn start_with(
+        redis: &RedisConfig,
+        prefix: &str,
+        reaper: Option<Arc<Reaped>>,
+        f: impl FnOnce(&mut HealthConfig),
+    ) -> RunningChecker {
         let mut config = HealthConfig::new(redis.clone());
         config.prefix = prefix.to_owned();
         config.interval = INTERVAL;
         config.failures = FAILURES;
         config.timeout = Duration::from_millis(100);
+        f(&mut config);
         let exporter = Arc::new(Exporter::new());
         let mut checker =
             exporter.scope(|| Checker::new(Redis::new(redis.clone()).unwrap(), &config));

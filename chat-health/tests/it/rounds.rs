@@ -293,3 +293,35 @@ async fn two_checkers_share_the_rounds() {
     .await;
     two.stop().await;
 }
+
+/// A round whose lock passed to another checker while it probed (it overran the lock) drops
+/// its verdicts and counts the round as discarded.
+#[tokio::test]
+async fn a_round_that_lost_its_lock_is_discarded() {
+    let redis = RedisServer::start().await;
+    let (rc, p) = (RedisConfig::Url(redis.url()), prefix());
+    let any: SocketAddr = "127.0.0.1:0".parse().unwrap();
+    let node = TestNode::start(&rc, &p, "slow", any).await;
+    node.set_mode(Mode::Hang);
+    // Probes time out after 2 s: time for the lock to change hands mid-round.
+    let checker = RunningChecker::start_with(&rc, &p, None, |c| c.timeout = Duration::from_secs(2));
+    until(
+        "a round probing the node",
+        Duration::from_secs(5),
+        async || node.probes.load(Ordering::SeqCst) >= 1,
+    )
+    .await;
+    let _: () = redis
+        .cli(&[
+            "SET",
+            &format!("{p}health:lock"),
+            "another-checker",
+            "PX",
+            "60000",
+        ])
+        .await;
+    until("the round discarded", Duration::from_secs(10), async || {
+        checker.metric("chat_health_rounds_discarded_total", &[]) >= 1.0
+    })
+    .await;
+}
