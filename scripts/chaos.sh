@@ -24,7 +24,7 @@ cd "$(dirname "$0")/.."
 die() { printf 'chaos: %s\n' "$*" >&2; exit 2; }
 
 # Every fault, in --short as in --long (freeze-node, kill-redis-master and client-kill came
-# back once live delivery kept id order: e2e/chaos/README.md, "Known bugs").
+# back once live delivery kept id order: e2e/chaos/README.md, "Bugs found by this run").
 ALL_FAULTS=kill-node,term-node,freeze-node,kill-redis-master,client-kill,client-pause,slow-client
 SHORT_FAULTS=$ALL_FAULTS
 
