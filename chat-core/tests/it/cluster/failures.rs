@@ -169,3 +169,86 @@ async fn room_records_survive_reconciliation() {
         "a room without sockets stayed recorded"
     );
 }
+
+/// Volatile packets (typing, presence pushes) are dropped, and counted as shed, when the
+/// outbox toward other nodes is full because Redis is down; what is not volatile waits and
+/// arrives once Redis is back.
+#[tokio::test]
+async fn volatile_packets_are_shed_when_the_outbox_is_full() {
+    let redis = RedisServer::start().await;
+    let rc = RedisConfig::Url(redis.url());
+    let p = prefix();
+    let a = Node::start_with(rc.clone(), &p, "a", |c| c.outbox_capacity = 2).await;
+    let b = Node::start(rc, &p, "b").await;
+    a.wait_live(2).await;
+    b.wait_live(2).await;
+    let mut sender = a.client(&["user:a"]).await;
+    let receiver = b.client(&["group:x"]).await;
+    emit_range(&mut sender, 0..1).await;
+    expect_range(&receiver, 0..1, Duration::from_secs(5)).await;
+    assert_eq!(a.cluster.stats().shed.load(Ordering::SeqCst), 0);
+
+    redis.stop().await;
+    // Kept: the first is with the sender task (retrying), the outbox holds two more.
+    emit_range(&mut sender, 1..3).await;
+    for i in 0..10 {
+        sender
+            .ack(
+                "emit",
+                json!({"rooms": ["group:x"], "volatile": true, "data": format!("v{i}")}),
+            )
+            .await;
+    }
+    let shed = a.cluster.stats().shed.load(Ordering::SeqCst);
+    assert!(shed >= 8, "{shed} volatile packets shed of 10");
+    redis.resume().await;
+    expect_range(&receiver, 1..3, Duration::from_secs(20)).await;
+}
+
+/// An inbox entry read twice (a sender's append retried after its reply was lost) is
+/// handled once and counted as a duplicate.
+#[tokio::test]
+async fn an_entry_read_twice_is_handled_once() {
+    let redis = RedisServer::start().await;
+    let n = nodes(&RedisConfig::Url(redis.url()), 2).await;
+    let mut sender = n[0].client(&["user:a"]).await;
+    let receiver = n[1].client(&["group:x"]).await;
+    emit_range(&mut sender, 0..1).await;
+    expect_range(&receiver, 0..1, Duration::from_secs(5)).await;
+    // The entry node 1 just read, appended to its inbox again.
+    let inbox = format!("{}inbox:{}", n[1].prefix, n[1].cluster.uid());
+    let mut con = redis.connect().await;
+    let last: redis::streams::StreamRangeReply = redis::cmd("XREVRANGE")
+        .arg(&inbox)
+        .arg("+")
+        .arg("-")
+        .arg("COUNT")
+        .arg(1)
+        .query_async(&mut con)
+        .await
+        .unwrap();
+    let entry = &last.ids[0];
+    let mut again = redis::cmd("XADD");
+    again.arg(&inbox).arg("*");
+    for (field, value) in &entry.map {
+        let bytes: Vec<u8> = redis::FromRedisValue::from_redis_value(value.clone()).unwrap();
+        again.arg(field).arg(bytes);
+    }
+    let _: String = again.query_async(&mut con).await.unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while n[1].cluster.stats().duplicates.load(Ordering::SeqCst) == 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the copy was not seen"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // A later message arrives, and the copy was not delivered again.
+    emit_range(&mut sender, 1..2).await;
+    expect_range(&receiver, 1..2, Duration::from_secs(5)).await;
+    assert!(
+        receiver.received("message").is_empty(),
+        "{:?}",
+        receiver.received("message")
+    );
+}

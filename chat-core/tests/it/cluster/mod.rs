@@ -37,13 +37,25 @@ pub struct Node {
 
 impl Node {
     pub async fn start(redis: RedisConfig, prefix: &str, name: &str) -> Node {
+        Self::start_with(redis, prefix, name, |_| {}).await
+    }
+
+    /// [`Node::start`] with the cluster settings changed by `f`.
+    pub async fn start_with(
+        redis: RedisConfig,
+        prefix: &str,
+        name: &str,
+        f: impl FnOnce(&mut chat_core::cluster::ClusterConfig),
+    ) -> Node {
         let redis = Redis::new(redis).expect("redis config");
         let info = NodeInfo {
             id: name.to_owned(),
             ..NodeInfo::default()
         };
+        let mut config = test_config(prefix);
+        f(&mut config);
         // No chat here: nothing reads the cluster's events.
-        let (cluster, _events) = Cluster::start(redis, test_config(prefix), info)
+        let (cluster, _events) = Cluster::start(redis, config, info)
             .await
             .expect("join the cluster");
         let mut config = SocketIoConfig::default();
