@@ -10,7 +10,7 @@
 
 use async_trait::async_trait;
 use chat_core::{
-    archive::{Archive, ArchiveError, ArchivePage},
+    archive::{Archive, ArchiveError, ArchivePage, SearchScope},
     protocol::{ConversationId, Message, MessageId, UserId},
 };
 use sqlx::{
@@ -185,15 +185,20 @@ impl Archive for PgArchive {
 
     async fn search(
         &self,
-        conversations: &[ConversationId],
+        scope: &SearchScope,
         query: &str,
         after: Option<(MessageId, ConversationId)>,
         limit: usize,
     ) -> Result<ArchivePage, ArchiveError> {
-        if conversations.is_empty() {
+        if scope.conversations.is_empty() && scope.dms_of.is_none() {
             return Ok(ArchivePage::default());
         }
-        let ids: Vec<String> = conversations.iter().map(ToString::to_string).collect();
+        let ids: Vec<String> = scope
+            .conversations
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        let dms_of = scope.dms_of.as_ref().map(|u| u.as_str().to_owned());
         let (ms, seq, conv) = match after {
             Some((at, c)) => {
                 let (ms, seq) = id(at);
@@ -201,10 +206,14 @@ impl Archive for PgArchive {
             }
             None => (None, None, None),
         };
+        // A user's DMs are `dm:<a>:<b>`, and user ids have no `:`.
         // Conversation ids compare bytewise whatever the database's collation.
         let rows = sqlx::query(
             r#"SELECT * FROM messages
-               WHERE conversation = ANY($1)
+               WHERE (conversation = ANY($1)
+                      OR (conversation LIKE 'dm:%'
+                          AND $8::text IN (split_part(conversation, ':', 2),
+                                           split_part(conversation, ':', 3))))
                  AND tsv @@ websearch_to_tsquery($2::regconfig, $3)
                  AND ($4::bigint IS NULL
                       OR (ms, seq, conversation COLLATE "C") < ($4, $5, $6::text COLLATE "C"))
@@ -217,6 +226,7 @@ impl Archive for PgArchive {
         .bind(seq)
         .bind(conv)
         .bind(i64::try_from(limit).unwrap_or(i64::MAX).saturating_add(1))
+        .bind(dms_of)
         .fetch_all(&self.pool)
         .await
         .map_err(failure)?;

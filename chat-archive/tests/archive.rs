@@ -5,7 +5,7 @@
 
 use chat_archive::{ConnectError, PgArchive};
 use chat_core::{
-    archive::Archive,
+    archive::{Archive, SearchScope},
     protocol::{ConversationId, GroupId, Message, MessageId, UserId},
 };
 use chat_testing::postgres::PostgresServer;
@@ -98,7 +98,10 @@ async fn search_finds_words_in_the_given_conversations_newest_first() {
         ])
         .await
         .unwrap();
-    let mine = [ab.clone(), team.clone()];
+    let mine = SearchScope {
+        dms_of: None,
+        conversations: vec![ab.clone(), team.clone()],
+    };
     // Stemmed: deploy, deploying, deployment; never the conversation alice is not in.
     let found = archive.search(&mine, "deploy", None, 10).await.unwrap();
     assert_eq!(
@@ -142,7 +145,7 @@ async fn search_finds_words_in_the_given_conversations_newest_first() {
     assert!(!second.has_more);
     assert!(
         archive
-            .search(&[], "deploy", None, 10)
+            .search(&SearchScope::default(), "deploy", None, 10)
             .await
             .unwrap()
             .messages
@@ -164,6 +167,49 @@ async fn search_finds_words_in_the_given_conversations_newest_first() {
             .messages
             .is_empty()
     );
+}
+
+/// A user's scope: every DM they are in (by either side of the id), and the groups given.
+#[tokio::test]
+async fn a_users_scope_is_their_dms_and_their_groups() {
+    let pg = PostgresServer::start().await;
+    let archive = PgArchive::connect(&pg.url(), "simple").await.unwrap();
+    let team = ConversationId::Group(GroupId::parse("team").unwrap());
+    archive
+        .write(&[
+            msg(&dm("alice", "bob"), "alice", 1, "news one"),
+            msg(&dm("ali", "bob"), "ali", 2, "news two"),
+            msg(&dm("carol", "zed"), "carol", 3, "news three"),
+            msg(&team, "carol", 4, "news four"),
+            msg(&dm("bob", "zed"), "zed", 5, "news five"),
+        ])
+        .await
+        .unwrap();
+    let find = |user: &str, groups: &[ConversationId]| {
+        let scope = SearchScope {
+            dms_of: Some(UserId::parse(user).unwrap()),
+            conversations: groups.to_vec(),
+        };
+        let archive = archive.clone();
+        async move {
+            let page = archive.search(&scope, "news", None, 10).await.unwrap();
+            bodies(&page.messages)
+                .into_iter()
+                .map(str::to_owned)
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(
+        find("bob", &[]).await,
+        ["news five", "news two", "news one"]
+    );
+    assert_eq!(find("ali", &[]).await, ["news two"], "not alice's");
+    assert_eq!(find("zed", &[]).await, ["news five", "news three"]);
+    assert_eq!(
+        find("carol", std::slice::from_ref(&team)).await,
+        ["news four", "news three"]
+    );
+    assert!(find("dave", &[]).await.is_empty());
 }
 
 #[tokio::test]

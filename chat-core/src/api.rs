@@ -11,7 +11,7 @@ use serde_json::json;
 
 use crate::{
     error::ChatError,
-    handlers::{groups, history, messages},
+    handlers::{groups, history, messages, search},
     keys::{buckets, rooms},
     protocol::{
         ConversationId, Group, GroupId, Message, MessageId, PresenceState, UserId, events, now_ms,
@@ -19,7 +19,10 @@ use crate::{
     server::ChatHandle,
 };
 
-pub use crate::handlers::messages::{Sent, Target};
+pub use crate::handlers::{
+    messages::{Sent, Target},
+    search::{Found, FoundConversation, MAX_QUERY, MAX_RESULTS, SearchResults},
+};
 
 /// A message the backend posts.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -111,12 +114,62 @@ impl ChatHandle {
         {
             return Err(ChatError::not_found("no such group"));
         }
-        Ok(self
-            .ctx
-            .stores
-            .messages
-            .history(conversation, before, limit)
-            .await?)
+        history::page(&self.ctx, conversation, before, limit).await
+    }
+
+    /// Full-text search in the archive, newest first: as `user` (their DMs and current
+    /// groups), in one `conversation` (the backend reads any; with a user too, they must be
+    /// in it), or both. `limit` 1-[`MAX_RESULTS`]; `cursor` from the previous page.
+    /// `unavailable` without an archive.
+    pub async fn search(
+        &self,
+        user: Option<&UserId>,
+        conversation: Option<&ConversationId>,
+        query: &str,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> Result<SearchResults, ChatError> {
+        if !(1..=MAX_RESULTS).contains(&limit) {
+            return Err(ChatError::bad_request(format!(
+                "limit must be 1-{MAX_RESULTS}"
+            )));
+        }
+        search::check_query(query)?;
+        let scope = match (user, conversation) {
+            (None, None) => {
+                return Err(ChatError::bad_request(
+                    "give a user, a conversation or both",
+                ));
+            }
+            (Some(user), None) => search::scope_of(&self.ctx, user).await?,
+            (user, Some(conversation)) => {
+                match conversation {
+                    ConversationId::Group(id) => {
+                        let group = self.ctx.stores.groups.get(id).await?;
+                        let Some(group) = group else {
+                            return Err(ChatError::not_found("no such group"));
+                        };
+                        if user.is_some_and(|u| !group.members.contains(u)) {
+                            return Err(ChatError::forbidden(
+                                "the user is not a member of this group",
+                            ));
+                        }
+                    }
+                    ConversationId::Dm(..) => {
+                        if user.is_some_and(|u| conversation.dm_peer(u).is_none()) {
+                            return Err(ChatError::forbidden(
+                                "the user is not part of this conversation",
+                            ));
+                        }
+                    }
+                }
+                crate::archive::SearchScope {
+                    dms_of: None,
+                    conversations: vec![conversation.clone()],
+                }
+            }
+        };
+        search::run(&self.ctx, &scope, query, cursor, limit).await
     }
 
     /// Whether each user is online, and when they were last seen (at most

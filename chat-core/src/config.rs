@@ -24,6 +24,9 @@ pub struct Limits {
     pub message_rate: Rate,
     /// Acknowledged events per user (`CHAT_RATE_EVENTS`, `CHAT_RATE_EVENTS_BURST`).
     pub event_rate: Rate,
+    /// `search` per user, on top of the event rate (`CHAT_RATE_SEARCH` per second, default 2,
+    /// bursts of 10): each one is a database query.
+    pub search_rate: Rate,
     /// `typing` events per user; more are dropped (5 per second, bursts of 5).
     pub typing_rate: Rate,
     /// Whether `delivered` and `read` receipts are sent at all (`CHAT_RECEIPTS`, default
@@ -57,6 +60,7 @@ impl Default for Limits {
             history_max: 10_000,
             message_rate: Rate::new(10.0, 20),
             event_rate: Rate::new(30.0, 60),
+            search_rate: Rate::new(2.0, 10),
             typing_rate: Rate::new(5.0, 5),
             receipts: true,
             receipt_group_max: 100,

@@ -33,6 +33,7 @@
 //! | `lostusers:<uid>` | set | users a dead node's cleanup left offline, until a chat node announces them (10 minutes at most) | Redis store, health checker |
 //! | `ban:{<user>}` | string | until when the user is banned (ms), expiring then | server API |
 //! | `webhooks:{webhooks}` | stream, consumer group `senders` | webhook events waiting for delivery (`i` event id, `b` body), each node a consumer; acknowledged and deleted once delivered. One slot by design: the queue has no single owner, so it has a hash tag of its own | every node |
+//! | `archive:{archive-<n>}` | stream, consumer group `archivers` | messages waiting for the archive (`m`: the message as JSON), shard `n` of [`ARCHIVE_SHARDS`] by conversation ([`archive_shard`]), each node a consumer; acknowledged and deleted once written. Hash-tagged by shard: the shards spread over Redis Cluster's slots, every command touches one | every node |
 //! | `bucket:<name>` | string | token bucket ([`buckets`]): `<tokens> <ms>`, expiring once it would be full | Redis store |
 
 use std::fmt::Display;
@@ -156,6 +157,24 @@ keys! {
     /// Stream: webhook events, read through the consumer group `senders`. Its own hash tag:
     /// the queue belongs to no user or node, and every command on it touches this one slot.
     webhooks() = "webhooks:{{webhooks}}";
+    /// Stream: messages waiting for the archive, shard `n` of [`ARCHIVE_SHARDS`], read
+    /// through the consumer group `archivers`. Hash-tagged by shard.
+    archive(shard) = "archive:{{archive-{}}}";
+}
+
+/// How many streams the archive's queue is sharded into ([`Keys::archive`]).
+pub const ARCHIVE_SHARDS: u32 = 8;
+
+/// The archive shard of a conversation (FNV-1a of its id): every message of a conversation
+/// goes through one stream.
+pub fn archive_shard(conversation: impl Display) -> u32 {
+    let hash = conversation
+        .to_string()
+        .bytes()
+        .fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+        });
+    (hash % u64::from(ARCHIVE_SHARDS)) as u32
 }
 
 /// The uid under which the registry records an admin-registered node.
@@ -175,6 +194,11 @@ pub mod buckets {
     /// A user's `message:send`.
     pub fn messages(user: impl Display) -> String {
         format!("msg:{user}")
+    }
+
+    /// A user's `search`.
+    pub fn search(user: impl Display) -> String {
+        format!("search:{user}")
     }
 }
 
@@ -219,6 +243,11 @@ mod tests {
         assert_eq!(k.idem("ann", "c1"), "t1:idem:ann:c1");
         assert_eq!(k.ban("ann"), "t1:ban:{ann}");
         assert_eq!(k.webhooks(), "t1:webhooks:{webhooks}");
+        assert_eq!(k.archive(3), "t1:archive:{archive-3}");
+        let shards: std::collections::BTreeSet<u32> = (0..100)
+            .map(|i| archive_shard(format!("group:g{i}")))
+            .collect();
+        assert_eq!(shards.len(), ARCHIVE_SHARDS as usize, "every shard is used");
         assert_eq!(k.conv("dm:a:b"), format!("{}dm:a:b", k.conv_prefix()));
         assert_eq!(k.node("u"), format!("{}u", k.node_prefix()));
         assert_eq!(k.room("user:a"), format!("{}user:a", k.room_prefix()));

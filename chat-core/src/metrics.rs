@@ -24,7 +24,7 @@ use crate::error::ErrorCode;
 
 /// The acknowledged events counted by name in `chat_events_total`; any other name counts as
 /// `unknown`.
-pub const EVENTS: [&str; 13] = [
+pub const EVENTS: [&str; 14] = [
     "message:send",
     "group:create",
     "group:join",
@@ -37,6 +37,7 @@ pub const EVENTS: [&str; 13] = [
     "presence:subscribe",
     "block",
     "unblock",
+    "search",
     "unknown",
 ];
 
@@ -73,6 +74,9 @@ pub struct Metrics {
     pub(crate) cluster: ClusterMetrics,
     pub(crate) redis: RedisMetrics,
     pub(crate) webhook: WebhookMetrics,
+    /// Resolved by [`ChatBuilder::archive`](crate::ChatBuilder::archive); until then (and
+    /// without an archive) they go nowhere.
+    pub(crate) archive: crate::archive::ArchiveMetrics,
 }
 
 impl Metrics {
@@ -83,14 +87,14 @@ impl Metrics {
             cluster: ClusterMetrics::resolve(),
             redis: RedisMetrics::resolve(),
             webhook: WebhookMetrics::resolve(),
+            archive: unrecorded(crate::archive::ArchiveMetrics::resolve),
         }
     }
 
     /// These metrics for a chat without webhooks: their families go nowhere.
     pub(crate) fn without_webhooks(self) -> Self {
-        let none = ::metrics::NoopRecorder;
         Self {
-            webhook: ::metrics::with_local_recorder(&none, WebhookMetrics::resolve),
+            webhook: unrecorded(WebhookMetrics::resolve),
             ..self
         }
     }
@@ -98,14 +102,19 @@ impl Metrics {
     /// [`Metrics::resolve`] for a chat without Redis: the cluster and Redis families go
     /// nowhere, so a scrape does not list them, always zero.
     pub(crate) fn embedded() -> Self {
-        let none = ::metrics::NoopRecorder;
         Self {
             chat: ChatMetrics::resolve(),
-            cluster: ::metrics::with_local_recorder(&none, ClusterMetrics::resolve),
-            redis: ::metrics::with_local_recorder(&none, RedisMetrics::resolve),
+            cluster: unrecorded(ClusterMetrics::resolve),
+            redis: unrecorded(RedisMetrics::resolve),
             webhook: WebhookMetrics::resolve(),
+            archive: unrecorded(crate::archive::ArchiveMetrics::resolve),
         }
     }
+}
+
+/// Families resolved against no recorder: they go nowhere, and a scrape does not list them.
+pub(crate) fn unrecorded<T>(resolve: impl FnOnce() -> T) -> T {
+    ::metrics::with_local_recorder(&::metrics::NoopRecorder, resolve)
 }
 
 /// The handlers' families.

@@ -19,6 +19,7 @@ use std::{
 };
 
 use axum::{Router, response::Html, routing::get};
+use chat_archive::PgArchive;
 use chat_core::{Chat, server::ServerError};
 use chat_env::metrics::Exporter;
 use tokio::net::TcpListener;
@@ -28,7 +29,7 @@ use tower_http::{
 };
 
 pub use admin::AdminCredentials;
-pub use config::ServerConfig;
+pub use config::{ArchiveSettings, ServerConfig};
 
 /// The whole HTTP surface of `chat-server`: the chat, the server API under `/api/v1`
 /// ([`api`]), and the web client, with request tracing.
@@ -94,8 +95,24 @@ pub async fn serve(
     }
     let web = web_dir(&config);
     let exporter = Arc::new(Exporter::new());
+    let archive = match &config.archive {
+        Some(settings) => {
+            let archive = PgArchive::connect(&settings.url, &settings.language)
+                .await
+                .map_err(|e| ServerError::Archive(Box::new(e)))?;
+            tracing::info!(language = %settings.language, "archive on");
+            Some((Arc::new(archive), settings.queue.clone()))
+        }
+        None => None,
+    };
     let chat = exporter
-        .scope(|| Chat::builder(config.chat.clone()))
+        .scope(|| {
+            let builder = Chat::builder(config.chat.clone());
+            match archive {
+                Some((archive, queue)) => builder.archive(archive, queue),
+                None => builder,
+            }
+        })
         .build()
         .await?;
     let app = app(&chat, &config, web.as_deref());

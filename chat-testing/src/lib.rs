@@ -1,7 +1,7 @@
 //! # chat-testing
 //!
 //! What the integration tests of chat-core, chat-registry and chat-health share: real Redis
-//! servers and Sentinel topologies in containers ([`redis`]), PostgreSQL ([`postgres`]), a raw Socket.IO client
+//! servers and Sentinel topologies in containers ([`redis`]), PostgreSQL ([`postgres`]), an archive in memory ([`archive`]), a raw Socket.IO client
 //! ([`client::Client`]) that sees exactly what a client sees, reading one metric out of a
 //! scrape ([`metrics`]), a webhook receiver that checks signatures ([`webhook`]), and names unique to a test run.
 //! Test code only: helpers panic with a message naming what failed.
@@ -9,6 +9,7 @@
 // Test support: a panic is the failure report.
 #![allow(clippy::unwrap_used)]
 
+pub mod archive;
 pub mod client;
 pub mod metrics;
 pub mod postgres;

@@ -76,6 +76,9 @@ impl<A: Adapter> Call<A> {
         if self.event == "message:send" {
             list.push((buckets::messages(&self.user), limits.message_rate));
         }
+        if self.event == "search" {
+            list.push((buckets::search(&self.user), limits.search_rate));
+        }
         Budget(list)
     }
 

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use socketioxide::adapter::Adapter;
 
-use super::{Call, receipts};
+use super::{Call, Ctx, receipts};
 use crate::{
     error::ChatError,
     protocol::{ConversationId, ConversationSummary, Message, MessageId, StreamId},
@@ -40,13 +40,55 @@ pub(crate) async fn history<A: Adapter>(
         Some(_) => return Err(ChatError::bad_request("limit must be 1-100")),
     };
     call.authorize(&req.conversation).await?;
-    let (messages, has_more) = call
-        .ctx
+    let (messages, has_more) = page(&call.ctx, &req.conversation, req.before, limit).await?;
+    Ok(HistoryRes { messages, has_more })
+}
+
+/// Up to `limit` messages of `conversation` older than `before`, oldest first, and whether
+/// older ones exist: from the store, then (with an archive) from the archive past what the
+/// store keeps, in one page with no gap or repeat at the boundary.
+pub(crate) async fn page(
+    ctx: &Ctx,
+    conversation: &ConversationId,
+    before: Option<MessageId>,
+    limit: usize,
+) -> Result<(Vec<Message>, bool), ChatError> {
+    let (mut messages, has_more) = ctx
         .stores
         .messages
-        .history(&req.conversation, req.before, limit)
+        .history(conversation, before, limit)
         .await?;
-    Ok(HistoryRes { messages, has_more })
+    let Some(archiver) = &ctx.archive else {
+        return Ok((messages, has_more));
+    };
+    if has_more {
+        return Ok((messages, has_more));
+    }
+    // The store has nothing older: the archive goes on from its oldest message (a full page
+    // asks it for one, to tell whether older ones exist).
+    let older_than = messages.first().map(|m| m.id).or(before);
+    let wanted = limit - messages.len().min(limit);
+    match archiver
+        .archive()
+        .history(conversation, older_than, wanted.max(1))
+        .await
+    {
+        Ok(older) if wanted == 0 => {
+            let has_more = !older.messages.is_empty();
+            Ok((messages, has_more))
+        }
+        Ok(older) => {
+            let mut page = older.messages;
+            page.append(&mut messages);
+            Ok((page, older.has_more))
+        }
+        // What the store has, and the rest when asked again.
+        Err(e) if !messages.is_empty() => {
+            tracing::warn!(cause = %e, "archive unavailable: history stops at the store");
+            Ok((messages, true))
+        }
+        Err(e) => Err(crate::archive::unavailable(&e)),
+    }
 }
 
 #[derive(Debug, Deserialize)]

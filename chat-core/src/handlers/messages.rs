@@ -158,7 +158,9 @@ pub(crate) async fn moderate(ctx: &Ctx, out: &mut Outgoing) -> Result<(), ChatEr
 }
 
 /// Stores `out` (spending `budget` in the same step), then delivers it: to the other nodes
-/// hosting its rooms, and to this node's devices `here` selects in them.
+/// hosting its rooms, and to this node's devices `here` selects in them; with an archive,
+/// queues it for the archive before answering (a failure there fails the send: the client
+/// sends it again with its `clientId`, and the duplicate is queued).
 pub(crate) async fn post<A: Adapter>(
     ctx: &Arc<Ctx>,
     out: Outgoing,
@@ -183,17 +185,26 @@ pub(crate) async fn post<A: Adapter>(
             ctx.metrics.stored();
             let receipts = ctx.receipts_for((!dm).then_some(audience));
             let local = here(rooms.clone());
-            delivery::deliver(ctx, local, &message, prev, rooms, route, receipts).await;
+            // Queued for the archive before the ack, delivered meanwhile.
+            let ((), queued) = tokio::join!(
+                delivery::deliver(ctx, local, &message, prev, rooms, route, receipts),
+                archive(ctx, &message)
+            );
             ctx.notify(|| Notice::Stored(message.clone()));
+            queued?;
             Ok(Sent {
                 message,
                 duplicate: false,
             })
         }
-        Appended::Duplicate(message) => Ok(Sent {
-            message,
-            duplicate: true,
-        }),
+        Appended::Duplicate(message) => {
+            // Queued again: the first attempt may have failed before it was (idempotent).
+            archive(ctx, &message).await?;
+            Ok(Sent {
+                message,
+                duplicate: true,
+            })
+        }
         Appended::Conflict => Err(ChatError::new(
             ErrorCode::Conflict,
             "clientId was already used for a different message",
@@ -204,5 +215,13 @@ pub(crate) async fn post<A: Adapter>(
             Refusal::NoGroup => ChatError::not_found("no such group"),
             Refusal::NotMember => ChatError::forbidden("you are not a member of this group"),
         }),
+    }
+}
+
+/// Queues a stored message for the archive, if there is one.
+async fn archive(ctx: &Ctx, message: &Message) -> Result<(), ChatError> {
+    match &ctx.archive {
+        Some(archiver) => archiver.enqueue(message).await,
+        None => Ok(()),
     }
 }

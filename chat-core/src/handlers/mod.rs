@@ -19,6 +19,7 @@ pub(crate) mod order;
 mod presence;
 mod queue;
 mod receipts;
+pub(crate) mod search;
 mod typing;
 
 use std::{
@@ -60,6 +61,8 @@ pub(crate) struct Ctx {
     pub auth: Arc<dyn Authenticator>,
     /// Sees every message before it is stored.
     pub message_hook: Option<Arc<dyn MessageHook>>,
+    /// The database of record, when there is one.
+    pub archive: Option<crate::archive::Archiver>,
     /// The event hooks' queue, when there are event hooks.
     pub notices: Option<tokio::sync::mpsc::Sender<notify::Notice>>,
     /// How long a `message` emit waits for a device's ack before giving up on `delivered`.
@@ -229,6 +232,7 @@ fn register_events<A: Adapter>(s: &SocketRef<A>) {
                     ack,
                     presence::subscribe::<A>,
                 ),
+                "search" => queue(s, ctx, "search", data, ack, search::search::<A>),
                 "block" => queue(s, ctx, "block", data, ack, blocks::block::<A>),
                 "unblock" => queue(s, ctx, "unblock", data, ack, blocks::unblock::<A>),
                 "typing" => {

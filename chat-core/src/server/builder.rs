@@ -16,6 +16,7 @@ use axum::http::HeaderName;
 
 use crate::{
     adapter::{AdapterState, ChatAdapter},
+    archive::{Archiver, RedisQueue},
     auth::{Authenticator, Development, Jwt},
     cluster::{Cluster, ClusterConfig, NodeInfo},
     config::Config,
@@ -67,6 +68,20 @@ impl ChatBuilder {
         self
     }
 
+    /// Keeps every message in `archive` too (queued before the sender's ack, written in
+    /// batches as `config` says), pages `history` into it past what the store keeps, and
+    /// answers `search` from it ([`crate::archive`]). Its metrics are resolved here, against
+    /// the recorder current now.
+    pub fn archive(
+        mut self,
+        archive: Arc<dyn crate::archive::Archive>,
+        config: crate::archive::ArchiveConfig,
+    ) -> Self {
+        self.metrics.archive = crate::archive::ArchiveMetrics::resolve();
+        self.archive = Some((archive, config));
+        self
+    }
+
     /// Sets up storage and the Socket.IO server. With Redis settings, joins the cluster
     /// (Redis must answer) and keeps everything in Redis; otherwise embedded, in memory.
     /// With [`Config::webhook`], the webhook sender is one more event hook, after the
@@ -81,6 +96,7 @@ impl ChatBuilder {
         };
         let mut sio = SocketIoConfig::default();
         let mut webhook_stream = None;
+        let mut archive_queue = None;
         let (mut stores, mut memory, cluster, events) = match &config.redis {
             None => {
                 let memory = Arc::new(MemoryStore::new(&config.limits));
@@ -105,6 +121,13 @@ impl ChatBuilder {
                     &keys,
                     cluster.uid().to_string(),
                 ));
+                archive_queue = Some(RedisQueue {
+                    redis: redis.clone(),
+                    prefix: settings.prefix.clone(),
+                    consumer: cluster.uid().to_string(),
+                    wait: (settings.wait_replicas > 0)
+                        .then_some((settings.wait_replicas, settings.wait_timeout)),
+                });
                 let store = RedisStore::new(redis, settings, &config.limits, cluster.uid());
                 (
                     Stores::all_in(Arc::new(store)),
@@ -134,6 +157,16 @@ impl ChatBuilder {
             )?;
             self.hooks.events.push(Arc::new(hook));
         }
+        let archive = self.archive.map(|(archive, archive_config)| {
+            Archiver::start(
+                archive,
+                &archive_config,
+                archive_queue,
+                metrics.archive.clone(),
+                &hook_tasks,
+                stop.clone(),
+            )
+        });
         let (delivered, receipt_queue) = handlers::delivery::receipt_queue();
         let (notices, notice_queue) = match self.hooks.events.is_empty() {
             true => (None, None),
@@ -149,6 +182,7 @@ impl ChatBuilder {
             node_id: config.node_id.clone(),
             auth: authenticator.clone(),
             message_hook: self.hooks.message.clone(),
+            archive,
             notices,
             delivery_ack_timeout: Duration::from_secs(10),
             delivered,

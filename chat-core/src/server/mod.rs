@@ -47,8 +47,9 @@ pub struct Chat {
 }
 
 /// How long shutdown waits for the hook tasks (the event hooks told the last events, the
-/// webhooks queued in Redis, those being sent handed over).
-const HOOKS_STOP: Duration = Duration::from_secs(5);
+/// webhooks queued in Redis, those being sent handed over) and the archive's writer (what
+/// is queued in memory written).
+const HOOKS_STOP: Duration = Duration::from_secs(10);
 
 /// How long shutdown spends, once the drain timeout is over, recording the sockets still
 /// connected as gone: their users offline for subscribers and the hooks.
@@ -67,6 +68,10 @@ pub struct ChatBuilder {
     authenticator: Option<Arc<dyn Authenticator>>,
     hooks: Hooks,
     stores: Option<Stores>,
+    archive: Option<(
+        Arc<dyn crate::archive::Archive>,
+        crate::archive::ArchiveConfig,
+    )>,
 }
 
 /// Controls a running chat: connection count and graceful shutdown.
@@ -103,6 +108,9 @@ pub enum ServerError {
     /// The webhook settings are unusable.
     #[error("bad webhook settings")]
     Webhook(#[from] crate::webhooks::WebhookError),
+    /// The archive cannot start (the database unreachable, a migration failed).
+    #[error("cannot start the archive")]
+    Archive(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
 
 impl Chat {
@@ -124,6 +132,7 @@ impl Chat {
             authenticator: None,
             hooks: Hooks::default(),
             stores: None,
+            archive: None,
         }
     }
 

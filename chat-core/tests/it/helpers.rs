@@ -76,12 +76,10 @@ impl TestServer {
             .unwrap()
             .build_recorder();
         let metrics = recorder.handle();
-        let chat = build(::metrics::with_local_recorder(&recorder, || {
-            Chat::builder(config)
-        }))
-        .build()
-        .await
-        .expect("build chat");
+        let chat = ::metrics::with_local_recorder(&recorder, || build(Chat::builder(config)))
+            .build()
+            .await
+            .expect("build chat");
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
         let app = chat.router();

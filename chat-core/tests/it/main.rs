@@ -5,6 +5,7 @@
 
 mod helpers;
 
+mod archive;
 mod auth;
 mod cluster;
 mod cluster_chat;

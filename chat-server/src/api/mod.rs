@@ -10,6 +10,7 @@
 mod groups;
 mod messages;
 mod schema;
+mod search;
 mod users;
 
 use std::sync::Arc;
@@ -86,7 +87,7 @@ const API_AUTH: BearerScheme = BearerScheme("api");
     info(
         title = "chat-server API",
         description = "What the product's backend does to the chat: post messages (as a user \
-                       or as the system), manage groups, read history and presence, disconnect \
+                       or as the system), manage groups, read history, search and presence, disconnect \
                        and ban users, announce. Every route needs `Authorization: Bearer \
                        $CHAT_API_TOKEN`. Errors are `{\"error\": {\"code\", \"message\"}}` with \
                        the socket protocol's codes."
@@ -94,6 +95,7 @@ const API_AUTH: BearerScheme = BearerScheme("api");
     paths(
         messages::post_message,
         messages::history,
+        search::search,
         groups::create,
         groups::add_member,
         groups::remove_member,
@@ -122,6 +124,7 @@ pub fn router(chat: ChatHandle, config: &ApiConfig) -> Router {
     let routes = Router::new()
         .route("/messages", post(messages::post_message))
         .route("/conversations/{id}/messages", get(messages::history))
+        .route("/search", get(search::search))
         .route("/groups", post(groups::create))
         .route("/groups/{id}/members", post(groups::add_member))
         .route("/groups/{id}/members/{user}", delete(groups::remove_member))

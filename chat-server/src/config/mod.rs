@@ -5,6 +5,7 @@ use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use chat_core::{
     Config, Limits,
+    archive::ArchiveConfig,
     config::{Rate, RedisSettings, WebhookConfig},
     redis::RedisConfig,
     serve::HttpLimits,
@@ -36,8 +37,33 @@ pub struct ServerConfig {
     /// The Socket.IO Admin UI's login (`CHAT_ADMIN_UI_USER` and `CHAT_ADMIN_UI_PASSWORD`,
     /// both or neither); unset = the UI is off.
     pub admin_ui: Option<AdminCredentials>,
+    /// The archive (`CHAT_DATABASE_URL`, `CHAT_SEARCH_LANGUAGE`, `CHAT_ARCHIVE_CLAIM_AFTER`);
+    /// unset = no archive, no search.
+    pub archive: Option<ArchiveSettings>,
     /// The chat itself.
     pub chat: Config,
+}
+
+/// Where the archive is and how messages reach it (docs/archive.md).
+#[derive(Clone, PartialEq, Eq)]
+pub struct ArchiveSettings {
+    /// `postgres://user:password@host:port/database` (`CHAT_DATABASE_URL`).
+    pub url: String,
+    /// PostgreSQL's text search configuration (`CHAT_SEARCH_LANGUAGE`, default `simple`:
+    /// no stemming, any language).
+    pub language: String,
+    /// The queue's settings.
+    pub queue: ArchiveConfig,
+}
+
+impl std::fmt::Debug for ArchiveSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ArchiveSettings")
+            .field("url", &"<hidden>")
+            .field("language", &self.language)
+            .field("queue", &self.queue)
+            .finish()
+    }
 }
 
 impl ServerConfig {
@@ -72,6 +98,14 @@ impl ServerConfig {
             event_rate: Rate::new(
                 env.parse("CHAT_RATE_EVENTS", dl.event_rate.per_second, 0.01..=1e6)?,
                 env.parse("CHAT_RATE_EVENTS_BURST", dl.event_rate.burst, 1..=1_000_000)?,
+            ),
+            search_rate: Rate::new(
+                env.parse("CHAT_RATE_SEARCH", dl.search_rate.per_second, 0.01..=1e6)?,
+                env.parse(
+                    "CHAT_RATE_SEARCH_BURST",
+                    dl.search_rate.burst,
+                    1..=1_000_000,
+                )?,
             ),
             receipts: env.parse("CHAT_RECEIPTS", dl.receipts, ..)?,
             receipt_group_max: env.parse(
@@ -130,6 +164,7 @@ impl ServerConfig {
             },
             api: api_from_env(&env)?,
             admin_ui: admin_ui_from_env(&env)?,
+            archive: archive_from_env(&env)?,
             chat,
         })
     }
@@ -244,6 +279,49 @@ fn admin_ui_from_env(env: &Env<'_>) -> Result<Option<AdminCredentials>, ConfigEr
         }
         (Some(user), Some(password)) => Ok(Some(AdminCredentials { user, password })),
     }
+}
+
+/// `CHAT_DATABASE_URL` turns the archive on; `CHAT_SEARCH_LANGUAGE` and
+/// `CHAT_ARCHIVE_CLAIM_AFTER` tune it.
+fn archive_from_env(env: &Env<'_>) -> Result<Option<ArchiveSettings>, ConfigError> {
+    let Some(url) = env.raw("CHAT_DATABASE_URL") else {
+        return Ok(None);
+    };
+    if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+        return Err(invalid(
+            "CHAT_DATABASE_URL",
+            "<hidden>",
+            "use a postgres:// url",
+        ));
+    }
+    let language = env
+        .raw("CHAT_SEARCH_LANGUAGE")
+        .unwrap_or_else(|| chat_archive::DEFAULT_LANGUAGE.to_owned());
+    if language.is_empty()
+        || !language
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_')
+    {
+        return Err(invalid(
+            "CHAT_SEARCH_LANGUAGE",
+            &language,
+            "name a text search configuration (simple, english, french...)",
+        ));
+    }
+    let d = ArchiveConfig::default();
+    Ok(Some(ArchiveSettings {
+        url,
+        language,
+        queue: ArchiveConfig {
+            claim_after: env.duration(
+                "CHAT_ARCHIVE_CLAIM_AFTER",
+                d.claim_after,
+                Duration::from_millis(100),
+                Duration::from_secs(3600),
+            )?,
+            ..d
+        },
+    }))
 }
 
 fn redis_from_env(env: &Env<'_>) -> Result<Option<RedisSettings>, ConfigError> {

@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod api;
+mod archive;
 mod helpers;
 mod limits;
 mod offline;
