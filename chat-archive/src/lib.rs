@@ -238,4 +238,21 @@ impl Archive for PgArchive {
             .collect::<Result<Vec<_>, _>>()?;
         Ok(ArchivePage { messages, has_more })
     }
+
+    async fn backfilled(&self, conversation: &ConversationId) -> Result<bool, ArchiveError> {
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM backfilled WHERE conversation = $1)")
+            .bind(conversation.to_string())
+            .fetch_one(&self.pool)
+            .await
+            .map_err(failure)
+    }
+
+    async fn mark_backfilled(&self, conversation: &ConversationId) -> Result<(), ArchiveError> {
+        sqlx::query("INSERT INTO backfilled (conversation) VALUES ($1) ON CONFLICT DO NOTHING")
+            .bind(conversation.to_string())
+            .execute(&self.pool)
+            .await
+            .map_err(failure)?;
+        Ok(())
+    }
 }

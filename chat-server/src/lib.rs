@@ -68,6 +68,31 @@ fn web_dir(config: &ServerConfig) -> Option<PathBuf> {
     })
 }
 
+/// `chat-server backfill`: archives what Redis holds (docs/archive.md), resuming where an
+/// earlier run stopped. Needs the Redis settings and `CHAT_DATABASE_URL`.
+pub async fn backfill(
+    config: &ServerConfig,
+) -> Result<chat_core::archive::backfill::BackfillReport, Box<dyn std::error::Error + Send + Sync>>
+{
+    let (Some(redis), Some(settings)) = (&config.chat.redis, &config.archive) else {
+        return Err(
+            "backfill needs CHAT_REDIS_URL (or CHAT_REDIS_SENTINELS) and CHAT_DATABASE_URL".into(),
+        );
+    };
+    let archive = PgArchive::connect(&settings.url, &settings.language).await?;
+    let report = chat_core::archive::backfill::backfill(redis, &archive, |conversation, n| {
+        tracing::info!(%conversation, messages = n, "conversation archived");
+    })
+    .await?;
+    tracing::info!(
+        conversations = report.conversations,
+        skipped = report.skipped,
+        messages = report.messages,
+        "backfill done"
+    );
+    Ok(report)
+}
+
 /// Serves a chat node on `listener` (and `/metrics` on `CHAT_METRICS_LISTEN`, bound here,
 /// when set) until `shutdown` resolves, then drains and returns.
 pub async fn run(

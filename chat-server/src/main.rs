@@ -1,4 +1,5 @@
-//! `chat-server`: one chat node. Embedded (in memory) by default.
+//! `chat-server`: one chat node. Embedded (in memory) by default. `chat-server backfill`
+//! archives what Redis holds, then exits.
 
 use anyhow::Context;
 use chat_server::ServerConfig;
@@ -16,6 +17,23 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 async fn main() -> anyhow::Result<()> {
     let config = ServerConfig::from_env().context("bad configuration")?;
     chat_env::telemetry::init(config.log_format);
+    match std::env::args().nth(1).as_deref() {
+        None => {}
+        Some("backfill") => {
+            let report = chat_server::backfill(&config)
+                .await
+                .map_err(|e| anyhow::anyhow!(e))
+                .context("backfill stopped; run it again to go on")?;
+            println!(
+                "backfill: {} conversations archived ({} messages), {} done before",
+                report.conversations, report.messages, report.skipped
+            );
+            return Ok(());
+        }
+        Some(other) => anyhow::bail!(
+            "unknown command {other:?}: `chat-server` serves, `chat-server backfill` archives what Redis holds"
+        ),
+    }
     let listener = TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;

@@ -24,6 +24,7 @@ type Kept = BTreeMap<(String, MessageId), Message>;
 pub struct MemoryArchive {
     kept: Arc<Mutex<Kept>>,
     failing: Arc<AtomicBool>,
+    backfilled: Arc<Mutex<std::collections::BTreeSet<String>>>,
 }
 
 impl MemoryArchive {
@@ -154,5 +155,23 @@ impl Archive for MemoryArchive {
             messages: page,
             has_more,
         })
+    }
+
+    async fn backfilled(&self, conversation: &ConversationId) -> Result<bool, ArchiveError> {
+        self.check()?;
+        Ok(self
+            .backfilled
+            .lock()
+            .unwrap()
+            .contains(&conversation.to_string()))
+    }
+
+    async fn mark_backfilled(&self, conversation: &ConversationId) -> Result<(), ArchiveError> {
+        self.check()?;
+        self.backfilled
+            .lock()
+            .unwrap()
+            .insert(conversation.to_string());
+        Ok(())
     }
 }

@@ -17,6 +17,7 @@
 //! `history` reads Redis (or memory) first and goes on in the archive past what is kept
 //! there ([`crate::handlers::history`]); `search` reads the archive only.
 
+pub mod backfill;
 mod memory;
 mod metrics;
 mod stream;
@@ -75,6 +76,17 @@ pub trait Archive: std::fmt::Debug + Send + Sync + 'static {
         after: Option<(MessageId, ConversationId)>,
         limit: usize,
     ) -> Result<ArchivePage, ArchiveError>;
+
+    /// Whether a backfill finished `conversation` before ([`backfill`]); none did by
+    /// default, and every run archives everything again (idempotent, only slower).
+    async fn backfilled(&self, _conversation: &ConversationId) -> Result<bool, ArchiveError> {
+        Ok(false)
+    }
+
+    /// Records that a backfill finished `conversation`.
+    async fn mark_backfilled(&self, _conversation: &ConversationId) -> Result<(), ArchiveError> {
+        Ok(())
+    }
 }
 
 /// The conversations a search looks in.

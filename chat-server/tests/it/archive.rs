@@ -174,3 +174,87 @@ async fn without_a_database_search_is_unavailable_and_a_bad_one_stops_the_start(
         String::from_utf8_lossy(&out.stderr).to_string() + &String::from_utf8_lossy(&out.stdout);
     assert!(said.contains("cannot start the archive"), "{said}");
 }
+
+/// `chat-server backfill` with `vars`: its report line.
+async fn backfill(vars: &[(&str, &str)]) -> String {
+    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_chat-server"));
+    for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("CHAT_")) {
+        cmd.env_remove(k);
+    }
+    let out = cmd
+        .arg("backfill")
+        .envs(vars.iter().copied())
+        .output()
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout.lines().last().unwrap_or_default().to_owned()
+}
+
+/// Messages stored before the archive was on are archived by `chat-server backfill`; a second
+/// run does only what is new.
+#[tokio::test]
+async fn backfill_archives_what_redis_holds_and_resumes() {
+    let (redis, pg) = tokio::join!(RedisServer::start(), PostgresServer::start());
+    let (url, prefix, db) = (redis.url(), chat_testing::prefix(), pg.url());
+    let redis_vars = [
+        ("CHAT_REDIS_URL", url.as_str()),
+        ("CHAT_REDIS_PREFIX", prefix.as_str()),
+        ("CHAT_API_TOKEN", TOKEN),
+    ];
+    let before = Node::start(&redis_vars).await;
+    let (alice, bob, carol, dave) = (uid("alice"), uid("bob"), uid("carol"), uid("dave"));
+    let mut alice_c = Client::dev(before.addr, &alice).await;
+    let send = |to: &str, i: usize| {
+        (
+            "message:send",
+            json!({"to": to, "body": format!("old note {i}")}),
+        )
+    };
+    let mut requests: Vec<_> = (0..12).map(|i| send(&bob, i)).collect();
+    requests.extend((12..15).map(|i| send(&carol, i)));
+    let acks = alice_c.ack_all(requests).await;
+    assert!(acks.iter().all(|a| a["ok"] == true), "{acks:?}");
+    let mut vars = redis_vars.to_vec();
+    vars.push(("CHAT_DATABASE_URL", db.as_str()));
+    assert_eq!(
+        backfill(&vars).await,
+        "backfill: 2 conversations archived (15 messages), 0 done before"
+    );
+    let acks = alice_c
+        .ack_all((15..17).map(|i| send(&dave, i)).collect())
+        .await;
+    assert!(acks.iter().all(|a| a["ok"] == true), "{acks:?}");
+    assert_eq!(
+        backfill(&vars).await,
+        "backfill: 1 conversations archived (2 messages), 2 done before"
+    );
+    // Search reads the archive only: everything is there.
+    let after = Node::start(&vars).await;
+    let (status, found) = after
+        .call(
+            "GET",
+            &format!("/api/v1/search?user={alice}&q=note&limit=50"),
+            TOKEN,
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{found}");
+    assert_eq!(found["results"].as_array().unwrap().len(), 17, "{found}");
+    // Without a database it says what it needs.
+    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_chat-server"));
+    let out = cmd
+        .arg("backfill")
+        .env_remove("CHAT_DATABASE_URL")
+        .envs(redis_vars.iter().copied())
+        .output()
+        .await
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("CHAT_DATABASE_URL"));
+}
