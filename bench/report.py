@@ -163,13 +163,26 @@ def safe(f, r):
         return None
 
 
+def archive_error(r):
+    """The archive peer: every acknowledged message in PostgreSQL, the queue drained."""
+    if r.get("impl") != "archive":
+        return None
+    if r.get("archive_drain_s") is None:
+        return "the archive queue did not drain"
+    acked = r.get("acked_ok")
+    if acked is not None and r.get("archive_rows") != acked:
+        return f"{r.get('archive_rows')} messages archived of {acked} acknowledged"
+    return None
+
+
 def quick(rows):
     bad = [r for r in rows if r.get("error") or r.get("lost") or r.get("dup")
            or r.get("failed") or r.get("unanswered") or r.get("ack_err")
-           or r.get("disconnects")]
+           or r.get("disconnects") or archive_error(r)]
     for r in rows:
+        why = r.get("error") or archive_error(r) or r.get("error_sample")
         print(f"{r.get('impl', '?'):12} {r.get('label', '?'):22} "
-              + ("FAIL " + str(r.get("error") or r.get("error_sample")) if r in bad else "ok"))
+              + ("FAIL " + str(why) if r in bad else "ok"))
     return 1 if bad or not rows else 0
 
 

@@ -17,7 +17,10 @@
 # CHAT_RECEIPTS=false, the event subset the peers implement.
 # Peers: node (socket.io + classic redis adapter), node-sharded (the same, ADAPTER=sharded),
 # sxio and ceiling (bench/peers/rust; ceiling has no Redis and runs in single-node cases only),
-# base (an earlier build of ours: BASE_BIN=$(bench/base.sh REV), for before/after figures).
+# base (an earlier build of ours: BASE_BIN=$(bench/base.sh REV), for before/after figures),
+# archive (ours with the archive on: a PostgreSQL from the host's binaries per run, pinned to
+# the server core, its processes counted with the servers'; family `archive` adds
+# archive-drain, PostgreSQL paused during the load then timed writing the backlog).
 # A peer that is not there (not built, not written yet) is skipped with a log line.
 #
 # Servers and Redis are pinned to CPU 0, the load generator to CPU 1; the Rust servers get one
@@ -124,6 +127,7 @@ rust_peers_built() { # builds bench/peers/rust once; 0 when it built
   fi
   [ "$RUST_BUILT" = yes ]
 }
+PG_BIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1 || true)
 AVAILABLE=""
 for peer in ${PEERS//,/ }; do
   ok=0
@@ -135,11 +139,15 @@ for peer in ${PEERS//,/ }; do
       else log "server.js has no ADAPTER=sharded mode (yet)"; fi ;;
     sxio) rust_peers_built && [ -x "$SXIO_BIN" ] && ok=1 ;;
     ceiling) rust_peers_built && [ -x "$CEILING_BIN" ] && ok=1 ;;
+    archive)
+      # Ours with CHAT_DATABASE_URL: PostgreSQL from the host's packages (.ci/run installs them).
+      if [ -n "$PG_BIN" ] && id postgres >/dev/null 2>&1; then ok=1
+      else log "peer archive needs PostgreSQL's binaries (apt-get install postgresql) and a postgres user"; fi ;;
     base)
       # An earlier build of ours (bench/base.sh REV prints one), run exactly like ours.
       if [ -n "${BASE_BIN:-}" ] && [ -x "$BASE_BIN" ]; then ok=1
       else log "peer base needs BASE_BIN, an executable chat-server (bench/base.sh REV)"; fi ;;
-    *) echo "unknown peer $peer (node | node-sharded | sxio | ceiling | base)" >&2; exit 2 ;;
+    *) echo "unknown peer $peer (node | node-sharded | sxio | ceiling | base | archive)" >&2; exit 2 ;;
   esac
   if [ $ok = 1 ]; then
     AVAILABLE="$AVAILABLE $peer"
@@ -189,18 +197,41 @@ load1() { awk '{print $1}' /proc/loadavg; }
 PIDS=()
 REDIS_PID=""
 REDIS_PORT=""
+PG_PID=""
+PG_PORT=""
 # The measurement is over when this runs: servers get 2 s to exit, then SIGKILL (ours drains
 # its sockets for up to CHAT_DRAIN_TIMEOUT on SIGTERM, which is no use here).
 stop_cluster() {
   local p
-  for p in "${PIDS[@]}" $REDIS_PID; do kill "$p" 2>/dev/null || true; done
-  for p in "${PIDS[@]}" $REDIS_PID; do
+  for p in "${PIDS[@]}" $REDIS_PID $PG_PID; do kill "$p" 2>/dev/null || true; done
+  for p in "${PIDS[@]}" $REDIS_PID $PG_PID; do
     for _ in $(seq 1 20); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
     kill -9 "$p" 2>/dev/null || true
   done
-  PIDS=(); REDIS_PID=""
+  [ -z "$PG_PORT" ] || rm -rf "$PG_ROOT/pg-$PG_PORT"
+  PIDS=(); REDIS_PID=""; PG_PID=""; PG_PORT=""
 }
-trap stop_cluster EXIT
+
+# PostgreSQL's processes: the postmaster and its children (backends, writers).
+pg_pids() { [ -z "$PG_PID" ] || echo "$PG_PID" $(pgrep -P "$PG_PID"); }
+
+# PostgreSQL runs as the postgres user: its clusters live where that user can reach them ($OUT
+# may be private to root).
+PG_ROOT=""
+start_postgres() { # port: a fresh cluster, default durability (fsync and synchronous commit on)
+  [ -n "$PG_ROOT" ] || { PG_ROOT=$(mktemp -d /tmp/chat-bench-pg.XXXXXX); chmod 755 "$PG_ROOT"; }
+  local dir="$PG_ROOT/pg-$1"
+  rm -rf "$dir"; mkdir -p "$dir"; chown postgres "$dir"
+  runuser -u postgres -- "$PG_BIN/initdb" -D "$dir/data" -U postgres --auth=trust -E UTF8 \
+    --locale=C >"$OUT/postgres-init.log" 2>&1 || return 1
+  "${PIN_SERVER[@]}" runuser -u postgres -- "$PG_BIN/postgres" -D "$dir/data" -p "$1" \
+    -c listen_addresses=127.0.0.1 -k "$dir" >"$OUT/postgres.log" 2>&1 &
+  disown $!
+  PG_PORT=$1
+  wait_port "$1" 20 || return 1
+  PG_PID=$(head -1 "$dir/data/postmaster.pid")
+}
+trap 'stop_cluster; [ -z "$PG_ROOT" ] || rm -rf "$PG_ROOT"' EXIT
 
 start_redis() { # port
   "${PIN_SERVER[@]}" redis-server --port "$1" --bind 127.0.0.1 --save '' \
@@ -211,23 +242,27 @@ start_redis() { # port
 }
 
 start_cluster() { # impl nodes
-  local impl=$1 nodes=$2 base i port redis_url
-  base=$(pick_base $((nodes + 1))) || return 1
+  local impl=$1 nodes=$2 base i port redis_url db=""
+  base=$(pick_base $((nodes + 2))) || return 1
   REDIS_PORT=$base
   start_redis "$REDIS_PORT" || return 1
   redis_url="redis://127.0.0.1:$REDIS_PORT"
+  if [ "$impl" = archive ]; then
+    start_postgres $((base + nodes + 1)) || return 1
+    db="CHAT_DATABASE_URL=postgres://postgres@127.0.0.1:$PG_PORT/postgres"
+  fi
   URLS=""
   for i in $(seq 1 "$nodes"); do
     port=$((base + i))
     case "$impl" in
-      ours|base)
+      ours|base|archive)
         # shellcheck disable=SC2086 # OURS_ENV is a list of VAR=value words
         TOKIO_WORKER_THREADS=1 CHAT_LISTEN="127.0.0.1:$port" CHAT_NODE_ID="bench$i" \
           CHAT_REDIS_URL="$redis_url" CHAT_REDIS_PREFIX="bench:" \
           CHAT_RATE_MESSAGES=1000000 CHAT_RATE_MESSAGES_BURST=1000000 \
           CHAT_RATE_EVENTS=1000000 CHAT_RATE_EVENTS_BURST=1000000 \
           CHAT_CAPACITY=100000 RUST_LOG=warn \
-          "${PIN_SERVER[@]}" env $OURS_ENV "$([ "$impl" = base ] && echo "$BASE_BIN" || echo "$SERVER_BIN")" \
+          "${PIN_SERVER[@]}" env $OURS_ENV $db "$([ "$impl" = base ] && echo "$BASE_BIN" || echo "$SERVER_BIN")" \
           >"$OUT/$impl$i.log" 2>&1 &
         ;;
       node|node-sharded)
@@ -254,7 +289,11 @@ start_cluster() { # impl nodes
 run_case() {
   local impl=$1 pair=$2 label=$3 nodes=$4; shift 4
   local extra=()
-  if [[ "$label" == slow* ]] && [ "$impl" != ours ] && [ "$impl" != base ]; then
+  if [[ "$label" == archive-* ]] && [ "$impl" != archive ]; then
+    log "skip: $impl $label (archive cases: the archive peer only)"
+    return 0
+  fi
+  if [[ "$label" == slow* ]] && [ "$impl" != ours ] && [ "$impl" != base ] && [ "$impl" != archive ]; then
     log "skip: $impl $label (slow-consumer cases: ours and base only; the peers have no sync, no /healthz)"
     return 0
   fi
@@ -276,10 +315,18 @@ run_case() {
     FAILED=$((FAILED + 1))
     return 0
   fi
-  local pids; pids=$(IFS=,; echo "${PIDS[*]}")
-  local line rc=0
+  # PostgreSQL's processes count with the servers': the archive's whole cost.
+  local pids pg; pg=$(pg_pids | tr ' ' ,); pids=$(IFS=,; echo "${PIDS[*]}${pg:+,$pg}")
+  local line rc=0 sampler=""
+  if [ "$impl" = archive ]; then
+    archive_sample "${URLS%%,*}" "$OUT/archive-sample" & sampler=$!
+    if [[ "$label" == archive-drain* ]]; then kill -STOP $(pg_pids); fi
+  fi
   line=$("${PIN_LOADGEN[@]}" "$LOADGEN" "$@" "${extra[@]}" --urls "$URLS" --pids "$pids" \
     --redis-pid "$REDIS_PID" --label "$label" --tag "p${pair}" --max-seconds 400 $ASSERT) || rc=$?
+  if [ "$impl" = archive ]; then
+    line=$(archive_finish "$line" "${URLS%%,*}" "$sampler" "$OUT/archive-sample")
+  fi
   # What Redis spent per command in the run (setup included): calls and CPU µs per command.
   if [ -n "$REDIS_PORT" ] && command -v redis-cli >/dev/null; then
     redis-cli -p "$REDIS_PORT" INFO commandstats >"$OUT/redis-$impl-$label-p$pair.txt" 2>/dev/null || true
@@ -301,6 +348,46 @@ run_case() {
   else
     log "ok: $impl $label ($((SECONDS - t0)) s, load $l0 -> $l1)"
   fi
+}
+
+# The archive peer: the highest lag and backlog node 1 reported during the load (its gauges
+# cover the whole cluster's queue), sampled every 0.25 s.
+metric() { # url name: the sample, 0 when absent
+  curl -s --max-time 2 "${1/ws:/http:}/metrics" | awk -v n="$2" '$1 == n {print $2; f=1} END {if (!f) print 0}'
+}
+archive_sample() { # url file
+  local lag backlog max_lag=0 max_backlog=0
+  while true; do
+    lag=$(metric "$1" chat_archive_lag_seconds); backlog=$(metric "$1" chat_archive_backlog)
+    max_lag=$(awk -v a="$max_lag" -v b="$lag" 'BEGIN {print (b > a) ? b : a}')
+    max_backlog=$(awk -v a="$max_backlog" -v b="$backlog" 'BEGIN {print (b > a) ? b : a}')
+    echo "$max_lag $max_backlog" >"$2"
+    sleep 0.25
+  done
+}
+# After the load: PostgreSQL resumed (archive-drain), the time until every message is written
+# (the backlog at 0 and the rows counted), the sampler's maxima; added to the run's line.
+archive_finish() { # line url sampler-pid sample-file
+  local t0 rows=null drained=null acked
+  kill -CONT $(pg_pids) 2>/dev/null || true
+  t0=$(date +%s.%N)
+  # Done when every acknowledged message is a row (the runs that send none: the queue empty).
+  acked=$(echo "$1" | jq -r '.acked_ok // empty' 2>/dev/null || true)
+  for _ in $(seq 1 600); do
+    rows=$("$PG_BIN/psql" -h 127.0.0.1 -p "$PG_PORT" -U postgres -Atc 'SELECT count(*) FROM messages' 2>/dev/null || echo null)
+    if { [ -n "$acked" ] && [ "$rows" = "$acked" ]; } ||
+       { [ -z "$acked" ] && [ "$(metric "$2" chat_archive_backlog)" = 0 ]; }; then
+      drained=$(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN {printf "%.2f", b - a}'); break
+    fi
+    sleep 0.1
+  done
+  kill "$3" 2>/dev/null || true
+  read -r lag backlog <"$4" || true
+  echo "$1" | jq -c --argjson rows "${rows:-null}" --argjson d "$drained" \
+    --argjson lag "${lag:-null}" --argjson backlog "${backlog:-null}" \
+    '. + {archive_rows: $rows, archive_drain_s: $d, archive_lag_max_s: $lag, archive_backlog_max: $backlog}
+       + (if $d != null and $d > 0 and $rows != null then {archive_drain_msgs_per_s: (($rows / $d) | floor)} else {} end)' \
+    2>/dev/null || echo "$1"
 }
 
 FAILED=0
@@ -369,6 +456,10 @@ CASES+=("connect|connect10k|2||connect --conns 10000 --concurrency 100")
 POLLING="polling --clients 500 --rate ${POLLING_RATE:-500} --duration 10 --drain 10"
 CASES+=("polling|polling500|2||$POLLING")
 CASES+=("polling|polling500-norcpt|2|$NORCPT|$POLLING")
+# The archive (peer `archive`): dm@2000 with PostgreSQL paused for the 10 s of load (the
+# backlog then written as fast as it goes: messages/s into PostgreSQL); the archive peer runs
+# every other case with the archive on too.
+CASES+=("archive|archive-drain|2||dm --pairs 100 --rate 2000 --duration 10 --drain 10")
 # Slow consumer (issue 27), one node: a group of three, one member joins and stops reading
 # (its WebSocket is never read again, or it never sends its next long-poll GET), 20,000
 # messages of 2 KB at 1,000/s; slow-none without that member. The history holds the stream,

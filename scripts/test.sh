@@ -22,7 +22,7 @@ cargo build --workspace --locked
 cargo test --workspace --locked
 
 step "benchmark harness, quick mode (checks messages arrive; no timings)"
-bench/run.sh --quick --peers node,node-sharded,sxio,ceiling
+bench/run.sh --quick --peers node,node-sharded,sxio,ceiling,archive
 
 step "handler tests again, on the Redis store (one Redis container per server)"
 CHAT_TEST_STORE=redis cargo test -p chat-core --test it --locked -- \

@@ -196,9 +196,9 @@ pub mod buckets {
         format!("msg:{user}")
     }
 
-    /// A user's `search`.
+    /// A user's `search`. Hash-tagged by user, like every key added since the bans.
     pub fn search(user: impl Display) -> String {
-        format!("search:{user}")
+        format!("search:{{{user}}}")
     }
 }
 
@@ -244,6 +244,7 @@ mod tests {
         assert_eq!(k.ban("ann"), "t1:ban:{ann}");
         assert_eq!(k.webhooks(), "t1:webhooks:{webhooks}");
         assert_eq!(k.archive(3), "t1:archive:{archive-3}");
+        assert_eq!(k.bucket(buckets::search("ann")), "t1:bucket:search:{ann}");
         let shards: std::collections::BTreeSet<u32> = (0..100)
             .map(|i| archive_shard(format!("group:g{i}")))
             .collect();

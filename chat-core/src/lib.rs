@@ -18,8 +18,9 @@
 //! - [`webhooks`]: signed POSTs of offline recipients and presence to the product's backend,
 //!   queued in memory or in a Redis stream, retried (docs/webhooks.md).
 //! - [`api`]: the server API on [`ChatHandle`]: what the product's backend does to the chat.
-//! - [`archive`]: the database-of-record seam (`chat-archive` implements it on PostgreSQL;
-//!   not yet wired into the chat).
+//! - [`archive`]: the database of record: every message queued for it before its ack (in
+//!   memory, or Redis streams in a cluster), history past the store, search; `chat-archive`
+//!   implements the seam on PostgreSQL (docs/archive.md).
 //! - [`keys`]: the name of every Redis key and Socket.IO room, in one place.
 //! - `handlers`: one file per event group, registered in one place.
 //! - [`store`]: the storage traits, the in-memory and the Redis backends.
@@ -144,6 +145,10 @@
 //! let chat = Chat::builder(config).stores(stores).build().await?;
 //! # Ok(()) }
 //! ```
+//!
+//! **The archive** ([`archive::Archive`], [`ChatBuilder::archive`]): a database of record
+//! for every message; `history` goes on in it past the store, and `search` reads it.
+//! `chat_archive::PgArchive` is the PostgreSQL one (docs/archive.md).
 //!
 //! **The server API** ([`api`]): what the product's backend does to the chat, as methods on
 //! [`ChatHandle`], cluster-wide and with the socket path's checks: post messages as a user or

@@ -281,6 +281,7 @@ async fn the_openapi_document_lists_every_route() {
     for path in [
         "/api/v1/messages",
         "/api/v1/conversations/{id}/messages",
+        "/api/v1/search",
         "/api/v1/groups",
         "/api/v1/groups/{id}/members",
         "/api/v1/groups/{id}/members/{user}",
@@ -295,6 +296,7 @@ async fn the_openapi_document_lists_every_route() {
         "bearer"
     );
     assert!(doc["components"]["schemas"]["Message"].is_object());
+    assert!(doc["components"]["schemas"]["SearchResults"].is_object());
 }
 
 mod bad_input;
