@@ -118,7 +118,7 @@ impl Writer {
     async fn write(&self, batch: &[Message], rx: &mpsc::Receiver<Message>) -> bool {
         self.metrics.set_lag(batch.first().map(|m| m.ts));
         let started = Instant::now();
-        let result = self.archive.write(batch).await;
+        let result = super::write(self.archive.as_ref(), batch).await;
         self.metrics
             .wrote(batch.len(), result.is_ok(), started.elapsed());
         match result {

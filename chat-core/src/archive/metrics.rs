@@ -1,6 +1,12 @@
 //! The archive families (`chat_archive_*`, docs/metrics.md).
 
-use std::time::Duration;
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::Duration,
+};
 
 use metrics::{
     Counter, Gauge, Histogram, Unit, counter, describe_counter, describe_gauge, describe_histogram,
@@ -17,7 +23,10 @@ pub struct ArchiveMetrics {
     write_duration: Histogram,
     reclaimed: Counter,
     pub(crate) backlog: Gauge,
-    pub(crate) lag: Gauge,
+    lag: Gauge,
+    /// When the oldest waiting message was stored (ms; 0: none waits), so that the lag
+    /// grows between two updates while a write hangs.
+    oldest: Arc<AtomicU64>,
 }
 
 impl ArchiveMetrics {
@@ -61,6 +70,7 @@ impl ArchiveMetrics {
             reclaimed: counter!("chat_archive_reclaimed_total"),
             backlog: gauge!("chat_archive_backlog"),
             lag: gauge!("chat_archive_lag_seconds"),
+            oldest: Arc::default(),
         }
     }
 
@@ -83,9 +93,16 @@ impl ArchiveMetrics {
 
     /// The oldest waiting message was stored at `oldest_ms` (none waits: `None`).
     pub(crate) fn set_lag(&self, oldest_ms: Option<u64>) {
-        let lag = oldest_ms.map_or(0.0, |ms| {
-            crate::protocol::now_ms().saturating_sub(ms) as f64 / 1000.0
-        });
+        self.oldest.store(oldest_ms.unwrap_or(0), Ordering::Relaxed);
+        self.refresh();
+    }
+
+    /// The lag gauge as of now (before a scrape).
+    pub(crate) fn refresh(&self) {
+        let lag = match self.oldest.load(Ordering::Relaxed) {
+            0 => 0.0,
+            ms => crate::protocol::now_ms().saturating_sub(ms) as f64 / 1000.0,
+        };
         self.lag.set(lag);
     }
 }

@@ -128,6 +128,7 @@ impl Default for ArchiveConfig {
 pub(crate) struct Archiver {
     archive: Arc<dyn Archive>,
     queue: Queue,
+    metrics: ArchiveMetrics,
 }
 
 #[derive(Debug, Clone)]
@@ -160,7 +161,7 @@ impl Archiver {
             None => Queue::Memory(memory::MemoryQueue::start(
                 archive.clone(),
                 config,
-                metrics,
+                metrics.clone(),
                 tasks,
                 stop,
             )),
@@ -168,12 +169,16 @@ impl Archiver {
                 archive.clone(),
                 config,
                 redis,
-                metrics,
+                metrics.clone(),
                 tasks,
                 stop,
             )),
         };
-        Self { archive, queue }
+        Self {
+            archive,
+            queue,
+            metrics,
+        }
     }
 
     /// Queues a stored message for the archive; returns once it is queued (in Redis, in a
@@ -185,9 +190,26 @@ impl Archiver {
         }
     }
 
+    /// Brings the lag gauge up to now (before a scrape).
+    pub fn update_metrics(&self) {
+        self.metrics.refresh();
+    }
+
     /// The archive itself, to read.
     pub fn archive(&self) -> &dyn Archive {
         self.archive.as_ref()
+    }
+}
+
+/// How long one batch write may take before it counts as failed (and is retried): a
+/// database that hangs shows as errors and a growing lag, not as silence.
+pub(crate) const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Writes `messages` within [`WRITE_TIMEOUT`].
+pub(crate) async fn write(archive: &dyn Archive, messages: &[Message]) -> Result<(), ArchiveError> {
+    match tokio::time::timeout(WRITE_TIMEOUT, archive.write(messages)).await {
+        Ok(result) => result,
+        Err(_) => Err(ArchiveError(format!("no answer within {WRITE_TIMEOUT:?}"))),
     }
 }
 

@@ -214,7 +214,7 @@ impl Reader {
             let started = Instant::now();
             let mut result = Ok(());
             for chunk in messages.chunks(self.batch) {
-                result = self.archive.write(chunk).await;
+                result = super::write(self.archive.as_ref(), chunk).await;
                 if result.is_err() {
                     break;
                 }

@@ -183,6 +183,9 @@ impl ChatHandle {
         m.connections_websocket.set(websocket as f64);
         m.connections_polling.set(polling as f64);
         m.capacity.set(self.ctx.capacity as f64);
+        if let Some(a) = &self.ctx.archive {
+            a.update_metrics();
+        }
         if let Some(c) = &self.ctx.cluster {
             c.update_metrics().await;
         }
