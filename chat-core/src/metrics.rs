@@ -24,7 +24,7 @@ use crate::error::ErrorCode;
 
 /// The acknowledged events counted by name in `chat_events_total`; any other name counts as
 /// `unknown`.
-pub const EVENTS: [&str; 14] = [
+pub const EVENTS: [&str; 15] = [
     "message:send",
     "group:create",
     "group:join",
@@ -37,6 +37,7 @@ pub const EVENTS: [&str; 14] = [
     "presence:subscribe",
     "block",
     "unblock",
+    "blocks",
     "search",
     "unknown",
 ];

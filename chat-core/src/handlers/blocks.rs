@@ -1,6 +1,6 @@
-//! `block` and `unblock`.
+//! `block`, `unblock` and `blocks`.
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use socketioxide::adapter::Adapter;
 
 use super::Call;
@@ -42,4 +42,19 @@ pub(crate) async fn unblock<A: Adapter>(call: Call<A>, req: BlockReq) -> Result<
         .blocks
         .unblock(&call.user, &req.user)
         .await?)
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct BlocksReq {}
+
+#[derive(Debug, Serialize)]
+pub(crate) struct BlocksRes {
+    users: Vec<UserId>,
+}
+
+/// The users the caller blocks, sorted: the whole list, which `blocks_per_user` caps.
+pub(crate) async fn list<A: Adapter>(call: Call<A>, _: BlocksReq) -> Result<BlocksRes, ChatError> {
+    let users = call.ctx.stores.blocks.list(&call.user).await?;
+    Ok(BlocksRes { users })
 }

@@ -234,6 +234,7 @@ fn register_events<A: Adapter>(s: &SocketRef<A>) {
                 ),
                 "search" => queue(s, ctx, "search", data, ack, search::search::<A>),
                 "block" => queue(s, ctx, "block", data, ack, blocks::block::<A>),
+                "blocks" => queue(s, ctx, "blocks", data, ack, blocks::list::<A>),
                 "unblock" => queue(s, ctx, "unblock", data, ack, blocks::unblock::<A>),
                 "typing" => {
                     tokio::spawn(typing::handle(s, ctx, data));

@@ -215,6 +215,8 @@ pub trait Blocks: Send + Sync + 'static {
     async fn is_blocked(&self, user: &UserId, target: &UserId) -> Result<bool, StoreError>;
     /// How many users `user` blocks.
     async fn count(&self, user: &UserId) -> Result<usize, StoreError>;
+    /// The users `user` blocks, sorted (at most `blocks_per_user` of them).
+    async fn list(&self, user: &UserId) -> Result<Vec<UserId>, StoreError>;
 }
 
 /// Which users are online, by connected socket.

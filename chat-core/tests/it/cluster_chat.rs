@@ -91,8 +91,9 @@ async fn every_event_across_nodes() {
         .await);
     assert_eq!(h["messages"][0], gm);
 
-    // Blocks hold across nodes.
+    // Blocks hold across nodes, and are listed on any.
     ok(b1.ack("block", json!({"user": c})).await);
+    assert_eq!(ok(b3.ack("blocks", json!({})).await)["users"], json!([c]));
     assert_code(
         &c2.ack("message:send", json!({"to": b, "body": "x"})).await,
         "forbidden",

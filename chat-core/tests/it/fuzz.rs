@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use crate::helpers::*;
 
 /// The events of docs/protocol.md that answer an ack, and one that does not exist.
-const EVENTS: [&str; 14] = [
+const EVENTS: [&str; 16] = [
     "message:send",
     "group:create",
     "group:join",
@@ -26,6 +26,8 @@ const EVENTS: [&str; 14] = [
     "presence:subscribe",
     "block",
     "unblock",
+    "blocks",
+    "search",
     "typing",
     "no:such:event",
 ];

@@ -154,4 +154,15 @@ async fn blocks_stop_at_the_cap() {
     ok(client.ack("block", json!({"user": others[0]})).await);
     ok(client.ack("unblock", json!({"user": others[1]})).await);
     ok(client.ack("block", json!({"user": others[3]})).await);
+    // `blocks` lists them, sorted; it takes no arguments.
+    let mut expected = vec![others[0].clone(), others[2].clone(), others[3].clone()];
+    expected.sort();
+    assert_eq!(
+        ok(client.ack("blocks", json!({})).await)["users"],
+        json!(expected)
+    );
+    assert_code(
+        &client.ack("blocks", json!({"user": me})).await,
+        "bad_request",
+    );
 }

@@ -39,4 +39,13 @@ impl Blocks for MemoryStore {
     async fn count(&self, user: &UserId) -> Result<usize, StoreError> {
         Ok(lock(&self.blocks).get(user).map_or(0, |s| s.len()))
     }
+
+    async fn list(&self, user: &UserId) -> Result<Vec<UserId>, StoreError> {
+        let mut users: Vec<UserId> = lock(&self.blocks)
+            .get(user)
+            .map(|s| s.iter().cloned().collect())
+            .unwrap_or_default();
+        users.sort();
+        Ok(users)
+    }
 }

@@ -311,6 +311,18 @@ impl Blocks for RedisStore {
         self.query(::redis::cmd("SCARD").arg(self.keys.blocks(user)))
             .await
     }
+
+    async fn list(&self, user: &UserId) -> Result<Vec<UserId>, StoreError> {
+        let members: Vec<String> = self
+            .query(::redis::cmd("SMEMBERS").arg(self.keys.blocks(user)))
+            .await?;
+        let mut users = members
+            .into_iter()
+            .map(|m| UserId::parse(m).map_err(|_| corrupt("blocked user")))
+            .collect::<Result<Vec<_>, _>>()?;
+        users.sort();
+        Ok(users)
+    }
 }
 
 #[async_trait]

@@ -31,6 +31,15 @@ async fn blocks_are_directed_and_idempotent(store: &dyn Store) {
     store.unblock(&ann, &ben).await.unwrap();
     store.unblock(&cid, &ann).await.unwrap();
     assert!(!store.is_blocked(&cid, &ann).await.unwrap());
+    // The list: sorted, one entry per blocked user, the blocker's only.
+    for u in [&cid, &ben, &cid] {
+        store.block(&ann, u).await.unwrap();
+    }
+    assert_eq!(store.list(&ann).await.unwrap(), [ben.clone(), cid.clone()]);
+    assert_eq!(store.count(&ann).await.unwrap(), 2);
+    assert!(store.list(&ben).await.unwrap().is_empty());
+    store.unblock(&ann, &ben).await.unwrap();
+    assert_eq!(store.list(&ann).await.unwrap(), [cid]);
 }
 
 /// A block refuses the blocked user's DMs to the blocker, not the blocker's DMs to them,
