@@ -8,14 +8,14 @@
 //!
 //! With an archive ([`ChatBuilder::archive`](crate::ChatBuilder::archive)), every stored
 //! message is queued for it before its sender's ack, and written asynchronously in batches:
-//! - embedded, the queue is in memory ([`memory`]): bounded (a full queue makes sends wait,
+//! - embedded, the queue is in memory (`memory`): bounded (a full queue makes sends wait,
 //!   then fail `unavailable`, rather than forget messages), drained at shutdown;
-//! - in a cluster, the queue is Redis ([`stream`]): streams sharded by conversation, read by
+//! - in a cluster, the queue is Redis (`stream`): streams sharded by conversation, read by
 //!   every node through one consumer group; what a node that died had read is taken over by
 //!   another after [`ArchiveConfig::claim_after`]. An acknowledged message is in a stream.
 //!
 //! `history` reads Redis (or memory) first and goes on in the archive past what is kept
-//! there ([`crate::handlers::history`]); `search` reads the archive only.
+//! there (`handlers::history`); `search` reads the archive only.
 
 pub mod backfill;
 mod memory;
