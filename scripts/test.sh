@@ -27,7 +27,7 @@ bench/run.sh --quick --peers node,node-sharded,sxio,ceiling,archive
 step "handler tests again, on the Redis store (one Redis container per server)"
 CHAT_TEST_STORE=redis cargo test -p chat-core --test it --locked -- \
   auth:: groups:: history:: limits:: messages:: metrics:: presence:: receipts:: shutdown:: eio3:: \
-  webhooks:: seams::
+  webhooks:: seams:: archive::
 
 export CHAT_SERVER_BIN="$PWD/target/debug/chat-server"
 
@@ -44,7 +44,7 @@ node --test e2e/python/
 
 step "fault run, short: faults at random over a real cluster, then the history checker"
 node --test e2e/chaos/check.test.mjs
-scripts/chaos.sh --short --no-build
+scripts/chaos.sh --short --no-build --archive
 
 step "web client: build and browser tests"
 [ -d web-client/node_modules ] || npm --prefix web-client ci --no-audit --no-fund

@@ -5,7 +5,7 @@
 // command), and kills every process it started when the run ends, however it ends.
 
 import { spawn, execFile } from 'node:child_process';
-import { mkdirSync, openSync, closeSync, readFileSync } from 'node:fs';
+import { mkdirSync, openSync, closeSync, readFileSync, readdirSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -151,10 +151,12 @@ async function getJson(url, timeoutMs = 3000) {
 
 /**
  * Starts the whole cluster. `opts`: {bin (dir of the chat binaries), repo, dir (logs and data),
- * nodes, prefix, downAfterMs}. Resolves once every piece answers.
+ * nodes, prefix, downAfterMs, archive}. Resolves once every piece answers. With `archive`, a
+ * PostgreSQL from the host's binaries is the nodes' archive, and Redis keeps 50 messages per
+ * conversation, so that the final history reads mostly from the archive.
  */
 export async function startCluster(opts) {
-  const { bin, repo, dir, nodes: nodeCount, prefix, downAfterMs = 3000, log } = opts;
+  const { bin, repo, dir, nodes: nodeCount, prefix, downAfterMs = 3000, log, archive } = opts;
   mkdirSync(dir, { recursive: true });
   const ports = {
     redis: [await freePort(), await freePort(), await freePort()],
@@ -225,6 +227,14 @@ export async function startCluster(opts) {
     CHAT_REDIS_MASTER: 'mymaster',
     CHAT_REDIS_PREFIX: prefix,
   };
+  if (archive) {
+    c.postgres = await startPostgres(dir, baseEnv);
+    Object.assign(chatEnv, {
+      CHAT_DATABASE_URL: `postgres://postgres@${HOST}:${c.postgres.port}/postgres`,
+      CHAT_HISTORY_MAX: '50',
+      CHAT_ARCHIVE_CLAIM_AFTER: '5s',
+    });
+  }
   for (let i = 0; i < nodeCount; i++) {
     const port = ports.nodes[i];
     const env = {
@@ -261,6 +271,30 @@ export async function startCluster(opts) {
   await waitAllLive(c, 30_000);
   log?.(`cluster up: redis :${ports.redis.join(' :')}, sentinels :${ports.sentinel.join(' :')}, nodes :${ports.nodes.join(' :')}, registry :${ports.registry}`);
   return c;
+}
+
+/** PostgreSQL from the host's packages, in `dir`/postgres, as the postgres user when root. */
+async function startPostgres(dir, env) {
+  const versions = readdirSync('/usr/lib/postgresql').sort((a, b) => Number(a) - Number(b));
+  const pgBin = path.join('/usr/lib/postgresql', versions.at(-1), 'bin');
+  const pdir = path.join(dir, 'postgres');
+  mkdirSync(pdir, { recursive: true });
+  const root = process.getuid?.() === 0;
+  // setpriv execs (runuser would fork, and a SIGKILL of it would leave PostgreSQL running).
+  const as = (cmd, args) =>
+    root ? ['setpriv', ['--reuid=postgres', '--regid=postgres', '--init-groups', cmd, ...args]] : [cmd, args];
+  if (root) await promisify(execFile)('chown', ['postgres', pdir]);
+  const [icmd, iargs] = as(path.join(pgBin, 'initdb'), ['-D', path.join(pdir, 'data'), '-U', 'postgres', '--auth=trust', '-E', 'UTF8', '--locale=C']);
+  await promisify(execFile)(icmd, iargs);
+  const port = await freePort();
+  const [cmd, args] = as(path.join(pgBin, 'postgres'), ['-D', path.join(pdir, 'data'), '-p', String(port), '-c', `listen_addresses=${HOST}`, '-k', pdir]);
+  const p = new Proc('postgres', cmd, args, env, dir).start();
+  p.port = port;
+  await until('postgres answers', 30_000, () => new Promise((resolve) => {
+    const s = net.connect(port, HOST, () => { s.destroy(); resolve(true); });
+    s.on('error', () => resolve(false));
+  }));
+  return p;
 }
 
 /** Waits until the node's /healthz answers 200. */
@@ -310,6 +344,10 @@ export async function stopCluster(c) {
   }
   await Promise.all(chat.map((p) => p.waitExit(8000)));
   const redis = [...c.sentinels, ...c.redis];
+  if (c.postgres) {
+    c.postgres.signal('SIGINT'); // fast shutdown
+    await c.postgres.waitExit(10000);
+  }
   for (const p of redis) {
     p.signal('SIGCONT');
     p.signal('SIGKILL');

@@ -3,7 +3,7 @@
 //
 //   node e2e/chaos/run.mjs [--seed N] [--duration S] [--nodes N] [--users N] [--devices N]
 //                          [--groups N] [--faults a,b,c] [--bin DIR] [--out DIR]
-//                          [--gap MIN-MAX] [--quiet]
+//                          [--gap MIN-MAX] [--quiet] [--archive]
 //
 // scripts/chaos.sh builds the binaries and calls this (see e2e/chaos/README.md).
 // Everything listens on 127.0.0.1, on free ports. The seed fixes the users, devices,
@@ -56,11 +56,12 @@ function parseArgs(argv) {
     out: null,
     gap: '2-6',
     quiet: false,
+    archive: false,
   };
   for (let i = 2; i < argv.length; i++) {
     const k = argv[i].replace(/^--/, '');
-    if (k === 'quiet') {
-      a.quiet = true;
+    if (k === 'quiet' || k === 'archive') {
+      a[k] = true;
       continue;
     }
     if (!(k in a) || argv[i + 1] === undefined) throw new Error(`unknown or incomplete argument ${argv[i]}`);
@@ -433,6 +434,7 @@ async function main() {
     repo,
     dir: outDir,
     nodes: args.nodes,
+    archive: args.archive,
     prefix: `chaos${args.seed}:`,
     log,
   });
