@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs the real compose.yaml here, and checks with the official socket.io-client that the chat
-# works across nodes and survives a Redis master failover without losing an acked message.
+# works across nodes, survives a Redis master failover without losing an acked message, and
+# archives every message in PostgreSQL (history past what Redis keeps, search).
 #
 #   scripts/compose-smoke.sh [--debug] [--no-build] [--network host|bridge] [--no-failover]
 #                            [--keep] [--rebuild-base]
@@ -18,14 +19,18 @@
 #
 # No image registry is needed. Stand-in base images are built once and cached: a Debian root
 # filesystem from debootstrap (the mirror of this machine's apt sources; tarball cached in
-# $CHAT_SMOKE_CACHE, default /var/cache/chat-smoke), imported with `docker import`, and Redis
-# and nginx installed into it from Debian packages (deploy/smoke/*.Dockerfile). The chat and
-# web images are the `runtime` stages of Dockerfile and deploy/web/Dockerfile, fed with the
-# binaries and web page built on this machine. Then compose.yaml runs with
-# deploy/smoke/compose.images.yaml (the images) and, by default, compose.host.yaml, and
+# $CHAT_SMOKE_CACHE, default /var/cache/chat-smoke), imported with `docker import`, and Redis,
+# nginx, Prometheus and PostgreSQL installed into it from Debian packages
+# (deploy/smoke/*.Dockerfile; rebuilt when one changes). The chat and web images are the
+# `runtime` stages of Dockerfile and deploy/web/Dockerfile, fed with the binaries and web page
+# built on this machine. Then compose.yaml runs with deploy/smoke/compose.images.yaml (the
+# images) and, by default, compose.host.yaml, with CHAT_HISTORY_MAX=100, and
 # deploy/smoke/client.mjs checks it: web page, health checker, registry through nginx, chat
 # across two nodes, `stop redis-1` under traffic, history and delivery of every acked message,
-# the old master back as a replica. Everything is removed at the end (containers, volumes).
+# the old master back as a replica; deploy/smoke/ops.mjs the ip_hash front and Prometheus;
+# deploy/smoke/archive.mjs the archive: 120 messages in one DM, the oldest 20 trimmed from
+# Redis, all of them in the history another node reads, found by `search`. Everything is
+# removed at the end (containers, volumes).
 #
 # Needs: a running Docker engine, Compose (`docker compose` or `docker-compose`), node/npm,
 # cargo (unless --no-build), root or debootstrap for the first run (apt-get install debootstrap).
@@ -61,9 +66,9 @@ case "$network" in host | bridge) ;; *) die "--network is host or bridge" ;; esa
 cache=${CHAT_SMOKE_CACHE:-/var/cache/chat-smoke}
 project=chatsmoke
 img_debian=chat-smoke/debian:local
-img_redis=chat-smoke/redis:local
+# The stand-ins for the official images: chat-smoke/<name>:local from deploy/smoke/<name>.Dockerfile.
+standins=(redis nginx prometheus postgres)
 img_nginx=chat-smoke/nginx:local
-img_prometheus=chat-smoke/prometheus:local
 img_chat=chat-smoke/chat:runtime
 img_web=chat-smoke/web:runtime
 # The stand-ins build FROM local images only, which the classic builder does everywhere.
@@ -90,6 +95,11 @@ work=$(mktemp -d)
 export CHAT_SMOKE_DIR=$work
 # A local .env must not turn on token auth or the admin API for the test users.
 export CHAT_AUTH_SECRET='' CHAT_ADMIN_TOKEN='' CHAT_CORS_ORIGINS=''
+# Redis keeps 100 messages a conversation: archive.mjs sends 120, and history and search have
+# to find the oldest 20 in PostgreSQL. (client.mjs's DM stays under 100: its messages that a
+# failover kept from being delivered live must still be in Redis for `sync`.)
+history_max=100
+export CHAT_HISTORY_MAX=$history_max CHAT_SEARCH_LANGUAGE=simple
 # The optional nginx ip_hash front (compose profile iphash) is smoke-tested too.
 export COMPOSE_PROFILES=iphash
 
@@ -120,9 +130,9 @@ trap 'exit 143' TERM
 
 # --- ports ---------------------------------------------------------------------------------
 if [ "$network" = host ]; then
-  ports=(6379 6380 6381 26379 26380 26381 3000 3001 3002 3003 8000 8080 8081 8082 8090 9090)
+  ports=(5432 6379 6380 6381 26379 26380 26381 3000 3001 3002 3003 8000 8080 8081 8082 8090 9090)
 else
-  ports=(3000 3001 3002 3003 8000 8080 8090 9090)
+  ports=(5432 3000 3001 3002 3003 8000 8080 8090 9090)
 fi
 "${compose[@]}" down -v --remove-orphans >/dev/null 2>&1 || true
 for port in "${ports[@]}"; do
@@ -170,8 +180,22 @@ build_image() {
   fi
 }
 
-if [ "$rebuild_base" = 1 ] || ! have_image "$img_debian" || ! have_image "$img_redis" || ! have_image "$img_nginx" ||
-  ! have_image "$img_prometheus"; then
+# What a stand-in is built from (its Dockerfile and deploy/smoke/<name>-* files), as a hash
+# in the image's label chat-smoke.source: an image built from other files is built again.
+standin_source() {
+  local f
+  for f in "deploy/smoke/$1.Dockerfile" deploy/smoke/"$1"-*; do
+    if [ -f "$f" ]; then cat "$f"; fi
+  done | sha256sum | cut -c1-16
+}
+stale=()
+for name in "${standins[@]}"; do
+  if [ "$rebuild_base" = 1 ] || [ "$(docker image inspect -f '{{index .Config.Labels "chat-smoke.source"}}' \
+    "chat-smoke/$name:local" 2>/dev/null)" != "$(standin_source "$name")" ]; then
+    stale+=("$name")
+  fi
+done
+if [ "$rebuild_base" = 1 ] || ! have_image "$img_debian" || [ ${#stale[@]} -gt 0 ]; then
   step "stand-in base images"
   suite=bookworm
   # shellcheck disable=SC1091
@@ -206,13 +230,13 @@ if [ "$rebuild_base" = 1 ] || ! have_image "$img_debian" || ! have_image "$img_r
     docker import --change 'CMD ["bash"]' \
       --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
       "$tarball" "$img_debian" >/dev/null
+    stale=("${standins[@]}") # on the new base
   fi
-  for name in redis nginx prometheus; do
+  for name in "${stale[@]}"; do
     img=chat-smoke/$name:local
-    [ "$rebuild_base" = 1 ] || ! have_image "$img" || continue
     echo "building $img (Debian packages from the mirror)"
     build_image "$name" --network host --build-arg "BASE=$img_debian" -f "deploy/smoke/$name.Dockerfile" \
-      -t "$img" deploy/smoke
+      --label "chat-smoke.source=$(standin_source "$name")" -t "$img" deploy/smoke
   done
 fi
 
@@ -335,3 +359,9 @@ SMOKE_FRONT=http://127.0.0.1:8000 \
   SMOKE_NODES=http://127.0.0.1:3001,http://127.0.0.1:3002,http://127.0.0.1:3003 \
   SMOKE_PROMETHEUS=http://127.0.0.1:9090 \
   node deploy/smoke/ops.mjs
+
+step "archive: history past Redis (CHAT_HISTORY_MAX=$history_max) from PostgreSQL, search"
+SMOKE_NODES=http://127.0.0.1:3001,http://127.0.0.1:3002,http://127.0.0.1:3003 \
+  SMOKE_HISTORY_MAX=$history_max \
+  SMOKE_REDIS_CMD="docker exec $(cid redis-1) redis-cli -p 6379" \
+  node deploy/smoke/archive.mjs

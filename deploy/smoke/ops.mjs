@@ -11,6 +11,7 @@
 // separated), SMOKE_PROMETHEUS (http://127.0.0.1:9090). Exits non-zero with a reason on the
 // first failed check.
 
+import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 
 const require = createRequire(new URL('../../e2e/package.json', import.meta.url));
@@ -144,7 +145,11 @@ const targets = await until(`all ${TARGETS} scrape targets up`, 60_000, async ()
 log(`prometheus: ${targets.length} targets up (${[...new Set(targets.map((t) => t.labels.job))].join(', ')})`);
 const { groups } = await prom('/api/v1/rules');
 const rules = groups.flatMap((g) => g.rules);
-if (!rules.some((r) => r.name === 'ChatNodeNearCapacity')) fail(`alert rules not loaded: ${JSON.stringify(groups)}`);
+// Every rule of the file compose.yaml mounts.
+const defined = readFileSync(new URL('../prometheus/alerts.yml', import.meta.url), 'utf8').match(/^\s*- alert:/gm).length;
+if (rules.length !== defined || !rules.some((r) => r.name === 'ChatArchiveLagging')) {
+  fail(`${rules.length} alert rules loaded, deploy/prometheus/alerts.yml has ${defined}: ${rules.map((r) => r.name)}`);
+}
 log(`prometheus: ${rules.length} alert rules loaded`);
 // The nodes counted `storedBefore` before the front's 21 messages: a scrape after them has both.
 const stored = await until(`chat_messages_stored_total to reach ${storedBefore} + 21`, 30_000, async () => {
