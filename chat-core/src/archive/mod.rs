@@ -129,7 +129,15 @@ pub(crate) struct Archiver {
     archive: Arc<dyn Archive>,
     queue: Queue,
     metrics: ArchiveMetrics,
+    /// Until when reads fail at once: a read failed a moment ago.
+    reads_off_until: Arc<std::sync::Mutex<Option<tokio::time::Instant>>>,
 }
+
+/// The longest a read (a history page, a search) may take.
+const READ_TIMEOUT: Duration = Duration::from_secs(2);
+/// After a read failed, reads fail at once for this long rather than each waiting
+/// [`READ_TIMEOUT`] for a database that is down.
+const READ_PAUSE: Duration = Duration::from_secs(5);
 
 #[derive(Debug, Clone)]
 enum Queue {
@@ -178,7 +186,13 @@ impl Archiver {
             archive,
             queue,
             metrics,
+            reads_off_until: Arc::default(),
         }
+    }
+
+    /// The archive itself, to read through [`Archiver::read`].
+    pub fn archive(&self) -> &dyn Archive {
+        self.archive.as_ref()
     }
 
     /// Queues a stored message for the archive; returns once it is queued (in Redis, in a
@@ -195,9 +209,26 @@ impl Archiver {
         self.metrics.refresh();
     }
 
-    /// The archive itself, to read.
-    pub fn archive(&self) -> &dyn Archive {
-        self.archive.as_ref()
+    /// Runs `read` (a call on [`Archiver::archive`], not yet polled) within [`READ_TIMEOUT`],
+    /// unless a read failed in the last [`READ_PAUSE`] (then it fails at once).
+    pub async fn read<T>(
+        &self,
+        read: impl std::future::Future<Output = Result<T, ArchiveError>>,
+    ) -> Result<T, ArchiveError> {
+        let now = tokio::time::Instant::now();
+        let off = |until: Option<tokio::time::Instant>| until.is_some_and(|u| now < u);
+        if off(*self.reads_off_until.lock().unwrap_or_else(|p| p.into_inner())) {
+            return Err(ArchiveError("a read failed a moment ago".into()));
+        }
+        let result = match tokio::time::timeout(READ_TIMEOUT, read).await {
+            Ok(result) => result,
+            Err(_) => Err(ArchiveError(format!("no answer within {READ_TIMEOUT:?}"))),
+        };
+        if result.is_err() {
+            *self.reads_off_until.lock().unwrap_or_else(|p| p.into_inner()) =
+                Some(tokio::time::Instant::now() + READ_PAUSE);
+        }
+        result
     }
 }
 

@@ -4,8 +4,9 @@
 //!
 //! - A node appends each message it stored (`XADD`, then `WAIT` when appends wait for
 //!   replicas) before the sender's ack: an acknowledged message is in a stream.
-//! - The reader reads new entries of every shard (`XREADGROUP ... >`), writes them to the
-//!   archive in one batch (retrying while it fails: they stay pending for this node), then
+//! - The reader reads new entries of every shard (`XREADGROUP ... >`), with `CHAT_REDIS_WAIT`
+//!   waits until the replicas have them (so a failover never leaves the archive with a
+//!   message Redis lost), writes them to the archive in one batch (retrying while it fails: they stay pending for this node), then
 //!   `XACK`s and `XDEL`s them, so the streams hold only what is left to write.
 //! - Every second it takes over (`XAUTOCLAIM`) entries pending for longer than
 //!   `claim_after`: those of a node that died or froze between reading and writing. Writes
@@ -60,6 +61,7 @@ impl StreamWriter {
     ) -> Self {
         let keys = Keys::new(queue.prefix);
         let reader = Reader {
+            wait: queue.wait,
             redis: queue.redis.clone(),
             shards: (0..ARCHIVE_SHARDS).map(|n| keys.archive(n)).collect(),
             consumer: queue.consumer,
@@ -114,6 +116,8 @@ impl StreamWriter {
 type Read = Vec<(usize, StreamId)>;
 
 struct Reader {
+    /// Replicas the entries read must reach before they are written (`CHAT_REDIS_WAIT`).
+    wait: Option<(u32, Duration)>,
     redis: Redis,
     shards: Vec<String>,
     consumer: String,
@@ -179,6 +183,11 @@ impl Reader {
                 }
             }
             failures = 0;
+            if !entries.is_empty() && !self.replicated().await {
+                // The master is gone: what it had not replicated is lost with it, and the
+                // sender was not acknowledged; what it had, the new master hands out again.
+                continue;
+            }
             if entries.is_empty() {
                 tokio::select! {
                     () = tokio::time::sleep(IDLE.min(next_look.saturating_duration_since(Instant::now()))) => {}
@@ -192,6 +201,28 @@ impl Reader {
                 break;
             }
             self.done(&entries).await;
+        }
+    }
+
+    /// With `CHAT_REDIS_WAIT`, waits until the replicas have what was read (the read is a
+    /// write of this connection, after the appends it returned): an entry is archived only
+    /// once a failover would keep it, so the archive never holds a message Redis lost, whose
+    /// sender, never acknowledged, would send it again under a new id. False if Redis failed
+    /// (a short count is the store's policy: replicas out of reach, go on without them).
+    async fn replicated(&self) -> bool {
+        let Some((replicas, timeout)) = self.wait else {
+            return true;
+        };
+        let cmd = redis::cmd("WAIT")
+            .arg(replicas)
+            .arg(timeout.as_millis() as u64)
+            .to_owned();
+        match self.redis.query::<i64>(&cmd).await {
+            Ok(_) => true,
+            Err(e) => {
+                tracing::warn!(cause = %e, "archive: cannot wait for replicas; the entries read are left to the new master");
+                false
+            }
         }
     }
 

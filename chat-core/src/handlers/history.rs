@@ -69,8 +69,11 @@ pub(crate) async fn page(
     let older_than = messages.first().map(|m| m.id).or(before);
     let wanted = limit - messages.len().min(limit);
     match archiver
-        .archive()
-        .history(conversation, older_than, wanted.max(1))
+        .read(
+            archiver
+                .archive()
+                .history(conversation, older_than, wanted.max(1)),
+        )
         .await
     {
         Ok(older) if wanted == 0 => {

@@ -127,8 +127,7 @@ pub(crate) async fn run(
     };
     let after = cursor.map(parse_cursor).transpose()?;
     let page = archiver
-        .archive()
-        .search(scope, query, after, limit)
+        .read(archiver.archive().search(scope, query, after, limit))
         .await
         .map_err(|e| unavailable(&e))?;
     let cursor = match (page.has_more, page.messages.last()) {
