@@ -217,7 +217,11 @@ impl Archiver {
     ) -> Result<T, ArchiveError> {
         let now = tokio::time::Instant::now();
         let off = |until: Option<tokio::time::Instant>| until.is_some_and(|u| now < u);
-        if off(*self.reads_off_until.lock().unwrap_or_else(|p| p.into_inner())) {
+        if off(*self
+            .reads_off_until
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()))
+        {
             return Err(ArchiveError("a read failed a moment ago".into()));
         }
         let result = match tokio::time::timeout(READ_TIMEOUT, read).await {
@@ -225,7 +229,10 @@ impl Archiver {
             Err(_) => Err(ArchiveError(format!("no answer within {READ_TIMEOUT:?}"))),
         };
         if result.is_err() {
-            *self.reads_off_until.lock().unwrap_or_else(|p| p.into_inner()) =
+            *self
+                .reads_off_until
+                .lock()
+                .unwrap_or_else(|p| p.into_inner()) =
                 Some(tokio::time::Instant::now() + READ_PAUSE);
         }
         result

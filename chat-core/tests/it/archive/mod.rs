@@ -199,7 +199,10 @@ async fn search_finds_what_the_user_may_read_and_nothing_else() {
     assert_code(&alice.ack("search", search("deploy")).await, "unavailable");
     let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
     while alice.ack("search", search("deploy")).await["ok"] != true {
-        assert!(tokio::time::Instant::now() < deadline, "search never came back");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "search never came back"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
