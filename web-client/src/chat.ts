@@ -8,7 +8,7 @@
 
 import type { Connection } from './connection';
 import { messageStatus, title, typingUsers, type Conversation, type StatusInfo } from './conversation';
-import { describeRefusal } from './errors';
+import { describeError, describeRefusal } from './errors';
 import { Groups } from './groups';
 import {
   applyReceipt,
@@ -22,7 +22,17 @@ import {
 import type { Outbox } from './outbox';
 import type { OutboxItem } from './persist';
 import { PresenceList } from './presence';
-import { LIMITS, dmId, isValidUserId, sendTarget, type Message, type Presence, type ReadyEvent } from './protocol';
+import {
+  LIMITS,
+  dmId,
+  isValidUserId,
+  sendTarget,
+  type ConversationId,
+  type Message,
+  type Presence,
+  type ReadyEvent,
+  type SearchResult,
+} from './protocol';
 import { connect, Session } from './session';
 import { expectedUser, type Credentials, type Settings } from './settings';
 import { Sync } from './sync';
@@ -218,6 +228,28 @@ export class ChatClient {
 
   leaveGroup(conversation: string): Promise<void> {
     return this.groups.leave(conversation);
+  }
+
+  /**
+   * Searches the archive (the server's `search`): results newest first and the cursor of the
+   * next page, or an error text (no archive on the server: `unavailable`).
+   */
+  async search(query: string, cursor?: string): Promise<{ results: SearchResult[]; cursor?: string } | string> {
+    const q = query.trim();
+    if (!q) return 'Type something to search for.';
+    if ([...q].length > LIMITS.searchQuery) return `Searches can be at most ${LIMITS.searchQuery} characters.`;
+    const ack = await this.connection.request<{ results: SearchResult[]; cursor?: string }>('search', {
+      query: q,
+      ...(cursor ? { cursor } : {}),
+    });
+    if (!ack.ok) return describeError(ack.error);
+    return { results: ack.results, cursor: ack.cursor };
+  }
+
+  /** Opens a conversation a search found (known here or not). */
+  openFound(conversation: ConversationId): void {
+    this.ensure(conversation);
+    this.openConversation(conversation);
   }
 
   loadOlder(conversation: string): Promise<void> {

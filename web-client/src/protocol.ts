@@ -21,6 +21,12 @@ export interface Group {
   members: string[];
 }
 
+/** One `search` result: a message and its conversation (a group's with its name). */
+export interface SearchResult {
+  conversation: { id: ConversationId; name?: string };
+  message: Message;
+}
+
 export interface ConversationSummary {
   id: ConversationId;
   name?: string;
@@ -84,6 +90,7 @@ export const LIMITS = {
   groupName: 100,
   historyPage: 50,
   presencePerCall: 100,
+  searchQuery: 200,
 } as const;
 
 const USER_ID = /^[A-Za-z0-9_.-]{1,64}$/;

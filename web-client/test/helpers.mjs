@@ -271,3 +271,53 @@ export async function screenshot(page, name, options = {}) {
   await page.screenshot({ path, ...options });
   return path;
 }
+
+/**
+ * PostgreSQL from the host's packages (`apt-get install postgresql`) on a free loopback port,
+ * in a fresh cluster under the system's temp directory; as the postgres user when root.
+ * Resolves to `{url, stop}`.
+ */
+export async function startPostgres() {
+  const { mkdtempSync, chmodSync, readdirSync, rmSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const { execFileSync } = await import('node:child_process');
+  const versions = readdirSync('/usr/lib/postgresql').sort((a, b) => Number(a) - Number(b));
+  const bin = join('/usr/lib/postgresql', versions.at(-1), 'bin');
+  const dir = mkdtempSync(join(tmpdir(), 'web-client-pg-'));
+  chmodSync(dir, 0o755);
+  const root = process.getuid?.() === 0;
+  if (root) execFileSync('chown', ['postgres', dir]);
+  // setpriv execs: killing the child kills PostgreSQL.
+  const as = (cmd, args) =>
+    root ? ['setpriv', ['--reuid=postgres', '--regid=postgres', '--init-groups', cmd, ...args]] : [cmd, args];
+  const [icmd, iargs] = as(join(bin, 'initdb'), ['-D', join(dir, 'data'), '-U', 'postgres', '--auth=trust', '-E', 'UTF8', '--locale=C']);
+  execFileSync(icmd, iargs, { stdio: 'ignore' });
+  const port = await freePort();
+  const [cmd, args] = as(join(bin, 'postgres'), ['-D', join(dir, 'data'), '-p', String(port), '-c', 'listen_addresses=127.0.0.1', '-k', dir]);
+  const child = spawn(cmd, args, { stdio: ['ignore', 'ignore', 'ignore'] });
+  const killChild = () => child.kill('SIGKILL');
+  process.once('exit', killChild);
+  const exited = new Promise((r) => child.once('exit', r));
+  await until(
+    () =>
+      new Promise((resolveUp) => {
+        const s = net.connect(port, '127.0.0.1', () => {
+          s.destroy();
+          resolveUp(true);
+        });
+        s.on('error', () => resolveUp(false));
+      }),
+    { timeout: 30_000, interval: 100, message: `postgres on port ${port}` },
+  );
+  return {
+    url: `postgres://postgres@127.0.0.1:${port}/postgres`,
+    stop: async () => {
+      if (child.exitCode === null && child.signalCode === null) {
+        child.kill('SIGINT');
+        await exited;
+      }
+      process.off('exit', killChild);
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}

@@ -14,6 +14,7 @@ import { GroupInfo } from './GroupInfo';
 import { useClient } from './hooks';
 import { ChatIcon, PlusIcon } from './icons';
 import { NewChatDialog } from './NewChatDialog';
+import { SearchDialog } from './SearchDialog';
 import { SettingsDialog } from './SettingsDialog';
 import { SignIn } from './SignIn';
 import { Sidebar } from './Sidebar';
@@ -99,6 +100,7 @@ export function App() {
 function Chat({ client, onSettings }: { client: ChatClient; onSettings(): void }) {
   useClient(client);
   const [newChat, setNewChat] = useState(false);
+  const [searching, setSearching] = useState(false);
   const [infoOpen, setInfoOpen] = useState(false);
   const open = client.open;
   const showInfo = infoOpen && open?.kind === 'group';
@@ -119,7 +121,12 @@ function Chat({ client, onSettings }: { client: ChatClient; onSettings(): void }
       )}
       <ConnectionBanner client={client} />
       <div class="layout">
-        <Sidebar client={client} onNewChat={() => setNewChat(true)} onSettings={onSettings} />
+        <Sidebar
+          client={client}
+          onNewChat={() => setNewChat(true)}
+          onSearch={() => setSearching(true)}
+          onSettings={onSettings}
+        />
         <main class="pane">
           {open ? (
             <ConversationView client={client} c={open} infoOpen={showInfo} onToggleInfo={() => setInfoOpen(!infoOpen)} />
@@ -140,6 +147,7 @@ function Chat({ client, onSettings }: { client: ChatClient; onSettings(): void }
       </div>
       <Toasts client={client} />
       {newChat && <NewChatDialog client={client} onClose={() => setNewChat(false)} />}
+      {searching && <SearchDialog client={client} onClose={() => setSearching(false)} />}
     </div>
   );
 }

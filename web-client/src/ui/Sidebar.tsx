@@ -2,15 +2,16 @@ import type { ChatClient, Conversation } from '../chat';
 import { formatListTime, typingText } from '../format';
 import { Avatar } from './Avatar';
 import { ConnectionPill } from './ConnectionBanner';
-import { ClockIcon, AlertIcon, PlusIcon, SettingsIcon } from './icons';
+import { ClockIcon, AlertIcon, PlusIcon, SearchIcon, SettingsIcon } from './icons';
 
 interface Props {
   client: ChatClient;
   onNewChat(): void;
+  onSearch(): void;
   onSettings(): void;
 }
 
-export function Sidebar({ client, onNewChat, onSettings }: Props) {
+export function Sidebar({ client, onNewChat, onSearch, onSettings }: Props) {
   const list = client.sortedConversations();
   return (
     <aside class="sidebar" aria-label="Conversations">
@@ -22,6 +23,9 @@ export function Sidebar({ client, onNewChat, onSettings }: Props) {
           </div>
           <ConnectionPill client={client} />
         </div>
+        <button class="icon-btn" aria-label="Search messages" title="Search messages" onClick={onSearch}>
+          <SearchIcon />
+        </button>
         <button class="icon-btn" aria-label="Settings" title="Settings" onClick={onSettings}>
           <SettingsIcon />
         </button>

@@ -24,6 +24,13 @@ function Svg({ size = 20, class: cls, children }: Props & { children: JSX.Elemen
   );
 }
 
+export const SearchIcon = (p: Props) => (
+  <Svg {...p}>
+    <circle cx="11" cy="11" r="7" />
+    <path d="m20 20-3.5-3.5" />
+  </Svg>
+);
+
 export const SendIcon = (p: Props) => (
   <Svg {...p}>
     <path d="M22 2 11 13" />
