@@ -79,9 +79,15 @@ ulimit -n "$HARD" || true
 # --- Build -----------------------------------------------------------------------------------
 # Quick mode checks the harness, not speed: debug builds (scripts/test.sh has already built
 # the workspace in debug), so CI compiles nothing twice.
-if [ $QUICK = 1 ]; then PROFILE=debug; PROFILE_FLAG=(); else PROFILE=release; PROFILE_FLAG=(--release); fi
+# Quick mode builds the whole workspace, as test.sh did: `-p chat-server` alone resolves
+# dependency features differently and would build every dependency again.
+if [ $QUICK = 1 ]; then
+  PROFILE=debug; PROFILE_FLAG=(); SCOPE=(--workspace)
+else
+  PROFILE=release; PROFILE_FLAG=(--release); SCOPE=(-p chat-server)
+fi
 log "building chat-server and loadgen ($PROFILE)"
-(cd "$ROOT" && CARGO_INCREMENTAL=0 cargo build "${PROFILE_FLAG[@]}" -q --locked -p chat-server)
+(cd "$ROOT" && CARGO_INCREMENTAL=0 cargo build "${PROFILE_FLAG[@]}" -q --locked "${SCOPE[@]}")
 (cd "$BENCH/loadgen" && CARGO_INCREMENTAL=0 cargo build "${PROFILE_FLAG[@]}" -q --locked)
 SERVER_BIN="$ROOT/target/$PROFILE/chat-server"
 LOADGEN="$BENCH/loadgen/target/$PROFILE/loadgen"
