@@ -6,7 +6,7 @@
 //! The message hook runs on the send path, once per message, before the store step: it
 //! should answer in milliseconds. Event hooks run on one task of their own, fed through a
 //! bounded queue ([`HookConfig::queue`]); when the queue is full, events are dropped and
-//! counted (`chat_hook_events_dropped_total`) rather than slowing sends.
+//! counted (`chat_hook_events_total{outcome="dropped"}`) rather than slowing sends.
 
 use std::sync::Arc;
 
