@@ -27,6 +27,10 @@ pub struct Limits {
     /// `search` per user, on top of the event rate (`CHAT_RATE_SEARCH` per second, default 2,
     /// bursts of 10): each one is a database query.
     pub search_rate: Rate,
+    /// `contacts:request` per user, on top of the event rate (`CHAT_RATE_CONTACT_REQUESTS` per
+    /// second, default 0.2 — 12 a minute — with bursts of 20,
+    /// `CHAT_RATE_CONTACT_REQUESTS_BURST`): each one lands in another user's roster.
+    pub contact_request_rate: Rate,
     /// `typing` events per user; more are dropped (5 per second, bursts of 5).
     pub typing_rate: Rate,
     /// Whether `delivered` and `read` receipts are sent at all (`CHAT_RECEIPTS`, default
@@ -42,6 +46,9 @@ pub struct Limits {
     pub groups_per_user: usize,
     /// Users one user may block (1000).
     pub blocks_per_user: usize,
+    /// Entries of one user's contact roster: contacts and requests both ways
+    /// (`CHAT_MAX_CONTACTS`, default 1000).
+    pub contacts_per_user: usize,
     /// Embedded mode only: what the in-memory store keeps of conversations (messages,
     /// counters, read marks), in estimated bytes (`CHAT_MEMORY_MAX_MB`, default 1024 MiB).
     /// Past it, the least recently active conversations are forgotten whole, as a cache
@@ -61,6 +68,7 @@ impl Default for Limits {
             message_rate: Rate::new(10.0, 20),
             event_rate: Rate::new(30.0, 60),
             search_rate: Rate::new(2.0, 10),
+            contact_request_rate: Rate::new(0.2, 20),
             typing_rate: Rate::new(5.0, 5),
             receipts: true,
             receipt_group_max: 100,
@@ -68,6 +76,7 @@ impl Default for Limits {
             presence_per_socket: 1000,
             groups_per_user: 1000,
             blocks_per_user: 1000,
+            contacts_per_user: 1000,
             memory_max_bytes: 1024 << 20,
             idempotency_ttl: Duration::from_secs(24 * 3600),
         }
@@ -120,6 +129,9 @@ pub struct Config {
     /// They authenticate with query parameters (docs/protocol.md). Off, their handshake gets
     /// `400` `Unsupported protocol version`.
     pub allow_eio3: bool,
+    /// Who learns a user's presence, typing in DMs and `lastSeen`
+    /// (`CHAT_PRESENCE_VISIBILITY`, default `everyone`).
+    pub presence_visibility: PresenceVisibility,
     /// Signed webhooks for offline recipients and presence (`CHAT_WEBHOOK_URL`,
     /// `CHAT_WEBHOOK_SECRET`; docs/webhooks.md); `None`: none are sent.
     pub webhook: Option<WebhookConfig>,
@@ -138,7 +150,30 @@ impl Default for Config {
             capacity: 10_000,
             redis: None,
             allow_eio3: false,
+            presence_visibility: PresenceVisibility::Everyone,
             webhook: None,
+        }
+    }
+}
+
+/// Who learns a user's presence (`presence`, `presence:subscribe`, `lastSeen`) and DM typing.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd)]
+pub enum PresenceVisibility {
+    /// Anyone may subscribe; DM partners and fellow members of small groups are told.
+    #[default]
+    Everyone,
+    /// Only the user's accepted contacts (docs/protocol.md, "Contacts").
+    Contacts,
+}
+
+impl std::str::FromStr for PresenceVisibility {
+    type Err = &'static str;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "everyone" => Ok(Self::Everyone),
+            "contacts" => Ok(Self::Contacts),
+            _ => Err("expected everyone or contacts"),
         }
     }
 }

@@ -27,6 +27,7 @@
 //! | `gmembers:<id>` | sorted set | member → join order | Redis store |
 //! | `usergroups:<user>` | set | the user's groups | Redis store |
 //! | `blocks:<user>` | set | users this user blocked | Redis store |
+//! | `contacts:{<user>}` | hash | the user's contact roster: other user → `c` contact, `o` request sent, `i` request received | Redis store |
 //! | `presence:<user>` | hash | socket id → uid of the node holding it | Redis store |
 //! | `lastseen` | hash | user → ms when the last device left | Redis store |
 //! | `nodeusers:<uid>` | set | users who connected through that node | Redis store |
@@ -139,6 +140,8 @@ keys! {
     usergroups(user) = "usergroups:{}";
     /// Set: the users this user blocked.
     blocks(user) = "blocks:{}";
+    /// Hash: the user's contact roster, other user → state code. Hash-tagged by user.
+    contacts(user) = "contacts:{{{}}}";
     /// Hash: socket id → the node holding it.
     presence(user) = "presence:{}";
     /// What [`Keys::presence`] puts before the user.
@@ -199,6 +202,11 @@ pub mod buckets {
     /// A user's `search`. Hash-tagged by user, like every key added since the bans.
     pub fn search(user: impl Display) -> String {
         format!("search:{{{user}}}")
+    }
+
+    /// A user's `contacts:request`. Hash-tagged by user.
+    pub fn contact_requests(user: impl Display) -> String {
+        format!("creq:{{{user}}}")
     }
 }
 

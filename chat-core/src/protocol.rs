@@ -30,6 +30,8 @@ pub mod events {
     pub const EXPIRED: &str = "expired";
     /// Server → client: a message from the product's backend to every connected client.
     pub const ANNOUNCEMENT: &str = "announcement";
+    /// Server → client: an entry of the user's contact roster changed.
+    pub const CONTACT: &str = "contact";
 }
 
 /// A malformed identifier; the text says which rule it broke.
@@ -358,6 +360,39 @@ pub struct PresenceState {
     pub online: bool,
     /// When the last device disconnected (ms since epoch), if known.
     pub last_seen: Option<u64>,
+}
+
+/// One user's record of another in their contact roster (`contacts`, `contact`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ContactState {
+    /// Both accepted: each sees the other's presence where visibility is `contacts`.
+    Contact,
+    /// This user asked the other, who has not answered yet.
+    Outgoing,
+    /// The other user asked this one.
+    Incoming,
+}
+
+impl ContactState {
+    /// The one-letter form the Redis store keeps.
+    pub(crate) fn code(self) -> &'static str {
+        match self {
+            Self::Contact => "c",
+            Self::Outgoing => "o",
+            Self::Incoming => "i",
+        }
+    }
+
+    /// The state a [`ContactState::code`] names.
+    pub(crate) fn from_code(code: &str) -> Option<Self> {
+        match code {
+            "c" => Some(Self::Contact),
+            "o" => Some(Self::Outgoing),
+            "i" => Some(Self::Incoming),
+            _ => None,
+        }
+    }
 }
 
 /// Milliseconds since the Unix epoch.

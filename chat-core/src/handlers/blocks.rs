@@ -1,4 +1,4 @@
-//! `block`, `unblock` and `blocks`.
+//! `block`, `unblock` and `blocks`. A block also ends a contact (`contacts:remove`).
 
 use serde::{Deserialize, Serialize};
 use socketioxide::adapter::Adapter;
@@ -29,7 +29,9 @@ pub(crate) async fn block<A: Adapter>(call: Call<A>, req: BlockReq) -> Result<()
             format!("you block {max} users already; unblock some first"),
         ));
     }
-    Ok(blocks.block(&call.user, &req.user).await?)
+    blocks.block(&call.user, &req.user).await?;
+    // A blocked user is no contact, and has no request pending either way.
+    super::contacts::sever(&call, &req.user).await
 }
 
 pub(crate) async fn unblock<A: Adapter>(call: Call<A>, req: BlockReq) -> Result<(), ChatError> {

@@ -79,6 +79,12 @@ impl<A: Adapter> Call<A> {
         if self.event == "search" {
             list.push((buckets::search(&self.user), limits.search_rate));
         }
+        if self.event == "contacts:request" {
+            list.push((
+                buckets::contact_requests(&self.user),
+                limits.contact_request_rate,
+            ));
+        }
         Budget(list)
     }
 

@@ -219,7 +219,7 @@ async fn record_left<A: Adapter>(s: SocketRef<A>, ctx: &Ctx) {
     }
 }
 
-/// Tells subscribers, DM partners and fellow members of small groups that `user` came or went.
+/// Tells those who may know ([`super::presence::audience`]) that `user` came or went.
 pub(crate) async fn announce_presence<A: Adapter>(
     ctx: &Ctx,
     ops: BroadcastOperators<A>,
@@ -237,20 +237,7 @@ pub(crate) async fn announce_presence<A: Adapter>(
             .ok()
             .and_then(|p| p.first().and_then(|p| p.last_seen)),
     };
-    let mut targets = vec![rooms::presence(user)];
-    match ctx.stores.messages.dm_peers(user).await {
-        Ok(peers) => targets.extend(peers.iter().map(rooms::user)),
-        Err(e) => tracing::warn!(user = %user, cause = %e, "cannot load dm peers"),
-    }
-    match ctx.stores.groups.of_user(user).await {
-        Ok(groups) => targets.extend(
-            groups
-                .iter()
-                .filter(|g| g.members.len() <= ctx.limits.receipt_group_max)
-                .map(|g| rooms::group(&g.id)),
-        ),
-        Err(e) => tracing::warn!(user = %user, cause = %e, "cannot load groups"),
-    }
+    let targets = super::presence::audience(ctx, user).await;
     ctx.notify(|| {
         Notice::Event(match (online, last_seen) {
             (false, Some(last_seen)) => ChatEvent::UserOffline {

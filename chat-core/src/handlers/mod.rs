@@ -9,6 +9,7 @@
 mod blocks;
 mod call;
 mod connection;
+mod contacts;
 pub(crate) mod delivery;
 pub(crate) mod expiry;
 pub(crate) mod groups;
@@ -57,6 +58,8 @@ use queue::queue;
 pub(crate) struct Ctx {
     pub stores: Stores,
     pub limits: Limits,
+    /// Who learns a user's presence.
+    pub presence_visibility: crate::config::PresenceVisibility,
     pub node_id: String,
     pub auth: Arc<dyn Authenticator>,
     /// Sees every message before it is stored.
@@ -236,6 +239,29 @@ fn register_events<A: Adapter>(s: &SocketRef<A>) {
                 "block" => queue(s, ctx, "block", data, ack, blocks::block::<A>),
                 "blocks" => queue(s, ctx, "blocks", data, ack, blocks::list::<A>),
                 "unblock" => queue(s, ctx, "unblock", data, ack, blocks::unblock::<A>),
+                "contacts" => queue(s, ctx, "contacts", data, ack, contacts::list::<A>),
+                "contacts:request" => queue(
+                    s,
+                    ctx,
+                    "contacts:request",
+                    data,
+                    ack,
+                    contacts::request::<A>,
+                ),
+                "contacts:accept" => {
+                    queue(s, ctx, "contacts:accept", data, ack, contacts::accept::<A>)
+                }
+                "contacts:decline" => queue(
+                    s,
+                    ctx,
+                    "contacts:decline",
+                    data,
+                    ack,
+                    contacts::decline::<A>,
+                ),
+                "contacts:remove" => {
+                    queue(s, ctx, "contacts:remove", data, ack, contacts::remove::<A>)
+                }
                 "typing" => {
                     tokio::spawn(typing::handle(s, ctx, data));
                 }

@@ -1,15 +1,17 @@
-//! `presence:subscribe`: a snapshot now, `presence` events later.
+//! `presence:subscribe`: a snapshot now, `presence` events later; and who may learn a
+//! user's presence ([`PresenceVisibility`]).
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 use socketioxide::adapter::Adapter;
 
-use super::Call;
+use super::{Call, Ctx};
 use crate::{
-    error::ChatError,
+    config::PresenceVisibility,
+    error::{ChatError, StoreError},
     keys::rooms,
-    protocol::{PresenceState, UserId},
+    protocol::{ContactState, PresenceState, UserId},
 };
 
 #[derive(Debug, Deserialize)]
@@ -21,6 +23,9 @@ pub(crate) struct SubscribeReq {
 #[derive(Debug, Serialize)]
 pub(crate) struct SubscribeRes {
     presence: BTreeMap<UserId, PresenceState>,
+    /// With visibility `contacts`: the users who do not show the caller their presence.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    hidden: Vec<UserId>,
 }
 
 pub(crate) async fn subscribe<A: Adapter>(
@@ -50,9 +55,66 @@ pub(crate) async fn subscribe<A: Adapter>(
             limits.presence_per_socket
         )));
     }
-    call.ctx.join(&call.socket, wanted).await;
-    let states = call.ctx.stores.presence.get(&req.users).await?;
+    let shown = visible(&call.ctx, &call.user, &req.users).await?;
+    let (users, hidden): (Vec<_>, Vec<_>) = req.users.into_iter().zip(shown).partition(|u| u.1);
+    let users: Vec<UserId> = users.into_iter().map(|(u, _)| u).collect();
+    if call.ctx.presence_visibility == PresenceVisibility::Everyone {
+        call.ctx.join(&call.socket, wanted).await;
+    }
+    // With `contacts`, contacts hear of each other through their user rooms (`audience`):
+    // a subscription adds nothing, and joins no room.
+    let states = call.ctx.stores.presence.get(&users).await?;
     Ok(SubscribeRes {
-        presence: req.users.into_iter().zip(states).collect(),
+        presence: users.into_iter().zip(states).collect(),
+        hidden: hidden.into_iter().map(|(u, _)| u).collect(),
     })
+}
+
+/// Whether each of `owners` lets `viewer` learn their presence, in order: everyone does
+/// with visibility `everyone`; with `contacts`, those whose roster holds `viewer` as a
+/// contact (and `viewer` itself).
+pub(crate) async fn visible(
+    ctx: &Ctx,
+    viewer: &UserId,
+    owners: &[UserId],
+) -> Result<Vec<bool>, StoreError> {
+    if ctx.presence_visibility == PresenceVisibility::Everyone {
+        return Ok(vec![true; owners.len()]);
+    }
+    let pairs: Vec<(UserId, UserId)> = owners.iter().map(|o| (o.clone(), viewer.clone())).collect();
+    let states = ctx.stores.contacts.contact_states(&pairs).await?;
+    Ok(owners
+        .iter()
+        .zip(states)
+        .map(|(o, s)| o == viewer || s == Some(ContactState::Contact))
+        .collect())
+}
+
+/// The rooms that hear of `user` coming and going: with `everyone`, their subscribers, DM
+/// partners and fellow members of small groups; with `contacts`, their contacts' devices.
+pub(crate) async fn audience(ctx: &Ctx, user: &UserId) -> Vec<String> {
+    if ctx.presence_visibility == PresenceVisibility::Contacts {
+        return match ctx.stores.contacts.contacts(user).await {
+            Ok(contacts) => contacts.iter().map(rooms::user).collect(),
+            Err(e) => {
+                tracing::warn!(user = %user, cause = %e, "cannot load contacts");
+                Vec::new()
+            }
+        };
+    }
+    let mut targets = vec![rooms::presence(user)];
+    match ctx.stores.messages.dm_peers(user).await {
+        Ok(peers) => targets.extend(peers.iter().map(rooms::user)),
+        Err(e) => tracing::warn!(user = %user, cause = %e, "cannot load dm peers"),
+    }
+    match ctx.stores.groups.of_user(user).await {
+        Ok(groups) => targets.extend(
+            groups
+                .iter()
+                .filter(|g| g.members.len() <= ctx.limits.receipt_group_max)
+                .map(|g| rooms::group(&g.id)),
+        ),
+        Err(e) => tracing::warn!(user = %user, cause = %e, "cannot load groups"),
+    }
+    targets
 }

@@ -53,6 +53,11 @@ pub(super) async fn handle<A: Adapter>(s: SocketRef<A>, ctx: Arc<Ctx>, data: Opt
             {
                 return;
             }
+            // With visibility `contacts`, typing tells as much as presence does.
+            let shown = super::presence::visible(&ctx, peer, std::slice::from_ref(&user)).await;
+            if !shown.is_ok_and(|s| s[0]) {
+                return;
+            }
             rooms::user(peer)
         }
         ConversationId::Group(g) => match ctx.stores.groups.get(g).await {

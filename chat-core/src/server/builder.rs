@@ -179,6 +179,7 @@ impl ChatBuilder {
         let ctx = Arc::new(Ctx {
             stores,
             limits: config.limits.clone(),
+            presence_visibility: config.presence_visibility,
             node_id: config.node_id.clone(),
             auth: authenticator.clone(),
             message_hook: self.hooks.message.clone(),

@@ -15,8 +15,8 @@ use crate::{
     config::Rate,
     error::StoreError,
     protocol::{
-        ConversationId, ConversationSummary, Group, GroupId, Message, MessageId, PresenceState,
-        StreamId, UserId,
+        ContactState, ConversationId, ConversationSummary, Group, GroupId, Message, MessageId,
+        PresenceState, StreamId, UserId,
     },
 };
 
@@ -219,6 +219,52 @@ pub trait Blocks: Send + Sync + 'static {
     async fn list(&self, user: &UserId) -> Result<Vec<UserId>, StoreError>;
 }
 
+/// What [`Contacts::set_contact`] found, and whether it changed it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ContactChange {
+    /// The entry was one of the expected states (shown) and is now the new one.
+    Done(Option<ContactState>),
+    /// The entry was none of the expected states (shown); nothing changed.
+    Unexpected(Option<ContactState>),
+    /// A new entry would take the roster past its cap; nothing changed.
+    Full,
+}
+
+/// Contact rosters: each user's own record of the others, one per user.
+///
+/// A relation between two users lives in two rosters, each changed in its own step (one
+/// Redis Cluster slot each): the handlers order the two steps so that a failure between
+/// them leaves a state a retry completes, and never one that shows a user's presence to
+/// someone that user did not accept (docs/protocol.md, "Contacts").
+#[async_trait]
+pub trait Contacts: Send + Sync + 'static {
+    /// In `user`'s roster, sets the entry for `other` to `to` (`None` removes it) if it is
+    /// now one of `from` (`None` = no entry). A new entry is refused once the roster holds
+    /// `max` entries. One atomic step.
+    async fn set_contact(
+        &self,
+        user: &UserId,
+        other: &UserId,
+        from: &[Option<ContactState>],
+        to: Option<ContactState>,
+        max: usize,
+    ) -> Result<ContactChange, StoreError>;
+    /// `user`'s roster sorted by user, the entries after `after`, at most `limit`.
+    async fn roster(
+        &self,
+        user: &UserId,
+        after: Option<&UserId>,
+        limit: usize,
+    ) -> Result<Vec<(UserId, ContactState)>, StoreError>;
+    /// For each `(owner, other)`, the owner's entry for the other, in order.
+    async fn contact_states(
+        &self,
+        pairs: &[(UserId, UserId)],
+    ) -> Result<Vec<Option<ContactState>>, StoreError>;
+    /// The users `user` has accepted as contacts (state [`ContactState::Contact`]), sorted.
+    async fn contacts(&self, user: &UserId) -> Result<Vec<UserId>, StoreError>;
+}
+
 /// Which users are online, by connected socket.
 #[async_trait]
 pub trait Presence: Send + Sync + 'static {
@@ -273,6 +319,8 @@ pub struct Stores {
     pub groups: Arc<dyn Groups>,
     /// Blocks.
     pub blocks: Arc<dyn Blocks>,
+    /// Contact rosters.
+    pub contacts: Arc<dyn Contacts>,
     /// Presence.
     pub presence: Arc<dyn Presence>,
     /// Rate limits.
@@ -291,12 +339,13 @@ impl Stores {
     /// Every store backed by one instance that implements them all.
     pub fn all_in<S>(store: Arc<S>) -> Self
     where
-        S: MessageLog + Groups + Blocks + Presence + RateLimiter + Bans,
+        S: MessageLog + Groups + Blocks + Contacts + Presence + RateLimiter + Bans,
     {
         Self {
             messages: store.clone(),
             groups: store.clone(),
             blocks: store.clone(),
+            contacts: store.clone(),
             presence: store.clone(),
             rates: store.clone(),
             bans: store,

@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use crate::helpers::*;
 
 /// The events of docs/protocol.md that answer an ack, and one that does not exist.
-const EVENTS: [&str; 16] = [
+const EVENTS: [&str; 21] = [
     "message:send",
     "group:create",
     "group:join",
@@ -27,6 +27,11 @@ const EVENTS: [&str; 16] = [
     "block",
     "unblock",
     "blocks",
+    "contacts",
+    "contacts:request",
+    "contacts:accept",
+    "contacts:decline",
+    "contacts:remove",
     "search",
     "typing",
     "no:such:event",

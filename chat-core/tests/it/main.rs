@@ -9,6 +9,7 @@ mod archive;
 mod auth;
 mod cluster;
 mod cluster_chat;
+mod contacts;
 mod eio3;
 mod fuzz;
 mod groups;

@@ -107,6 +107,19 @@ impl ServerConfig {
                     1..=1_000_000,
                 )?,
             ),
+            contact_request_rate: Rate::new(
+                env.parse(
+                    "CHAT_RATE_CONTACT_REQUESTS",
+                    dl.contact_request_rate.per_second,
+                    0.001..=1e6,
+                )?,
+                env.parse(
+                    "CHAT_RATE_CONTACT_REQUESTS_BURST",
+                    dl.contact_request_rate.burst,
+                    1..=1_000_000,
+                )?,
+            ),
+            contacts_per_user: env.parse("CHAT_MAX_CONTACTS", dl.contacts_per_user, 1..=100_000)?,
             receipts: env.parse("CHAT_RECEIPTS", dl.receipts, ..)?,
             receipt_group_max: env.parse(
                 "CHAT_RECEIPT_GROUP_MAX",
@@ -147,6 +160,11 @@ impl ServerConfig {
             capacity: env.parse("CHAT_CAPACITY", d.capacity, 1..=10_000_000)?,
             redis: redis_from_env(&env)?,
             allow_eio3: env.parse("CHAT_ALLOW_EIO3", d.allow_eio3, ..)?,
+            presence_visibility: env.parse(
+                "CHAT_PRESENCE_VISIBILITY",
+                d.presence_visibility,
+                ..,
+            )?,
             webhook: webhook_from_env(&env)?,
         };
         Ok(Self {

@@ -29,6 +29,11 @@ fn defaults_without_environment() {
     assert_eq!(c.api.token.as_deref(), Some("0123456789abcdef"));
     assert_eq!((c.api.rate.per_second, c.api.rate.burst), (5.0, 10));
     assert!(!c.chat.allow_eio3, "old clients are refused unless allowed");
+    assert_eq!(
+        c.chat.presence_visibility,
+        chat_core::config::PresenceVisibility::Everyone,
+        "everyone sees presence unless restricted"
+    );
     assert_eq!(c.admin_ui, None, "the admin ui is off by default");
 }
 
@@ -80,9 +85,20 @@ fn values_are_parsed() {
         ("CHAT_RECEIPTS", "false"),
         ("CHAT_MAX_CONNECTIONS", "500"),
         ("CHAT_ALLOW_EIO3", "true"),
+        ("CHAT_PRESENCE_VISIBILITY", "contacts"),
+        ("CHAT_MAX_CONTACTS", "50"),
+        ("CHAT_RATE_CONTACT_REQUESTS", "0.5"),
+        ("CHAT_RATE_CONTACT_REQUESTS_BURST", "3"),
     ])
     .unwrap();
     assert!(c.chat.allow_eio3);
+    assert_eq!(
+        c.chat.presence_visibility,
+        chat_core::config::PresenceVisibility::Contacts
+    );
+    assert_eq!(c.chat.limits.contacts_per_user, 50);
+    let rate = c.chat.limits.contact_request_rate;
+    assert_eq!((rate.per_second, rate.burst), (0.5, 3));
     assert_eq!(c.http.max_connections, 500);
     assert!(!c.chat.limits.receipts);
     assert_eq!(c.listen.port(), 0);
@@ -118,6 +134,9 @@ fn bad_values_name_the_variable() {
         ("CHAT_API_RATE", "0"),
         ("CHAT_MEMORY_MAX_MB", "0"),
         ("CHAT_ALLOW_EIO3", "yes"),
+        ("CHAT_PRESENCE_VISIBILITY", "friends"),
+        ("CHAT_MAX_CONTACTS", "0"),
+        ("CHAT_RATE_CONTACT_REQUESTS", "0"),
     ] {
         let err = config(&[(var, value)]).unwrap_err().to_string();
         assert!(err.starts_with(var), "{err}");

@@ -5,11 +5,12 @@
 //! so a node that is shutting down never acknowledges what it would lose.
 //!
 //! One file per job: `messages` (conversation logs, marks, idempotency keys), `groups`,
-//! `blocks`, `presence`, `bans`, and `buckets` ([`TokenBuckets`], also used on their own).
+//! `blocks`, `contacts`, `presence`, `bans`, and `buckets` ([`TokenBuckets`], also used on their own).
 
 mod bans;
 mod blocks;
 mod buckets;
+mod contacts;
 mod groups;
 mod messages;
 mod presence;
@@ -18,7 +19,7 @@ mod retention;
 mod tests;
 
 use std::{
-    collections::{HashMap, HashSet},
+    collections::{BTreeMap, HashMap, HashSet},
     sync::{
         Mutex, MutexGuard,
         atomic::{AtomicBool, Ordering},
@@ -29,7 +30,11 @@ use std::{
 pub use buckets::TokenBuckets;
 
 use self::{groups::GroupState, messages::LogState, presence::Roster};
-use crate::{config::Limits, error::StoreError, protocol::UserId};
+use crate::{
+    config::Limits,
+    error::StoreError,
+    protocol::{ContactState, UserId},
+};
 
 /// In-memory implementation of every store trait.
 #[derive(Debug)]
@@ -41,6 +46,8 @@ pub struct MemoryStore {
     log: Mutex<LogState>,
     groups: Mutex<GroupState>,
     blocks: Mutex<HashMap<UserId, HashSet<UserId>>>,
+    /// User → their contact roster, sorted.
+    contacts: Mutex<HashMap<UserId, BTreeMap<UserId, ContactState>>>,
     presence: Mutex<Roster>,
     /// User → banned until (ms); expired entries are pruned as bans are added.
     bans: Mutex<HashMap<UserId, u64>>,
@@ -64,6 +71,7 @@ impl MemoryStore {
             log: Mutex::default(),
             groups: Mutex::default(),
             blocks: Mutex::default(),
+            contacts: Mutex::default(),
             presence: Mutex::default(),
             bans: Mutex::default(),
             buckets: TokenBuckets::default(),

@@ -3,7 +3,8 @@
 //!
 //! Its keys (`conv:<conversation>`, `clock`, `last`, `count`, `sent:<user>`, `dms:<user>`,
 //! `marks:<user>`, `delivered:<conversation>`, `idem:<user>:<clientId>`, `group:<id>`,
-//! `gmembers:<id>`, `usergroups:<user>`, `blocks:<user>`, `presence:<user>`, `lastseen`,
+//! `gmembers:<id>`, `usergroups:<user>`, `blocks:<user>`, `contacts:{<user>}`,
+//! `presence:<user>`, `lastseen`,
 //! `nodeusers:<uid>`, `lostusers:<uid>`, `bucket:<name>`) are named, typed and described in
 //! [`crate::keys`].
 //!
@@ -21,6 +22,7 @@
 //! Presence entries name their node: an entry counts only while that node's lease in the node
 //! table runs, so a crashed node's users go offline without any cleanup.
 
+mod contacts;
 mod messages;
 mod scripts;
 
@@ -70,6 +72,7 @@ struct Scripts {
     presence: Script,
     rate: Script,
     reap: Script,
+    contact: Script,
 }
 
 fn backend(e: RedisError) -> StoreError {
@@ -105,6 +108,7 @@ impl RedisStore {
                 presence: with(&[PRESENCE_LIB], PRESENCE),
                 rate: with(&[RATE_LIB], RATE),
                 reap: Script::new(REAP),
+                contact: Script::new(contacts::CONTACT_SET),
             },
         }
     }

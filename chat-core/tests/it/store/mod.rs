@@ -8,6 +8,7 @@
 
 mod bans;
 mod blocks;
+mod contacts;
 mod groups;
 mod messages;
 mod presence;
@@ -20,7 +21,7 @@ use chat_core::{
     protocol::{ConversationId, Group, GroupId, Message, MessageId, StreamId, UserId},
     redis::Redis,
     store::{
-        Appended, Bans, Blocks, Groups, MessageLog, NewMessage, Presence, RateLimiter,
+        Appended, Bans, Blocks, Contacts, Groups, MessageLog, NewMessage, Presence, RateLimiter,
         redis::RedisStore,
     },
 };
@@ -29,8 +30,8 @@ use socketioxide_core::Uid;
 use crate::helpers::*;
 
 /// Every store trait: what a chat node runs on.
-pub trait Store: MessageLog + Groups + Blocks + Presence + RateLimiter + Bans {}
-impl<S: MessageLog + Groups + Blocks + Presence + RateLimiter + Bans> Store for S {}
+pub trait Store: MessageLog + Groups + Blocks + Contacts + Presence + RateLimiter + Bans {}
+impl<S: MessageLog + Groups + Blocks + Contacts + Presence + RateLimiter + Bans> Store for S {}
 
 /// Runs each check as two tests, `in_memory::check` and `on_redis::check`, with its limits.
 macro_rules! on_both_stores {
