@@ -251,6 +251,10 @@ pub(crate) async fn announce_presence<A: Adapter>(
             (true, _) => ChatEvent::UserOnline { user: user.clone() },
         })
     });
+    if targets.is_empty() {
+        // No room at all would be every socket: nobody is to be told.
+        return;
+    }
     let payload = json!({ "user": user, "online": online, "lastSeen": last_seen });
     if let Err(e) = ops
         .to(targets)

@@ -91,7 +91,8 @@ pub(crate) async fn visible(
 }
 
 /// The rooms that hear of `user` coming and going: with `everyone`, their subscribers, DM
-/// partners and fellow members of small groups; with `contacts`, their contacts' devices.
+/// partners and fellow members of small groups; with `contacts`, their contacts' devices
+/// (none for a user without contacts: a broadcast to no room would reach every socket).
 pub(crate) async fn audience(ctx: &Ctx, user: &UserId) -> Vec<String> {
     if ctx.presence_visibility == PresenceVisibility::Contacts {
         return match ctx.stores.contacts.contacts(user).await {

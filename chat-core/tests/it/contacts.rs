@@ -289,6 +289,10 @@ async fn presence_reaches_contacts_only() {
         "{:?}",
         cc.received("presence")
     );
+    // Nor did b, a stranger to c, hear of c connecting (c has no contacts at all).
+    cb.barrier().await;
+    let heard = cb.received("presence");
+    assert!(heard.iter().all(|p| p["user"] == a.as_str()), "{heard:?}");
     let seen = roster(&mut cb).await[0]["presence"].clone();
     assert_eq!(seen["online"], true);
     assert_eq!(seen["lastSeen"], off["lastSeen"]);

@@ -39,7 +39,10 @@ async fn an_entry_changes_only_from_what_was_expected(store: &dyn Store) {
         [Some(Contact), None],
         "one roster only"
     );
-    assert_eq!(store.contacts(&ann).await.unwrap(), std::slice::from_ref(&ben));
+    assert_eq!(
+        store.contacts(&ann).await.unwrap(),
+        std::slice::from_ref(&ben)
+    );
     assert_eq!(
         set(&[Some(Contact)], None).await.unwrap(),
         ContactChange::Done(Some(Contact))
