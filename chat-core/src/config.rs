@@ -31,6 +31,9 @@ pub struct Limits {
     /// second, default 0.2 — 12 a minute — with bursts of 20,
     /// `CHAT_RATE_CONTACT_REQUESTS_BURST`): each one lands in another user's roster.
     pub contact_request_rate: Rate,
+    /// `presence:status` and `presence:idle` per user, on top of the event rate (1 per
+    /// second, bursts of 10): each change is told to the user's audience.
+    pub status_rate: Rate,
     /// `typing` events per user; more are dropped (5 per second, bursts of 5).
     pub typing_rate: Rate,
     /// Whether `delivered` and `read` receipts are sent at all (`CHAT_RECEIPTS`, default
@@ -69,6 +72,7 @@ impl Default for Limits {
             event_rate: Rate::new(30.0, 60),
             search_rate: Rate::new(2.0, 10),
             contact_request_rate: Rate::new(0.2, 20),
+            status_rate: Rate::new(1.0, 10),
             typing_rate: Rate::new(5.0, 5),
             receipts: true,
             receipt_group_max: 100,

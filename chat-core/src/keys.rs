@@ -27,6 +27,7 @@
 //! | `gmembers:<id>` | sorted set | member → join order | Redis store |
 //! | `usergroups:<user>` | set | the user's groups | Redis store |
 //! | `blocks:<user>` | set | users this user blocked | Redis store |
+//! | `status:{<user>}` | hash | `s` the status the user set, `t` its text, `d:<socket>` a device that reported inactivity | Redis store |
 //! | `contacts:{<user>}` | hash | the user's contact roster: other user → `c` contact, `o` request sent, `i` request received | Redis store |
 //! | `presence:<user>` | hash | socket id → uid of the node holding it | Redis store |
 //! | `lastseen` | hash | user → ms when the last device left | Redis store |
@@ -140,6 +141,9 @@ keys! {
     usergroups(user) = "usergroups:{}";
     /// Set: the users this user blocked.
     blocks(user) = "blocks:{}";
+    /// Hash: the user's status (`s`), text (`t`) and idle devices (`d:<socket>`).
+    /// Hash-tagged by user.
+    status(user) = "status:{{{}}}";
     /// Hash: the user's contact roster, other user → state code. Hash-tagged by user.
     contacts(user) = "contacts:{{{}}}";
     /// Hash: socket id → the node holding it.
@@ -202,6 +206,11 @@ pub mod buckets {
     /// A user's `search`. Hash-tagged by user, like every key added since the bans.
     pub fn search(user: impl Display) -> String {
         format!("search:{{{user}}}")
+    }
+
+    /// A user's `presence:status`. Hash-tagged by user.
+    pub fn status(user: impl Display) -> String {
+        format!("status:{{{user}}}")
     }
 
     /// A user's `contacts:request`. Hash-tagged by user.

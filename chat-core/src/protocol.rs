@@ -362,6 +362,55 @@ pub struct PresenceState {
     pub last_seen: Option<u64>,
 }
 
+/// What a user is up to, shown with their presence while they are online.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    /// The default.
+    #[default]
+    Available,
+    /// Set by the user.
+    Away,
+    /// Set by the user: do not disturb.
+    Busy,
+    /// Never set: an available user whose every device reported inactivity.
+    Idle,
+}
+
+impl Status {
+    /// The form the Redis store keeps.
+    pub(crate) fn code(self) -> &'static str {
+        match self {
+            Self::Available => "available",
+            Self::Away => "away",
+            Self::Busy => "busy",
+            Self::Idle => "idle",
+        }
+    }
+
+    /// The status a [`Status::code`] names.
+    pub(crate) fn from_code(code: &str) -> Option<Self> {
+        [Self::Available, Self::Away, Self::Busy, Self::Idle]
+            .into_iter()
+            .find(|s| s.code() == code)
+    }
+}
+
+/// A user's presence with their status, as clients see it: `presence` events,
+/// `presence:subscribe`, the contact roster. `status` and `text` are there while online.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PresenceInfo {
+    /// Online and last seen.
+    #[serde(flatten)]
+    pub state: PresenceState,
+    /// The status, while online.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<Status>,
+    /// The user's status text, while online, if they set one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
+}
+
 /// One user's record of another in their contact roster (`contacts`, `contact`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]

@@ -79,6 +79,9 @@ impl<A: Adapter> Call<A> {
         if self.event == "search" {
             list.push((buckets::search(&self.user), limits.search_rate));
         }
+        if matches!(self.event, "presence:status" | "presence:idle") {
+            list.push((buckets::status(&self.user), limits.status_rate));
+        }
         if self.event == "contacts:request" {
             list.push((
                 buckets::contact_requests(&self.user),

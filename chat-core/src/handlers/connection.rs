@@ -24,7 +24,7 @@ use crate::auth::{Handshake, credentials};
 use crate::hooks::ChatEvent;
 use crate::keys::rooms;
 use crate::metrics::Refused;
-use crate::protocol::{UserId, events, now_ms};
+use crate::protocol::{PresenceInfo, PresenceState, UserId, events, now_ms};
 
 pub(super) fn register<A: Adapter + DefinedAdapter>(io: &SocketIo<A>) {
     io.ns("/", on_connect::<A>.with(authenticate::<A>));
@@ -199,6 +199,9 @@ async fn record_left<A: Adapter>(s: SocketRef<A>, ctx: &Ctx) {
         ctx.expiries.remove(at, s.id);
     }
     let user = identity.user;
+    let socket = s.id.to_string();
+    let reported_idle = s.extensions.get::<super::status::ReportedIdle>();
+    super::status::left(ctx, &user, &socket, reported_idle.clone()).await;
     ctx.notify(|| {
         Notice::Event(ChatEvent::Disconnected {
             user: user.clone(),
@@ -214,6 +217,10 @@ async fn record_left<A: Adapter>(s: SocketRef<A>, ctx: &Ctx) {
         Ok(Some(last_seen)) => {
             announce_presence(ctx, s.broadcast(), &user, false, Some(last_seen)).await
         }
+        Ok(None) if !reported_idle.is_some_and(|r| r.0) => {
+            // A device in use left: the devices left may all be idle.
+            super::status::active_device_left(ctx, s.broadcast(), &user).await
+        }
         Ok(None) => {}
         Err(e) => tracing::warn!(user = %user, cause = %e, "cannot record disconnect"),
     }
@@ -227,16 +234,24 @@ pub(crate) async fn announce_presence<A: Adapter>(
     online: bool,
     last_seen: Option<u64>,
 ) {
-    let last_seen = match last_seen {
-        Some(t) => Some(t),
-        None => ctx
-            .stores
-            .presence
-            .get(std::slice::from_ref(user))
-            .await
-            .ok()
-            .and_then(|p| p.first().and_then(|p| p.last_seen)),
+    let mut info = PresenceInfo {
+        state: PresenceState { online, last_seen },
+        status: None,
+        text: None,
     };
+    if online || last_seen.is_none() {
+        match super::status::infos(ctx, std::slice::from_ref(user)).await {
+            Ok(mut now) => {
+                let now = now.remove(0);
+                info.state.last_seen = last_seen.or(now.state.last_seen);
+                if online {
+                    (info.status, info.text) = (now.status, now.text);
+                }
+            }
+            Err(e) => tracing::warn!(user = %user, cause = %e, "cannot read presence"),
+        }
+    }
+    let last_seen = info.state.last_seen;
     let targets = super::presence::audience(ctx, user).await;
     ctx.notify(|| {
         Notice::Event(match (online, last_seen) {
@@ -255,7 +270,8 @@ pub(crate) async fn announce_presence<A: Adapter>(
         // No room at all would be every socket: nobody is to be told.
         return;
     }
-    let payload = json!({ "user": user, "online": online, "lastSeen": last_seen });
+    let mut payload = serde_json::to_value(&info).unwrap_or_default();
+    payload["user"] = json!(user);
     if let Err(e) = ops
         .to(targets)
         .except(rooms::user(user))

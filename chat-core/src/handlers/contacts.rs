@@ -19,7 +19,7 @@ use crate::{
     keys::rooms,
     protocol::{
         ContactState::{self, Contact, Incoming, Outgoing},
-        PresenceState, UserId, events,
+        PresenceInfo, UserId, events,
     },
     store::ContactChange,
 };
@@ -53,7 +53,7 @@ pub(crate) struct Entry {
     user: UserId,
     state: ContactState,
     #[serde(skip_serializing_if = "Option::is_none")]
-    presence: Option<PresenceState>,
+    presence: Option<PresenceInfo>,
 }
 
 #[derive(Debug, Serialize)]
@@ -270,7 +270,7 @@ pub(crate) async fn list<A: Adapter>(call: Call<A>, req: ListReq) -> Result<List
         .map(|(u, _)| u.clone())
         .collect();
     let shown = presence::visible(ctx, &call.user, &accepted).await?;
-    let states = ctx.stores.presence.get(&accepted).await?;
+    let states = super::status::infos(ctx, &accepted).await?;
     let mut seen = accepted
         .into_iter()
         .zip(shown.into_iter().zip(states))
@@ -320,10 +320,10 @@ async fn contact_presence(
     ctx: &Ctx,
     viewer: &UserId,
     of: &UserId,
-) -> Result<Option<PresenceState>, crate::error::StoreError> {
+) -> Result<Option<PresenceInfo>, crate::error::StoreError> {
     let who = std::slice::from_ref(of);
     if !presence::visible(ctx, viewer, who).await?[0] {
         return Ok(None);
     }
-    Ok(ctx.stores.presence.get(who).await?.first().copied())
+    Ok(super::status::infos(ctx, who).await?.pop())
 }

@@ -21,6 +21,7 @@ mod presence;
 mod queue;
 mod receipts;
 pub(crate) mod search;
+mod status;
 mod typing;
 
 use std::{
@@ -138,6 +139,10 @@ pub(crate) async fn node_lost<A: Adapter>(
     {
         Ok(gone) => {
             for (user, last_seen) in gone {
+                // Inactivity reports of the dead node's devices: the user has none left.
+                if let Err(e) = ctx.stores.statuses.forget_devices(&user).await {
+                    tracing::warn!(user = %user, cause = %e, "cannot forget idle devices");
+                }
                 connection::announce_presence(ctx, io.broadcast(), &user, false, Some(last_seen))
                     .await;
             }
@@ -235,6 +240,8 @@ fn register_events<A: Adapter>(s: &SocketRef<A>) {
                     ack,
                     presence::subscribe::<A>,
                 ),
+                "presence:status" => queue(s, ctx, "presence:status", data, ack, status::set::<A>),
+                "presence:idle" => queue(s, ctx, "presence:idle", data, ack, status::idle::<A>),
                 "search" => queue(s, ctx, "search", data, ack, search::search::<A>),
                 "block" => queue(s, ctx, "block", data, ack, blocks::block::<A>),
                 "blocks" => queue(s, ctx, "blocks", data, ack, blocks::list::<A>),

@@ -11,7 +11,7 @@ use crate::{
     config::PresenceVisibility,
     error::{ChatError, StoreError},
     keys::rooms,
-    protocol::{ContactState, PresenceState, UserId},
+    protocol::{ContactState, PresenceInfo, UserId},
 };
 
 #[derive(Debug, Deserialize)]
@@ -22,7 +22,7 @@ pub(crate) struct SubscribeReq {
 
 #[derive(Debug, Serialize)]
 pub(crate) struct SubscribeRes {
-    presence: BTreeMap<UserId, PresenceState>,
+    presence: BTreeMap<UserId, PresenceInfo>,
     /// With visibility `contacts`: the users who do not show the caller their presence.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     hidden: Vec<UserId>,
@@ -63,7 +63,7 @@ pub(crate) async fn subscribe<A: Adapter>(
     }
     // With `contacts`, contacts hear of each other through their user rooms (`audience`):
     // a subscription adds nothing, and joins no room.
-    let states = call.ctx.stores.presence.get(&users).await?;
+    let states = super::status::infos(&call.ctx, &users).await?;
     Ok(SubscribeRes {
         presence: users.into_iter().zip(states).collect(),
         hidden: hidden.into_iter().map(|(u, _)| u).collect(),

@@ -16,7 +16,7 @@ use crate::{
     error::StoreError,
     protocol::{
         ContactState, ConversationId, ConversationSummary, Group, GroupId, Message, MessageId,
-        PresenceState, StreamId, UserId,
+        PresenceState, Status, StreamId, UserId,
     },
 };
 
@@ -265,6 +265,41 @@ pub trait Contacts: Send + Sync + 'static {
     async fn contacts(&self, user: &UserId) -> Result<Vec<UserId>, StoreError>;
 }
 
+/// A user's status as stored: what they set, and how many of their devices reported
+/// inactivity.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StatusRecord {
+    /// The status the user set ([`Status::Available`] unless they set another).
+    pub status: Status,
+    /// The status text they set.
+    pub text: Option<String>,
+    /// Devices that reported inactivity and have not reported activity or left since.
+    pub idle_devices: usize,
+}
+
+/// Users' statuses and their devices' inactivity reports; one record per user.
+#[async_trait]
+pub trait Statuses: Send + Sync + 'static {
+    /// Sets the user's status and text (`None` clears it).
+    async fn set_status(
+        &self,
+        user: &UserId,
+        status: Status,
+        text: Option<&str>,
+    ) -> Result<(), StoreError>;
+    /// Records device `socket` of `user` as inactive (`idle`) or active again (or gone).
+    async fn set_device_idle(
+        &self,
+        user: &UserId,
+        socket: &str,
+        idle: bool,
+    ) -> Result<(), StoreError>;
+    /// Forgets every inactivity report of `user` (their last device left).
+    async fn forget_devices(&self, user: &UserId) -> Result<(), StoreError>;
+    /// Each user's record, in order.
+    async fn statuses(&self, users: &[UserId]) -> Result<Vec<StatusRecord>, StoreError>;
+}
+
 /// Which users are online, by connected socket.
 #[async_trait]
 pub trait Presence: Send + Sync + 'static {
@@ -280,6 +315,9 @@ pub trait Presence: Send + Sync + 'static {
     ) -> Result<Option<u64>, StoreError>;
     /// The presence of each user, in order.
     async fn get(&self, users: &[UserId]) -> Result<Vec<PresenceState>, StoreError>;
+    /// How many sockets the user has recorded (those of a node that died count until its
+    /// cleanup).
+    async fn devices(&self, user: &UserId) -> Result<usize, StoreError>;
     /// Forgets the sockets node `node` held (it died) as of `now_ms`; returns the users left
     /// with no device, with their new `lastSeen`. Idempotent: a second call returns nothing.
     async fn node_lost(&self, node: &str, now_ms: u64) -> Result<Vec<(UserId, u64)>, StoreError>;
@@ -321,6 +359,8 @@ pub struct Stores {
     pub blocks: Arc<dyn Blocks>,
     /// Contact rosters.
     pub contacts: Arc<dyn Contacts>,
+    /// Statuses.
+    pub statuses: Arc<dyn Statuses>,
     /// Presence.
     pub presence: Arc<dyn Presence>,
     /// Rate limits.
@@ -339,13 +379,14 @@ impl Stores {
     /// Every store backed by one instance that implements them all.
     pub fn all_in<S>(store: Arc<S>) -> Self
     where
-        S: MessageLog + Groups + Blocks + Contacts + Presence + RateLimiter + Bans,
+        S: MessageLog + Groups + Blocks + Contacts + Statuses + Presence + RateLimiter + Bans,
     {
         Self {
             messages: store.clone(),
             groups: store.clone(),
             blocks: store.clone(),
             contacts: store.clone(),
+            statuses: store.clone(),
             presence: store.clone(),
             rates: store.clone(),
             bans: store,

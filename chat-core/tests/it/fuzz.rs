@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use crate::helpers::*;
 
 /// The events of docs/protocol.md that answer an ack, and one that does not exist.
-const EVENTS: [&str; 21] = [
+const EVENTS: [&str; 23] = [
     "message:send",
     "group:create",
     "group:join",
@@ -24,6 +24,8 @@ const EVENTS: [&str; 21] = [
     "conversations",
     "read",
     "presence:subscribe",
+    "presence:status",
+    "presence:idle",
     "block",
     "unblock",
     "blocks",

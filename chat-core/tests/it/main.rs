@@ -21,5 +21,6 @@ mod presence;
 mod receipts;
 mod seams;
 mod shutdown;
+mod status;
 mod store;
 mod webhooks;

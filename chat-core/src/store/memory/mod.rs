@@ -5,7 +5,7 @@
 //! so a node that is shutting down never acknowledges what it would lose.
 //!
 //! One file per job: `messages` (conversation logs, marks, idempotency keys), `groups`,
-//! `blocks`, `contacts`, `presence`, `bans`, and `buckets` ([`TokenBuckets`], also used on their own).
+//! `blocks`, `contacts`, `statuses`, `presence`, `bans`, and `buckets` ([`TokenBuckets`], also used on their own).
 
 mod bans;
 mod blocks;
@@ -15,6 +15,7 @@ mod groups;
 mod messages;
 mod presence;
 mod retention;
+mod statuses;
 #[cfg(test)]
 mod tests;
 
@@ -48,6 +49,8 @@ pub struct MemoryStore {
     blocks: Mutex<HashMap<UserId, HashSet<UserId>>>,
     /// User → their contact roster, sorted.
     contacts: Mutex<HashMap<UserId, BTreeMap<UserId, ContactState>>>,
+    /// User → status, text and idle devices; only users with something to keep.
+    statuses: Mutex<HashMap<UserId, statuses::Entry>>,
     presence: Mutex<Roster>,
     /// User → banned until (ms); expired entries are pruned as bans are added.
     bans: Mutex<HashMap<UserId, u64>>,
@@ -72,6 +75,7 @@ impl MemoryStore {
             groups: Mutex::default(),
             blocks: Mutex::default(),
             contacts: Mutex::default(),
+            statuses: Mutex::default(),
             presence: Mutex::default(),
             bans: Mutex::default(),
             buckets: TokenBuckets::default(),

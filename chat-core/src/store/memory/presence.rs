@@ -83,6 +83,13 @@ impl Presence for MemoryStore {
         Ok(Vec::new())
     }
 
+    async fn devices(&self, user: &UserId) -> Result<usize, StoreError> {
+        Ok(lock(&self.presence)
+            .users
+            .get(user)
+            .map_or(0, |e| e.sockets.len()))
+    }
+
     async fn get(&self, users: &[UserId]) -> Result<Vec<PresenceState>, StoreError> {
         let st = lock(&self.presence);
         Ok(users

@@ -3,7 +3,7 @@
 //!
 //! Its keys (`conv:<conversation>`, `clock`, `last`, `count`, `sent:<user>`, `dms:<user>`,
 //! `marks:<user>`, `delivered:<conversation>`, `idem:<user>:<clientId>`, `group:<id>`,
-//! `gmembers:<id>`, `usergroups:<user>`, `blocks:<user>`, `contacts:{<user>}`,
+//! `gmembers:<id>`, `usergroups:<user>`, `blocks:<user>`, `contacts:{<user>}`, `status:{<user>}`,
 //! `presence:<user>`, `lastseen`,
 //! `nodeusers:<uid>`, `lostusers:<uid>`, `bucket:<name>`) are named, typed and described in
 //! [`crate::keys`].
@@ -25,6 +25,7 @@
 mod contacts;
 mod messages;
 mod scripts;
+mod statuses;
 
 use std::collections::HashMap;
 
@@ -73,6 +74,7 @@ struct Scripts {
     rate: Script,
     reap: Script,
     contact: Script,
+    forget_devices: Script,
 }
 
 fn backend(e: RedisError) -> StoreError {
@@ -109,6 +111,7 @@ impl RedisStore {
                 rate: with(&[RATE_LIB], RATE),
                 reap: Script::new(REAP),
                 contact: Script::new(contacts::CONTACT_SET),
+                forget_devices: Script::new(statuses::FORGET_DEVICES),
             },
         }
     }
@@ -390,6 +393,11 @@ impl Presence for RedisStore {
                 Some((user, pair[1].parse().unwrap_or(now_ms)))
             })
             .collect())
+    }
+
+    async fn devices(&self, user: &UserId) -> Result<usize, StoreError> {
+        self.query(::redis::cmd("HLEN").arg(self.keys.presence(user)))
+            .await
     }
 
     async fn get(&self, users: &[UserId]) -> Result<Vec<PresenceState>, StoreError> {

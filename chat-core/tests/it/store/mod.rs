@@ -14,6 +14,7 @@ mod messages;
 mod presence;
 mod random;
 mod rates;
+mod statuses;
 mod sync;
 
 use chat_core::{
@@ -22,7 +23,7 @@ use chat_core::{
     redis::Redis,
     store::{
         Appended, Bans, Blocks, Contacts, Groups, MessageLog, NewMessage, Presence, RateLimiter,
-        redis::RedisStore,
+        Statuses, redis::RedisStore,
     },
 };
 use socketioxide_core::Uid;
@@ -30,8 +31,14 @@ use socketioxide_core::Uid;
 use crate::helpers::*;
 
 /// Every store trait: what a chat node runs on.
-pub trait Store: MessageLog + Groups + Blocks + Contacts + Presence + RateLimiter + Bans {}
-impl<S: MessageLog + Groups + Blocks + Contacts + Presence + RateLimiter + Bans> Store for S {}
+pub trait Store:
+    MessageLog + Groups + Blocks + Contacts + Statuses + Presence + RateLimiter + Bans
+{
+}
+impl<S> Store for S where
+    S: MessageLog + Groups + Blocks + Contacts + Statuses + Presence + RateLimiter + Bans
+{
+}
 
 /// Runs each check as two tests, `in_memory::check` and `on_redis::check`, with its limits.
 macro_rules! on_both_stores {
