@@ -37,7 +37,7 @@ for line in sys.stdin:
 [ -x "$it" ] || { echo "chat-core's integration test binary not found" >&2; exit 1; }
 (cd chat-core && CHAT_TEST_STORE=redis "$it" \
   auth:: groups:: history:: limits:: messages:: metrics:: presence:: receipts:: shutdown:: eio3:: \
-  webhooks:: seams:: archive:: contacts:: status::)
+  webhooks:: seams:: archive:: contacts:: status:: group_admin::)
 
 export CHAT_SERVER_BIN="$PWD/target/debug/chat-server"
 

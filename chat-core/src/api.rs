@@ -11,7 +11,7 @@ use serde_json::json;
 
 use crate::{
     error::ChatError,
-    handlers::{groups, history, messages, search},
+    handlers::{group_admin, groups, history, messages, search},
     keys::{buckets, rooms},
     protocol::{
         ConversationId, Group, GroupId, Message, MessageId, PresenceState, UserId, events, now_ms,
@@ -95,7 +95,33 @@ impl ChatHandle {
         if self.ctx.stores.groups.get(group).await?.is_none() {
             return Err(ChatError::not_found("no such group"));
         }
-        groups::remove_member(&self.ctx, group, user, |r| self.io.within(r)).await
+        groups::remove_member(&self.ctx, group, user, None, |r| self.io.within(r)).await
+    }
+
+    /// Renames a group and sets its topic (`Some("")` clears it); members are told
+    /// (`group:updated`).
+    pub async fn update_group(
+        &self,
+        group: &GroupId,
+        name: Option<&str>,
+        topic: Option<&str>,
+    ) -> Result<Group, ChatError> {
+        group_admin::update_group(&self.ctx, group, None, name, topic, |r| self.io.within(r)).await
+    }
+
+    /// Gives a member the admin role (`admin`) or takes it away; members are told.
+    pub async fn set_admin(
+        &self,
+        group: &GroupId,
+        user: &UserId,
+        admin: bool,
+    ) -> Result<Group, ChatError> {
+        group_admin::set_admin(&self.ctx, group, None, user, admin, |r| self.io.within(r)).await
+    }
+
+    /// Deletes a group and its messages; members are told and leave it on every node.
+    pub async fn delete_group(&self, group: &GroupId) -> Result<(), ChatError> {
+        group_admin::delete_group(&self.ctx, group, None, |r| self.io.within(r)).await
     }
 
     /// Up to `limit` (1–100) messages of a conversation older than `before` (or the newest),

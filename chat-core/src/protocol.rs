@@ -24,6 +24,8 @@ pub mod events {
     pub const PRESENCE: &str = "presence";
     /// Group membership changed.
     pub const GROUP_MEMBER: &str = "group:member";
+    /// A group's name, topic or roles changed, or it was deleted.
+    pub const GROUP_UPDATED: &str = "group:updated";
     /// The node is shutting down.
     pub const DRAIN: &str = "drain";
     /// Server → client: the socket's token expired; the server disconnects it next.
@@ -335,6 +337,40 @@ pub struct Group {
     pub owner: UserId,
     /// Members in join order.
     pub members: Vec<UserId>,
+    /// Members with the admin role, in join order. The owner is not listed: the owner may do
+    /// all an admin may, and more.
+    #[serde(default)]
+    pub admins: Vec<UserId>,
+    /// What the group is about, if set (at most 250 characters).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub topic: Option<String>,
+}
+
+impl Group {
+    /// The role of `user`: `owner`, `admin`, `member`, or none for a non-member.
+    pub fn role(&self, user: &UserId) -> Option<Role> {
+        if &self.owner == user {
+            Some(Role::Owner)
+        } else if self.admins.contains(user) {
+            Some(Role::Admin)
+        } else if self.members.contains(user) {
+            Some(Role::Member)
+        } else {
+            None
+        }
+    }
+}
+
+/// A member's role in a group: what they may change ([`Group::role`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Reads and writes.
+    Member,
+    /// Also renames, sets the topic and removes members.
+    Admin,
+    /// Also promotes and demotes admins and deletes the group.
+    Owner,
 }
 
 /// One entry of the `conversations` answer.

@@ -13,7 +13,8 @@ use crate::{
     store::GroupRefusal,
 };
 
-const MAX_NAME: usize = 100;
+/// Longest group name, in characters.
+pub(crate) const MAX_NAME: usize = 100;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -59,7 +60,10 @@ pub(crate) async fn join<A: Adapter>(call: Call<A>, req: GroupReq) -> Result<Gro
 
 pub(crate) async fn leave<A: Adapter>(call: Call<A>, req: GroupReq) -> Result<(), ChatError> {
     let socket = call.socket.clone();
-    remove_member(&call.ctx, &req.group, &call.user, |r| socket.within(r)).await?;
+    remove_member(&call.ctx, &req.group, &call.user, None, |r| {
+        socket.within(r)
+    })
+    .await?;
     Ok(())
 }
 
@@ -112,6 +116,8 @@ pub(crate) async fn create_group<A: Adapter>(
         name: name.to_owned(),
         owner: owner.clone(),
         members: all,
+        admins: Vec::new(),
+        topic: None,
     };
     let group = ctx.stores.groups.create(group).await?;
     let room = rooms::group(&group.id);
@@ -155,7 +161,9 @@ pub(crate) async fn add_member<A: Adapter>(
         .await?;
     let (group, added) = match joined {
         Ok(ok) => ok,
-        Err(GroupRefusal::NotFound) => return Err(ChatError::not_found("no such group")),
+        Err(GroupRefusal::NotFound | GroupRefusal::NotMember) => {
+            return Err(ChatError::not_found("no such group"));
+        }
         Err(GroupRefusal::Full) => {
             return Err(ChatError::new(ErrorCode::Conflict, "the group is full"));
         }
@@ -171,21 +179,42 @@ pub(crate) async fn add_member<A: Adapter>(
     Ok((group, added))
 }
 
-/// Removes `user` from a group, tells the group (the user included) and takes their
-/// sockets out of the room. False if the user was not a member.
+/// Removes `user` from a group, tells the group (the user included: `left`, or `removed`
+/// with `by` when a member removed them) and takes their sockets out of the room; a new
+/// owner, when the owner left, is told with `group:updated`. False if the user was not a
+/// member.
 pub(crate) async fn remove_member<A: Adapter>(
     ctx: &Ctx,
     group: &GroupId,
     user: &UserId,
+    by: Option<&UserId>,
     within: impl Fn(Vec<String>) -> BroadcastOperators<A>,
 ) -> Result<bool, ChatError> {
+    let was_owner = ctx
+        .stores
+        .groups
+        .get(group)
+        .await?
+        .is_some_and(|g| &g.owner == user);
     if !ctx.stores.groups.leave(group, user).await? {
         return Ok(false);
     }
-    announce(&within, group, user, "left").await;
+    let payload = match by {
+        Some(by) => json!({ "group": group, "user": user, "event": "removed", "by": by }),
+        None => json!({ "group": group, "user": user, "event": "left" }),
+    };
+    if let Err(e) = within(vec![rooms::group(group)])
+        .emit(events::GROUP_MEMBER, &payload)
+        .await
+    {
+        tracing::warn!(group = %group, cause = %e, "cannot announce membership");
+    }
     let room = rooms::group(group);
     if let Err(e) = within(vec![rooms::user(user)]).leave(room).await {
         tracing::warn!(group = %group, cause = %e, "cannot remove sockets from the group room");
+    }
+    if was_owner && let Some(now) = ctx.stores.groups.get(group).await? {
+        super::group_admin::updated(&within, &now).await;
     }
     Ok(true)
 }

@@ -12,6 +12,7 @@ mod connection;
 mod contacts;
 pub(crate) mod delivery;
 pub(crate) mod expiry;
+pub(crate) mod group_admin;
 pub(crate) mod groups;
 pub(crate) mod history;
 pub(crate) mod messages;
@@ -221,6 +222,24 @@ fn register_events<A: Adapter>(s: &SocketRef<A>) {
                 "group:join" => queue(s, ctx, "group:join", data, ack, groups::join::<A>),
                 "group:leave" => queue(s, ctx, "group:leave", data, ack, groups::leave::<A>),
                 "group:members" => queue(s, ctx, "group:members", data, ack, groups::members::<A>),
+                "group:update" => {
+                    queue(s, ctx, "group:update", data, ack, group_admin::update::<A>)
+                }
+                "group:kick" => queue(s, ctx, "group:kick", data, ack, group_admin::kick::<A>),
+                "group:promote" => queue(
+                    s,
+                    ctx,
+                    "group:promote",
+                    data,
+                    ack,
+                    group_admin::promote::<A>,
+                ),
+                "group:demote" => {
+                    queue(s, ctx, "group:demote", data, ack, group_admin::demote::<A>)
+                }
+                "group:delete" => {
+                    queue(s, ctx, "group:delete", data, ack, group_admin::delete::<A>)
+                }
                 "history" => queue(s, ctx, "history", data, ack, history::history::<A>),
                 "sync" => queue(s, ctx, "sync", data, ack, history::sync::<A>),
                 "conversations" => queue(

@@ -178,6 +178,8 @@ pub enum GroupRefusal {
     Full,
     /// The user belongs to `max_groups` groups already.
     TooManyGroups,
+    /// The user is not a member of the group.
+    NotMember,
 }
 
 /// Groups and membership.
@@ -195,13 +197,32 @@ pub trait Groups: Send + Sync + 'static {
         max_size: usize,
         max_groups: usize,
     ) -> Result<Result<(Group, bool), GroupRefusal>, StoreError>;
-    /// Removes `user`; passes ownership on if needed. False if the user was not a member
-    /// (or there is no such group).
+    /// Removes `user` (and their admin role); an owner who leaves passes ownership to the
+    /// longest-standing admin, else the longest-standing member. False if the user was not
+    /// a member (or there is no such group).
     async fn leave(&self, id: &GroupId, user: &UserId) -> Result<bool, StoreError>;
     /// The groups `user` belongs to.
     async fn of_user(&self, user: &UserId) -> Result<Vec<Group>, StoreError>;
     /// How many groups each of `users` belongs to, in order (0 for an unknown user).
     async fn counts(&self, users: &[UserId]) -> Result<Vec<usize>, StoreError>;
+    /// Renames the group (`name`) and sets its topic (`Some(None)` clears it). The group as
+    /// it is after, or none if there is no such group.
+    async fn update(
+        &self,
+        id: &GroupId,
+        name: Option<&str>,
+        topic: Option<Option<&str>>,
+    ) -> Result<Option<Group>, StoreError>;
+    /// Makes a member an admin (`admin`) or a plain member again. The group as it is after.
+    async fn set_admin(
+        &self,
+        id: &GroupId,
+        user: &UserId,
+        admin: bool,
+    ) -> Result<Result<Group, GroupRefusal>, StoreError>;
+    /// Deletes the group, its membership and its conversation. The group as it was, or none
+    /// if there was no such group.
+    async fn delete(&self, id: &GroupId) -> Result<Option<Group>, StoreError>;
 }
 
 /// Who blocked whom.

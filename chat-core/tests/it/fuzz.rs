@@ -13,12 +13,17 @@ use serde_json::{Value, json};
 use crate::helpers::*;
 
 /// The events of docs/protocol.md that answer an ack, and one that does not exist.
-const EVENTS: [&str; 23] = [
+const EVENTS: [&str; 28] = [
     "message:send",
     "group:create",
     "group:join",
     "group:leave",
     "group:members",
+    "group:update",
+    "group:kick",
+    "group:promote",
+    "group:demote",
+    "group:delete",
     "history",
     "sync",
     "conversations",

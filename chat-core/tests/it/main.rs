@@ -12,6 +12,7 @@ mod cluster_chat;
 mod contacts;
 mod eio3;
 mod fuzz;
+mod group_admin;
 mod groups;
 mod history;
 mod limits;

@@ -36,6 +36,12 @@ pub(crate) struct GroupBody {
     group: Group,
 }
 
+impl GroupBody {
+    pub(crate) fn new(group: Group) -> Self {
+        Self { group }
+    }
+}
+
 /// Creates a group; its members' connected devices join it at once, on every node.
 #[utoipa::path(
     post,

@@ -7,6 +7,7 @@
 //! up to [`MAX_BODY`] and refuses unknown fields. Errors are `{"error": {"code", "message"}}`
 //! with the protocol's codes.
 
+mod group_admin;
 mod groups;
 mod messages;
 mod schema;
@@ -20,7 +21,7 @@ use axum::{
     extract::FromRequestParts,
     http::{StatusCode, request::Parts},
     response::IntoResponse,
-    routing::{delete, get, post},
+    routing::{delete, get, patch, post, put},
 };
 use chat_core::{
     ChatHandle, ErrorCode, config::Rate, error::ChatError, store::memory::TokenBuckets,
@@ -99,6 +100,10 @@ const API_AUTH: BearerScheme = BearerScheme("api");
         groups::create,
         groups::add_member,
         groups::remove_member,
+        group_admin::update,
+        group_admin::delete,
+        group_admin::promote,
+        group_admin::demote,
         users::presence,
         users::disconnect,
         users::announce,
@@ -107,7 +112,7 @@ const API_AUTH: BearerScheme = BearerScheme("api");
     security(("api" = [])),
     tags(
         (name = "messages", description = "Posting and reading messages"),
-        (name = "groups", description = "Groups and their members"),
+        (name = "groups", description = "Groups, their members and admins"),
         (name = "users", description = "Presence, disconnecting and banning, announcements"),
     )
 )]
@@ -128,6 +133,14 @@ pub fn router(chat: ChatHandle, config: &ApiConfig) -> Router {
         .route("/groups", post(groups::create))
         .route("/groups/{id}/members", post(groups::add_member))
         .route("/groups/{id}/members/{user}", delete(groups::remove_member))
+        .route(
+            "/groups/{id}",
+            patch(group_admin::update).delete(group_admin::delete),
+        )
+        .route(
+            "/groups/{id}/admins/{user}",
+            put(group_admin::promote).delete(group_admin::demote),
+        )
         .route("/presence", get(users::presence))
         .route("/users/{id}/disconnect", post(users::disconnect))
         .route("/announcements", post(users::announce))

@@ -38,6 +38,10 @@ pub struct GroupSchema {
     owner: String,
     /// Members in join order, the owner first at creation.
     members: Vec<String>,
+    /// Members with the admin role, in join order (the owner is not one).
+    admins: Vec<String>,
+    /// What the group is about, if set.
+    topic: Option<String>,
 }
 
 /// One user's presence.

@@ -109,6 +109,69 @@ async fn every_route_acts_across_nodes() {
         .await;
     assert_eq!((status, removed), (204, Value::Null));
 
+    // Administration: carol, a member connected to node B, sees each change.
+    let carol_b = Client::dev(b.addr, &carol).await;
+    let path = format!("/api/v1/groups/{group}/admins/{carol}");
+    let (status, promoted) = a.call("PUT", &path, TOKEN, None).await;
+    assert_eq!(
+        (status, &promoted["group"]["admins"]),
+        (200, &json!([carol])),
+        "{promoted}"
+    );
+    carol_b
+        .event("group:updated", |e| e["group"]["admins"] == json!([carol]))
+        .await;
+    let (status, renamed) = a
+        .call(
+            "PATCH",
+            &format!("/api/v1/groups/{group}"),
+            TOKEN,
+            Some(json!({"name": "Core", "topic": "Q3"})),
+        )
+        .await;
+    assert_eq!(
+        (status, &renamed["group"]["topic"]),
+        (200, &json!("Q3")),
+        "{renamed}"
+    );
+    carol_b
+        .event("group:updated", |e| e["group"]["name"] == "Core")
+        .await;
+    let (status, demoted) = a.call("DELETE", &path, TOKEN, None).await;
+    assert_eq!(
+        (status, &demoted["group"]["admins"]),
+        (200, &json!([])),
+        "{demoted}"
+    );
+    let (status, err) = a
+        .call(
+            "PATCH",
+            &format!("/api/v1/groups/{group}"),
+            TOKEN,
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(
+        (status, &err["error"]["code"]),
+        (400, &json!("bad_request")),
+        "{err}"
+    );
+    let (status, deleted) = a
+        .call("DELETE", &format!("/api/v1/groups/{group}"), TOKEN, None)
+        .await;
+    assert_eq!((status, deleted), (204, Value::Null));
+    carol_b
+        .event("group:updated", |e| e["deleted"] == true)
+        .await;
+    let (status, err) = a
+        .call("DELETE", &format!("/api/v1/groups/{group}"), TOKEN, None)
+        .await;
+    assert_eq!(
+        (status, &err["error"]["code"]),
+        (404, &json!("not_found")),
+        "{err}"
+    );
+
     let (status, announced) = a
         .call(
             "POST",

@@ -11,8 +11,8 @@ use crate::{
     store::{GroupRefusal, Groups},
 };
 
-/// Groups embedded mode keeps (groups are never deleted; without a cap the groups of users
-/// who come and go would grow the process for ever): past it, creating one is refused.
+/// Groups embedded mode keeps (without a cap the groups of users who come and go would
+/// grow the process for ever): past it, creating one is refused.
 pub(super) const MAX_GROUPS: usize = 100_000;
 
 #[derive(Debug, Default)]
@@ -84,10 +84,13 @@ impl Groups for MemoryStore {
             return Ok(false);
         };
         group.members.remove(pos);
-        if &group.owner == user
-            && let Some(next) = group.members.first()
-        {
-            group.owner = next.clone();
+        group.admins.retain(|a| a != user);
+        if &group.owner == user {
+            let next = group.admins.first().or(group.members.first()).cloned();
+            if let Some(next) = next {
+                group.admins.retain(|a| a != &next);
+                group.owner = next;
+            }
         }
         if let Some(mine) = st.by_user.get_mut(user) {
             mine.remove(id);
@@ -106,6 +109,68 @@ impl Groups for MemoryStore {
             .collect();
         groups.sort_by(|a, b| a.id.cmp(&b.id));
         Ok(groups)
+    }
+
+    async fn update(
+        &self,
+        id: &GroupId,
+        name: Option<&str>,
+        topic: Option<Option<&str>>,
+    ) -> Result<Option<Group>, StoreError> {
+        self.writable()?;
+        let mut st = lock(&self.groups);
+        let Some(group) = st.groups.get_mut(id) else {
+            return Ok(None);
+        };
+        if let Some(name) = name {
+            group.name = name.to_owned();
+        }
+        if let Some(topic) = topic {
+            group.topic = topic.map(str::to_owned);
+        }
+        Ok(Some(group.clone()))
+    }
+
+    async fn set_admin(
+        &self,
+        id: &GroupId,
+        user: &UserId,
+        admin: bool,
+    ) -> Result<Result<Group, GroupRefusal>, StoreError> {
+        self.writable()?;
+        let mut st = lock(&self.groups);
+        let Some(group) = st.groups.get_mut(id) else {
+            return Ok(Err(GroupRefusal::NotFound));
+        };
+        if !group.members.contains(user) {
+            return Ok(Err(GroupRefusal::NotMember));
+        }
+        group.admins.retain(|a| a != user);
+        if admin && &group.owner != user {
+            // Kept in join order, as the Redis store reads them.
+            let members = &group.members;
+            let mut admins: Vec<UserId> = group.admins.drain(..).chain([user.clone()]).collect();
+            admins.sort_by_key(|a| members.iter().position(|m| m == a));
+            group.admins = admins;
+        }
+        Ok(Ok(group.clone()))
+    }
+
+    async fn delete(&self, id: &GroupId) -> Result<Option<Group>, StoreError> {
+        self.writable()?;
+        let mut st = lock(&self.groups);
+        let Some(group) = st.groups.remove(id) else {
+            return Ok(None);
+        };
+        for m in &group.members {
+            if let Some(mine) = st.by_user.get_mut(m) {
+                mine.remove(id);
+                if mine.is_empty() {
+                    st.by_user.remove(m);
+                }
+            }
+        }
+        Ok(Some(group))
     }
 
     async fn counts(&self, users: &[UserId]) -> Result<Vec<usize>, StoreError> {

@@ -264,6 +264,8 @@ mod tests {
             name: "g".into(),
             owner: user("o"),
             members: vec![user("o")],
+            admins: Vec::new(),
+            topic: None,
         };
         for i in 0..MAX_GROUPS {
             s.create(group(i)).await.unwrap();

@@ -122,6 +122,8 @@ async fn ids_grow_across_conversations_and_sync_merges_them() {
         name: "g".into(),
         owner: a.clone(),
         members: vec![a.clone(), b.clone(), c.clone()],
+        admins: Vec::new(),
+        topic: None,
     };
     s.create(g.clone()).await.unwrap();
     let group = ConversationId::Group(g.id.clone());

@@ -23,22 +23,21 @@
 //! table runs, so a crashed node's users go offline without any cleanup.
 
 mod contacts;
+mod groups;
 mod messages;
 mod scripts;
 mod statuses;
-
-use std::collections::HashMap;
 
 use ::redis::{RedisError, Script, Value as RValue};
 use async_trait::async_trait;
 use socketioxide_core::Uid;
 
-use super::{Bans, Blocks, GroupRefusal, Groups, Presence, RateLimiter};
+use super::{Bans, Blocks, Presence, RateLimiter};
 use crate::{
     config::{Limits, Rate, RedisSettings},
     error::StoreError,
     keys::Keys,
-    protocol::{Group, GroupId, PresenceState, UserId},
+    protocol::{PresenceState, UserId},
     redis::Redis,
 };
 
@@ -68,6 +67,8 @@ struct Scripts {
     sync: Script,
     join: Script,
     leave: Script,
+    group_update: Script,
+    group_admin: Script,
     connect: Script,
     disconnect: Script,
     presence: Script,
@@ -105,6 +106,8 @@ impl RedisStore {
                 sync: with(&[ID_LIB], SYNC),
                 join: Script::new(JOIN),
                 leave: Script::new(LEAVE),
+                group_update: Script::new(GROUP_UPDATE),
+                group_admin: Script::new(GROUP_ADMIN),
                 connect: with(&[PRESENCE_LIB], CONNECT),
                 disconnect: with(&[PRESENCE_LIB], DISCONNECT),
                 presence: with(&[PRESENCE_LIB], PRESENCE),
@@ -144,144 +147,6 @@ impl RedisStore {
             }
             reply => reply.map_err(backend),
         }
-    }
-
-    async fn group(&self, id: &GroupId) -> Result<Option<Group>, StoreError> {
-        Ok(self
-            .groups_by_id(std::slice::from_ref(id))
-            .await?
-            .pop()
-            .flatten())
-    }
-
-    async fn groups_by_id(&self, ids: &[GroupId]) -> Result<Vec<Option<Group>>, StoreError> {
-        if ids.is_empty() {
-            return Ok(Vec::new());
-        }
-        let mut pipe = ::redis::pipe();
-        for id in ids {
-            pipe.hgetall(self.keys.group(id))
-                .zrange(self.keys.gmembers(id), 0, -1);
-        }
-        let raw: Vec<RValue> = self.query(&pipe).await?;
-        let mut out = Vec::with_capacity(ids.len());
-        for (id, pair) in ids.iter().zip(raw.chunks(2)) {
-            let info: HashMap<String, String> =
-                ::redis::from_redis_value(pair[0].clone()).map_err(|_| corrupt("group"))?;
-            let members: Vec<String> =
-                ::redis::from_redis_value(pair[1].clone()).map_err(|_| corrupt("members"))?;
-            let (Some(name), Some(owner)) = (info.get("name"), info.get("owner")) else {
-                out.push(None);
-                continue;
-            };
-            out.push(Some(Group {
-                id: id.clone(),
-                name: name.clone(),
-                owner: UserId::parse(owner.as_str()).map_err(|_| corrupt("owner"))?,
-                members: members
-                    .into_iter()
-                    .map(UserId::parse)
-                    .collect::<Result<_, _>>()
-                    .map_err(|_| corrupt("member"))?,
-            }));
-        }
-        Ok(out)
-    }
-}
-
-#[async_trait]
-impl Groups for RedisStore {
-    async fn create(&self, group: Group) -> Result<Group, StoreError> {
-        let id = &group.id;
-        let mut pipe = ::redis::pipe();
-        pipe.atomic()
-            .hset_multiple(
-                self.keys.group(id),
-                &[
-                    ("name", group.name.clone()),
-                    ("owner", group.owner.to_string()),
-                    ("seq", group.members.len().to_string()),
-                ],
-            )
-            .ignore();
-        for (i, m) in group.members.iter().enumerate() {
-            pipe.zadd(self.keys.gmembers(id), m.as_str(), i + 1)
-                .ignore()
-                .sadd(self.keys.usergroups(m), id.as_str())
-                .ignore();
-        }
-        self.query::<()>(&pipe).await?;
-        Ok(group)
-    }
-
-    async fn get(&self, id: &GroupId) -> Result<Option<Group>, StoreError> {
-        self.group(id).await
-    }
-
-    async fn join(
-        &self,
-        id: &GroupId,
-        user: &UserId,
-        max_size: usize,
-        max_groups: usize,
-    ) -> Result<Result<(Group, bool), GroupRefusal>, StoreError> {
-        let mut inv = self.scripts.join.key(self.keys.group(id));
-        inv.key(self.keys.gmembers(id))
-            .key(self.keys.usergroups(user))
-            .arg(user.as_str())
-            .arg(max_size)
-            .arg(max_groups)
-            .arg(id.as_str());
-        let outcome: String = self.redis.script(&inv).await.map_err(backend)?;
-        let added = match outcome.as_str() {
-            "notfound" => return Ok(Err(GroupRefusal::NotFound)),
-            "full" => return Ok(Err(GroupRefusal::Full)),
-            "toomany" => return Ok(Err(GroupRefusal::TooManyGroups)),
-            "added" => true,
-            _ => false,
-        };
-        match self.group(id).await? {
-            Some(g) => Ok(Ok((g, added))),
-            None => Ok(Err(GroupRefusal::NotFound)),
-        }
-    }
-
-    async fn leave(&self, id: &GroupId, user: &UserId) -> Result<bool, StoreError> {
-        let mut inv = self.scripts.leave.key(self.keys.group(id));
-        inv.key(self.keys.gmembers(id))
-            .key(self.keys.usergroups(user))
-            .arg(user.as_str())
-            .arg(id.as_str());
-        let left: i64 = self.redis.script(&inv).await.map_err(backend)?;
-        Ok(left == 1)
-    }
-
-    async fn of_user(&self, user: &UserId) -> Result<Vec<Group>, StoreError> {
-        let ids: Vec<String> = self
-            .query(::redis::cmd("SMEMBERS").arg(self.keys.usergroups(user)))
-            .await?;
-        let mut ids: Vec<GroupId> = ids
-            .into_iter()
-            .filter_map(|i| GroupId::parse(i).ok())
-            .collect();
-        ids.sort();
-        Ok(self
-            .groups_by_id(&ids)
-            .await?
-            .into_iter()
-            .flatten()
-            .collect())
-    }
-
-    async fn counts(&self, users: &[UserId]) -> Result<Vec<usize>, StoreError> {
-        if users.is_empty() {
-            return Ok(Vec::new());
-        }
-        let mut pipe = ::redis::pipe();
-        for u in users {
-            pipe.scard(self.keys.usergroups(u));
-        }
-        self.query(&pipe).await
     }
 }
 

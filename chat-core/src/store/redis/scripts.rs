@@ -241,10 +241,40 @@ pub(super) const LEAVE: &str = r"
 if not redis.call('ZSCORE', KEYS[2], ARGV[1]) then return 0 end
 redis.call('ZREM', KEYS[2], ARGV[1])
 redis.call('SREM', KEYS[3], ARGV[2])
+redis.call('HDEL', KEYS[1], 'a:' .. ARGV[1])
 if redis.call('HGET', KEYS[1], 'owner') == ARGV[1] then
-  local next = redis.call('ZRANGE', KEYS[2], 0, 0)
-  if #next > 0 then redis.call('HSET', KEYS[1], 'owner', next[1]) end
+  local members = redis.call('ZRANGE', KEYS[2], 0, -1)
+  local next = members[1]
+  for _, m in ipairs(members) do
+    if redis.call('HEXISTS', KEYS[1], 'a:' .. m) == 1 then
+      next = m
+      break
+    end
+  end
+  if next then
+    redis.call('HSET', KEYS[1], 'owner', next)
+    redis.call('HDEL', KEYS[1], 'a:' .. next)
+  end
 end
+return 1
+";
+
+/// Changes group KEYS[1] if it exists: ARGV[1] the new name (empty: unchanged); ARGV[2]
+/// `set` (topic ARGV[3]), `clear` or `keep` the topic. Returns 1, or 0 for no such group.
+pub(super) const GROUP_UPDATE: &str = r"
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+if ARGV[1] ~= '' then redis.call('HSET', KEYS[1], 'name', ARGV[1]) end
+if ARGV[2] == 'set' then redis.call('HSET', KEYS[1], 'topic', ARGV[3])
+elseif ARGV[2] == 'clear' then redis.call('HDEL', KEYS[1], 'topic') end
+return 1
+";
+
+/// Sets (ARGV[2] = 1) or clears the admin role of ARGV[1] in group KEYS[1], if it exists.
+/// Returns 1, or 0 for no such group. Membership is checked before, on its own key.
+pub(super) const GROUP_ADMIN: &str = r"
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+if ARGV[2] == '1' then redis.call('HSET', KEYS[1], 'a:' .. ARGV[1], 1)
+else redis.call('HDEL', KEYS[1], 'a:' .. ARGV[1]) end
 return 1
 ";
 

@@ -46,6 +46,25 @@ impl Groups for Gated {
     async fn counts(&self, users: &[UserId]) -> Result<Vec<usize>, StoreError> {
         self.0.counts(users).await
     }
+    async fn update(
+        &self,
+        id: &GroupId,
+        name: Option<&str>,
+        topic: Option<Option<&str>>,
+    ) -> Result<Option<Group>, StoreError> {
+        self.0.update(id, name, topic).await
+    }
+    async fn set_admin(
+        &self,
+        id: &GroupId,
+        user: &UserId,
+        admin: bool,
+    ) -> Result<Result<Group, GroupRefusal>, StoreError> {
+        self.0.set_admin(id, user, admin).await
+    }
+    async fn delete(&self, id: &GroupId) -> Result<Option<Group>, StoreError> {
+        self.0.delete(id).await
+    }
 }
 
 #[tokio::test]

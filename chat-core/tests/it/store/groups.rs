@@ -37,6 +37,8 @@ async fn create_then_get_and_list(store: &dyn Store) {
         name: "Team".into(),
         owner: ann.clone(),
         members: vec![ann.clone(), ben.clone()],
+        admins: Vec::new(),
+        topic: None,
     };
     assert_eq!(store.create(created.clone()).await.unwrap(), created);
     assert_eq!(get(store, &created.id).await, created);
@@ -49,6 +51,8 @@ async fn create_then_get_and_list(store: &dyn Store) {
         name: "First".into(),
         owner: ben.clone(),
         members: vec![ben.clone()],
+        admins: Vec::new(),
+        topic: None,
     };
     store.create(first.clone()).await.unwrap();
     assert_eq!(

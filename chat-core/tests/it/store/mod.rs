@@ -9,6 +9,7 @@
 mod bans;
 mod blocks;
 mod contacts;
+mod group_admin;
 mod groups;
 mod messages;
 mod presence;
@@ -106,6 +107,8 @@ pub async fn group(store: &dyn Store, members: &[UserId]) -> GroupId {
             name: "g".into(),
             owner: members[0].clone(),
             members: members.to_vec(),
+            admins: Vec::new(),
+            topic: None,
         })
         .await
         .unwrap();

@@ -343,6 +343,8 @@ impl Run<'_> {
                     name: format!("group {group}"),
                     owner: name(*owner),
                     members,
+                    admins: Vec::new(),
+                    topic: None,
                 };
                 format!("{:?}", s.create(g).await?)
             }
