@@ -14,12 +14,14 @@ use crate::{
     handlers::{group_admin, groups, history, messages, search},
     keys::{buckets, rooms},
     protocol::{
-        ConversationId, Group, GroupId, Message, MessageId, PresenceState, UserId, events, now_ms,
+        ConversationId, Group, GroupId, Message, MessageId, PresenceState, UserId, Visibility,
+        events, now_ms,
     },
     server::ChatHandle,
 };
 
 pub use crate::handlers::{
+    group_admin::GroupChange,
     messages::{Sent, Target},
     search::{Found, FoundConversation, MAX_QUERY, MAX_RESULTS, SearchResults},
 };
@@ -68,14 +70,19 @@ impl ChatHandle {
         messages::post(ctx, out, &budget, move |rooms| io.to(rooms).local()).await
     }
 
-    /// Creates a group owned by `owner`, with `members` besides.
+    /// Creates a group owned by `owner`, with `members` besides; a public one is found by
+    /// name (`group:find`).
     pub async fn create_group(
         &self,
         owner: &UserId,
         name: &str,
         members: Vec<UserId>,
+        visibility: Visibility,
     ) -> Result<Group, ChatError> {
-        groups::create_group(&self.ctx, owner, name, members, |r| self.io.within(r)).await
+        groups::create_group(&self.ctx, owner, name, members, visibility, |r| {
+            self.io.within(r)
+        })
+        .await
     }
 
     /// Adds `user` to a group (its size and the user's group count within their limits);
@@ -98,15 +105,14 @@ impl ChatHandle {
         groups::remove_member(&self.ctx, group, user, None, |r| self.io.within(r)).await
     }
 
-    /// Renames a group and sets its topic (`Some("")` clears it); members are told
-    /// (`group:updated`).
+    /// Renames a group, sets its topic (`Some("")` clears it) or its visibility; members
+    /// are told (`group:updated`).
     pub async fn update_group(
         &self,
         group: &GroupId,
-        name: Option<&str>,
-        topic: Option<&str>,
+        change: GroupChange<'_>,
     ) -> Result<Group, ChatError> {
-        group_admin::update_group(&self.ctx, group, None, name, topic, |r| self.io.within(r)).await
+        group_admin::update_group(&self.ctx, group, None, change, |r| self.io.within(r)).await
     }
 
     /// Gives a member the admin role (`admin`) or takes it away; members are told.

@@ -26,6 +26,7 @@
 //! | `group:<id>` | hash | `name`, `owner`, `seq` (join counter) | Redis store |
 //! | `gmembers:<id>` | sorted set | member → join order | Redis store |
 //! | `usergroups:<user>` | set | the user's groups | Redis store |
+//! | `groups:{public}` | sorted set | public groups by name: `<lowercased name>\0<id>`, all scored 0 (lexicographic order); an entry whose group changed since is skipped when read. One slot by design, as the webhook queue: the index has no single owner | Redis store |
 //! | `blocks:<user>` | set | users this user blocked | Redis store |
 //! | `status:{<user>}` | hash | `s` the status the user set, `t` its text, `d:<socket>` a device that reported inactivity | Redis store |
 //! | `contacts:{<user>}` | hash | the user's contact roster: other user → `c` contact, `o` request sent, `i` request received | Redis store |
@@ -139,6 +140,8 @@ keys! {
     gmembers(id) = "gmembers:{}";
     /// Set: the user's groups.
     usergroups(user) = "usergroups:{}";
+    /// Sorted set: the public groups' name index. A hash tag of its own.
+    public_groups() = "groups:{{public}}";
     /// Set: the users this user blocked.
     blocks(user) = "blocks:{}";
     /// Hash: the user's status (`s`), text (`t`) and idle devices (`d:<socket>`).

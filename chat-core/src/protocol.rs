@@ -344,6 +344,20 @@ pub struct Group {
     /// What the group is about, if set (at most 250 characters).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub topic: Option<String>,
+    /// Who may find and join it.
+    #[serde(default)]
+    pub visibility: Visibility,
+}
+
+/// Who may find and join a group.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Visibility {
+    /// Found by name (`group:find`); anyone may join.
+    #[default]
+    Public,
+    /// Not listed; members are added by its owner or admins (`group:invite`) or the backend.
+    Private,
 }
 
 impl Group {

@@ -1,6 +1,7 @@
-//! Group administration: `group:update`, `group:kick`, `group:promote`, `group:demote` and
-//! `group:delete`, by role ([`Role`]); every change told to the members (`group:updated`,
-//! `group:member`) on every node. The server API manages groups through the same steps.
+//! Group administration: `group:update`, `group:invite`, `group:kick`, `group:promote`,
+//! `group:demote` and `group:delete`, by role ([`Role`]); every change told to the members
+//! (`group:updated`, `group:member`) on every node; and `group:find`, the public groups by
+//! name. The server API manages groups through the same steps.
 
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -10,7 +11,7 @@ use super::{Call, Ctx, groups::MAX_NAME};
 use crate::{
     error::ChatError,
     keys::rooms,
-    protocol::{Group, GroupId, Role, UserId, events},
+    protocol::{Group, GroupId, Role, UserId, Visibility, events},
     store::GroupRefusal,
 };
 
@@ -24,6 +25,18 @@ pub(crate) struct UpdateReq {
     name: Option<String>,
     /// `""` clears the topic.
     topic: Option<String>,
+    visibility: Option<Visibility>,
+}
+
+/// What a group update changes; `None` leaves a field as it is.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct GroupChange<'a> {
+    /// The new name, 1–100 characters.
+    pub name: Option<&'a str>,
+    /// The new topic, up to 250 characters; `""` clears it.
+    pub topic: Option<&'a str>,
+    /// Public (found by name, anyone joins) or private (members are added).
+    pub visibility: Option<Visibility>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -87,30 +100,36 @@ pub(crate) async fn update<A: Adapter>(
     req: UpdateReq,
 ) -> Result<GroupRes, ChatError> {
     let socket = call.socket.clone();
-    let group = update_group(
-        &call.ctx,
-        &req.group,
-        Some(&call.user),
-        req.name.as_deref(),
-        req.topic.as_deref(),
-        |r| socket.within(r),
-    )
+    let change = GroupChange {
+        name: req.name.as_deref(),
+        topic: req.topic.as_deref(),
+        visibility: req.visibility,
+    };
+    let group = update_group(&call.ctx, &req.group, Some(&call.user), change, |r| {
+        socket.within(r)
+    })
     .await?;
     Ok(GroupRes { group })
 }
 
-/// Renames a group and sets its topic, as `by` (checked to be an admin), or as the
-/// product's backend (`None`); tells the members.
+/// Renames a group, sets its topic or visibility, as `by` (checked to be an admin), or as
+/// the product's backend (`None`); tells the members.
 pub(crate) async fn update_group<A: Adapter>(
     ctx: &Ctx,
     id: &GroupId,
     by: Option<&UserId>,
-    name: Option<&str>,
-    topic: Option<&str>,
+    change: GroupChange<'_>,
     within: impl Fn(Vec<String>) -> BroadcastOperators<A>,
 ) -> Result<Group, ChatError> {
-    if name.is_none() && topic.is_none() {
-        return Err(ChatError::bad_request("give a name or a topic"));
+    let GroupChange {
+        name,
+        topic,
+        visibility,
+    } = change;
+    if name.is_none() && topic.is_none() && visibility.is_none() {
+        return Err(ChatError::bad_request(
+            "give a name, a topic or a visibility",
+        ));
     }
     let name = name
         .map(|n| checked(n, "name", MAX_NAME, false))
@@ -127,11 +146,95 @@ pub(crate) async fn update_group<A: Adapter>(
     let group = ctx
         .stores
         .groups
-        .update(id, name.as_deref(), topic)
+        .update(id, name.as_deref(), topic, visibility)
         .await?
         .ok_or_else(|| ChatError::not_found("no such group"))?;
     updated(&within, &group).await;
     Ok(group)
+}
+
+/// `group:invite`: adds a user to the group (owner and admins): how members join a private
+/// group.
+pub(crate) async fn invite<A: Adapter>(
+    call: Call<A>,
+    req: MemberReq,
+) -> Result<GroupRes, ChatError> {
+    let ctx = &*call.ctx;
+    with_role(ctx, &req.group, &call.user, Role::Admin).await?;
+    let socket = call.socket.clone();
+    let (group, _) =
+        super::groups::add_member(ctx, &req.group, &req.user, |r| socket.within(r)).await?;
+    Ok(GroupRes { group })
+}
+
+/// Most groups per `group:find` page, and the default.
+const FIND_MAX: usize = 50;
+const FIND_DEFAULT: usize = 20;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct FindReq {
+    #[serde(default)]
+    prefix: String,
+    cursor: Option<String>,
+    limit: Option<usize>,
+}
+
+/// A public group as `group:find` shows it to anyone: not its members.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct FoundGroup {
+    id: GroupId,
+    name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    topic: Option<String>,
+    member_count: usize,
+}
+
+#[derive(Debug, Serialize)]
+pub(crate) struct FindRes {
+    groups: Vec<FoundGroup>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cursor: Option<String>,
+}
+
+/// `group:find`: public groups whose name starts with `prefix` (any case), by name, paged.
+pub(crate) async fn find<A: Adapter>(call: Call<A>, req: FindReq) -> Result<FindRes, ChatError> {
+    let limit = req.limit.unwrap_or(FIND_DEFAULT);
+    if !(1..=FIND_MAX).contains(&limit) {
+        return Err(ChatError::bad_request(format!(
+            "limit must be 1 to {FIND_MAX}"
+        )));
+    }
+    let prefix = checked(&req.prefix, "prefix", MAX_NAME, true)?.to_lowercase();
+    let after = match &req.cursor {
+        Some(c) => Some(
+            hex::decode(c)
+                .ok()
+                .and_then(|b| String::from_utf8(b).ok())
+                .filter(|a| a.starts_with(&prefix))
+                .ok_or_else(|| ChatError::bad_request("bad cursor"))?,
+        ),
+        None => None,
+    };
+    let (groups, next) = call
+        .ctx
+        .stores
+        .groups
+        .find(&prefix, after.as_deref(), limit)
+        .await?;
+    Ok(FindRes {
+        groups: groups
+            .into_iter()
+            .map(|g| FoundGroup {
+                member_count: g.members.len(),
+                id: g.id,
+                name: g.name,
+                topic: g.topic,
+            })
+            .collect(),
+        cursor: next.map(hex::encode),
+    })
 }
 
 /// `group:kick`: removes a member (owner and admins; admins remove members only).

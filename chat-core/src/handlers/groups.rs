@@ -9,7 +9,7 @@ use super::{Call, Ctx};
 use crate::{
     error::{ChatError, ErrorCode},
     keys::rooms,
-    protocol::{Group, GroupId, UserId, events},
+    protocol::{Group, GroupId, UserId, Visibility, events},
     store::GroupRefusal,
 };
 
@@ -22,6 +22,8 @@ pub(crate) struct CreateReq {
     name: String,
     #[serde(default)]
     members: Vec<UserId>,
+    #[serde(default)]
+    visibility: Visibility,
 }
 
 #[derive(Debug, Deserialize)]
@@ -45,14 +47,28 @@ pub(crate) async fn create<A: Adapter>(
     req: CreateReq,
 ) -> Result<GroupRes, ChatError> {
     let socket = call.socket.clone();
-    let group = create_group(&call.ctx, &call.user, &req.name, req.members, |r| {
-        socket.within(r)
-    })
+    let group = create_group(
+        &call.ctx,
+        &call.user,
+        &req.name,
+        req.members,
+        req.visibility,
+        |r| socket.within(r),
+    )
     .await?;
     Ok(GroupRes { group })
 }
 
 pub(crate) async fn join<A: Adapter>(call: Call<A>, req: GroupReq) -> Result<GroupRes, ChatError> {
+    let group = call.ctx.stores.groups.get(&req.group).await?;
+    if let Some(g) = group
+        && g.visibility == Visibility::Private
+        && !g.members.contains(&call.user)
+    {
+        return Err(ChatError::forbidden(
+            "this group is private: its owner or an admin adds members (group:invite)",
+        ));
+    }
     let socket = call.socket.clone();
     let (group, _) = add_member(&call.ctx, &req.group, &call.user, |r| socket.within(r)).await?;
     Ok(GroupRes { group })
@@ -75,6 +91,7 @@ pub(crate) async fn create_group<A: Adapter>(
     owner: &UserId,
     name: &str,
     members: Vec<UserId>,
+    visibility: Visibility,
     within: impl Fn(Vec<String>) -> BroadcastOperators<A>,
 ) -> Result<Group, ChatError> {
     let name = name.trim();
@@ -118,6 +135,7 @@ pub(crate) async fn create_group<A: Adapter>(
         members: all,
         admins: Vec::new(),
         topic: None,
+        visibility,
     };
     let group = ctx.stores.groups.create(group).await?;
     let room = rooms::group(&group.id);

@@ -226,6 +226,10 @@ fn register_events<A: Adapter>(s: &SocketRef<A>) {
                     queue(s, ctx, "group:update", data, ack, group_admin::update::<A>)
                 }
                 "group:kick" => queue(s, ctx, "group:kick", data, ack, group_admin::kick::<A>),
+                "group:invite" => {
+                    queue(s, ctx, "group:invite", data, ack, group_admin::invite::<A>)
+                }
+                "group:find" => queue(s, ctx, "group:find", data, ack, group_admin::find::<A>),
                 "group:promote" => queue(
                     s,
                     ctx,

@@ -16,7 +16,7 @@ use crate::{
     error::StoreError,
     protocol::{
         ContactState, ConversationId, ConversationSummary, Group, GroupId, Message, MessageId,
-        PresenceState, Status, StreamId, UserId,
+        PresenceState, Status, StreamId, UserId, Visibility,
     },
 };
 
@@ -205,14 +205,24 @@ pub trait Groups: Send + Sync + 'static {
     async fn of_user(&self, user: &UserId) -> Result<Vec<Group>, StoreError>;
     /// How many groups each of `users` belongs to, in order (0 for an unknown user).
     async fn counts(&self, users: &[UserId]) -> Result<Vec<usize>, StoreError>;
-    /// Renames the group (`name`) and sets its topic (`Some(None)` clears it). The group as
-    /// it is after, or none if there is no such group.
+    /// Renames the group (`name`), sets its topic (`Some(None)` clears it) and its
+    /// visibility. The group as it is after, or none if there is no such group.
     async fn update(
         &self,
         id: &GroupId,
         name: Option<&str>,
         topic: Option<Option<&str>>,
+        visibility: Option<Visibility>,
     ) -> Result<Option<Group>, StoreError>;
+    /// Public groups whose name starts with `prefix` (lowercase; the names are compared
+    /// lowercased), by name, after the cursor `after`, at most `limit`; and the cursor of the
+    /// next page if more may follow.
+    async fn find(
+        &self,
+        prefix: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<(Vec<Group>, Option<String>), StoreError>;
     /// Makes a member an admin (`admin`) or a plain member again. The group as it is after.
     async fn set_admin(
         &self,
@@ -223,6 +233,12 @@ pub trait Groups: Send + Sync + 'static {
     /// Deletes the group, its membership and its conversation. The group as it was, or none
     /// if there was no such group.
     async fn delete(&self, id: &GroupId) -> Result<Option<Group>, StoreError>;
+}
+
+/// A public group's entry in the name index [`Groups::find`] reads: its lowercased name, a
+/// NUL, its id (ids have no NUL, and sort the same names apart).
+pub fn public_entry(group: &Group) -> String {
+    format!("{}\0{}", group.name.to_lowercase(), group.id)
 }
 
 /// Who blocked whom.

@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use crate::helpers::*;
 
 /// The events of docs/protocol.md that answer an ack, and one that does not exist.
-const EVENTS: [&str; 28] = [
+const EVENTS: [&str; 30] = [
     "message:send",
     "group:create",
     "group:join",
@@ -24,6 +24,8 @@ const EVENTS: [&str; 28] = [
     "group:promote",
     "group:demote",
     "group:delete",
+    "group:invite",
+    "group:find",
     "history",
     "sync",
     "conversations",

@@ -263,6 +263,15 @@ async fn group_changes_across_nodes() {
         "{:?}",
         cm.received("message")
     );
+    let found = ok(ca.ack("group:find", json!({"prefix": "renamed"})).await);
+    assert!(
+        found["groups"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|g| g["id"] == gid.as_str()),
+        "found on the other node: {found}"
+    );
     ok(co.ack("group:delete", json!({"group": gid})).await);
     ca.event("group:updated", |e| e["deleted"] == true).await;
     assert_code(
@@ -270,4 +279,113 @@ async fn group_changes_across_nodes() {
             .await,
         "not_found",
     );
+}
+
+/// Private groups take members by invitation only; public ones are found by name, in any
+/// case, a page at a time, without their member lists.
+#[tokio::test]
+async fn private_groups_and_finding_public_ones() {
+    let srv = TestServer::start().await;
+    let (o, x, a) = (uid("olga"), uid("xena"), uid("adam"));
+    let mut co = srv.client(&o).await;
+    let mut cx = srv.client(&x).await;
+    let tag = uid("club");
+    let private = ok(co
+        .ack(
+            "group:create",
+            json!({"name": format!("{tag} secret"), "visibility": "private"}),
+        )
+        .await)["group"]
+        .clone();
+    assert_eq!(private["visibility"], "private");
+    let pid = private["id"].as_str().unwrap();
+    assert_code(
+        &cx.ack("group:join", json!({"group": pid})).await,
+        "forbidden",
+    );
+    assert_code(
+        &cx.ack("group:invite", json!({"group": pid, "user": a}))
+            .await,
+        "forbidden",
+    );
+    let added = ok(co
+        .ack("group:invite", json!({"group": pid, "user": x}))
+        .await);
+    assert_eq!(added["group"]["members"], json!([o, x]));
+    cx.event("group:member", |e| {
+        e["event"] == "joined" && e["group"] == pid
+    })
+    .await;
+
+    for name in ["Chess", "chess juniors", "Go"] {
+        ok(co
+            .ack(
+                "group:create",
+                json!({"name": format!("{tag} {name}"), "members": [a]}),
+            )
+            .await);
+    }
+    let found = ok(cx
+        .ack(
+            "group:find",
+            json!({"prefix": format!("{} CH", tag.to_uppercase())}),
+        )
+        .await);
+    let groups = found["groups"].as_array().unwrap();
+    let names: Vec<&str> = groups.iter().map(|g| g["name"].as_str().unwrap()).collect();
+    assert_eq!(
+        names,
+        [format!("{tag} Chess"), format!("{tag} chess juniors")]
+    );
+    assert_eq!(groups[0]["memberCount"], 2);
+    assert!(groups[0].get("members").is_none(), "{found}");
+    assert!(found.get("cursor").is_none(), "{found}");
+
+    let page = ok(cx
+        .ack("group:find", json!({"prefix": tag, "limit": 2}))
+        .await);
+    assert_eq!(page["groups"].as_array().unwrap().len(), 2);
+    let rest = ok(cx
+        .ack(
+            "group:find",
+            json!({"prefix": tag, "limit": 2, "cursor": page["cursor"]}),
+        )
+        .await);
+    let names: Vec<&str> = rest["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| g["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        [format!("{tag} Go")],
+        "the private group is never listed"
+    );
+    let gid = rest["groups"][0]["id"].as_str().unwrap();
+    ok(cx.ack("group:join", json!({"group": gid})).await);
+
+    ok(co
+        .ack(
+            "group:update",
+            json!({"group": pid, "visibility": "public"}),
+        )
+        .await);
+    let found = ok(cx
+        .ack("group:find", json!({"prefix": format!("{tag} sec")}))
+        .await);
+    assert_eq!(found["groups"][0]["id"], pid);
+    for bad in [
+        json!({"limit": 0}),
+        json!({"limit": 51}),
+        json!({"cursor": "zz"}),
+        json!({"prefix": "p".repeat(101)}),
+        json!({"prefix": 3}),
+    ] {
+        let ack = cx.ack("group:find", bad.clone()).await;
+        assert!(
+            ["bad_request", "too_large"].contains(&ack["error"]["code"].as_str().unwrap()),
+            "{bad}: {ack}"
+        );
+    }
 }

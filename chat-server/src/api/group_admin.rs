@@ -7,7 +7,10 @@ use axum::{
     extract::{Path, State, rejection::JsonRejection},
     http::StatusCode,
 };
-use chat_core::protocol::{GroupId, UserId};
+use chat_core::{
+    api::GroupChange,
+    protocol::{GroupId, UserId, Visibility},
+};
 use chat_env::api::{ApiError, ErrorBody, json_rejection};
 use serde::Deserialize;
 use utoipa::ToSchema;
@@ -24,9 +27,12 @@ pub(crate) struct UpdateBody {
     /// The new topic, up to 250 characters; `""` clears it.
     #[schema(example = "Q3 plans")]
     topic: Option<String>,
+    /// `public` (found by name, anyone joins) or `private` (members are added).
+    #[schema(value_type = Option<String>, example = "private")]
+    visibility: Option<Visibility>,
 }
 
-/// Renames a group or sets its topic; members get `group:updated`.
+/// Renames a group, sets its topic or its visibility; members get `group:updated`.
 #[utoipa::path(
     patch,
     path = "/api/v1/groups/{id}",
@@ -54,7 +60,14 @@ pub(crate) async fn update(
     let Json(body) = body.map_err(|r| json_rejection(r, MAX_BODY))?;
     let group = api
         .chat
-        .update_group(&group, body.name.as_deref(), body.topic.as_deref())
+        .update_group(
+            &group,
+            GroupChange {
+                name: body.name.as_deref(),
+                topic: body.topic.as_deref(),
+                visibility: body.visibility,
+            },
+        )
         .await?;
     Ok(Json(GroupBody::new(group)))
 }

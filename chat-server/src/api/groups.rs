@@ -6,7 +6,7 @@ use axum::{
     extract::{Path, State, rejection::JsonRejection},
     http::StatusCode,
 };
-use chat_core::protocol::{Group, GroupId, UserId};
+use chat_core::protocol::{Group, GroupId, UserId, Visibility};
 use chat_env::api::{ApiError, ErrorBody, json_rejection};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -27,6 +27,10 @@ pub(crate) struct CreateBody {
     #[serde(default)]
     #[schema(example = json!(["bob", "carol"]))]
     members: Vec<String>,
+    /// `public` (the default: found by name, anyone joins) or `private` (members are added).
+    #[serde(default)]
+    #[schema(value_type = Option<String>, example = "public")]
+    visibility: Visibility,
 }
 
 /// A group.
@@ -72,7 +76,10 @@ pub(crate) async fn create(
         .map(UserId::parse)
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| bad_id("members", e))?;
-    let group = api.chat.create_group(&owner, &body.name, members).await?;
+    let group = api
+        .chat
+        .create_group(&owner, &body.name, members, body.visibility)
+        .await?;
     Ok((StatusCode::CREATED, Json(GroupBody { group })))
 }
 

@@ -42,6 +42,8 @@ pub struct GroupSchema {
     admins: Vec<String>,
     /// What the group is about, if set.
     topic: Option<String>,
+    /// `public` (found by name, anyone joins) or `private` (members are added).
+    visibility: String,
 }
 
 /// One user's presence.

@@ -1,14 +1,14 @@
 //! [`Groups`] in memory.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 use async_trait::async_trait;
 
 use super::{MemoryStore, lock};
 use crate::{
     error::StoreError,
-    protocol::{Group, GroupId, UserId},
-    store::{GroupRefusal, Groups},
+    protocol::{Group, GroupId, UserId, Visibility},
+    store::{GroupRefusal, Groups, public_entry},
 };
 
 /// Groups embedded mode keeps (without a cap the groups of users who come and go would
@@ -19,6 +19,20 @@ pub(super) const MAX_GROUPS: usize = 100_000;
 pub(super) struct GroupState {
     pub(super) groups: HashMap<GroupId, Group>,
     pub(super) by_user: HashMap<UserId, HashSet<GroupId>>,
+    /// Public groups by [`public_entry`].
+    pub(super) public: BTreeSet<String>,
+}
+
+impl GroupState {
+    fn unlist(&mut self, group: &Group) {
+        self.public.remove(&public_entry(group));
+    }
+
+    fn list(&mut self, group: &Group) {
+        if group.visibility == Visibility::Public {
+            self.public.insert(public_entry(group));
+        }
+    }
 }
 
 #[async_trait]
@@ -37,6 +51,7 @@ impl Groups for MemoryStore {
                 .or_default()
                 .insert(group.id.clone());
         }
+        st.list(&group);
         st.groups.insert(group.id.clone(), group.clone());
         Ok(group)
     }
@@ -116,19 +131,54 @@ impl Groups for MemoryStore {
         id: &GroupId,
         name: Option<&str>,
         topic: Option<Option<&str>>,
+        visibility: Option<Visibility>,
     ) -> Result<Option<Group>, StoreError> {
         self.writable()?;
         let mut st = lock(&self.groups);
-        let Some(group) = st.groups.get_mut(id) else {
+        let Some(mut group) = st.groups.get(id).cloned() else {
             return Ok(None);
         };
+        st.unlist(&group);
         if let Some(name) = name {
             group.name = name.to_owned();
         }
         if let Some(topic) = topic {
             group.topic = topic.map(str::to_owned);
         }
-        Ok(Some(group.clone()))
+        if let Some(v) = visibility {
+            group.visibility = v;
+        }
+        st.list(&group);
+        st.groups.insert(id.clone(), group.clone());
+        Ok(Some(group))
+    }
+
+    async fn find(
+        &self,
+        prefix: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<(Vec<Group>, Option<String>), StoreError> {
+        let st = lock(&self.groups);
+        let mut found = Vec::new();
+        let start = after.unwrap_or(prefix).to_owned();
+        for entry in st.public.range(start..) {
+            if !entry.starts_with(prefix) {
+                break;
+            }
+            if after == Some(entry.as_str()) {
+                continue;
+            }
+            if found.len() == limit {
+                let last = found.last().map(public_entry);
+                return Ok((found, last));
+            }
+            let id = entry.rsplit('\0').next().unwrap_or_default();
+            if let Some(g) = GroupId::parse(id).ok().and_then(|id| st.groups.get(&id)) {
+                found.push(g.clone());
+            }
+        }
+        Ok((found, None))
     }
 
     async fn set_admin(
@@ -162,6 +212,7 @@ impl Groups for MemoryStore {
         let Some(group) = st.groups.remove(id) else {
             return Ok(None);
         };
+        st.unlist(&group);
         for m in &group.members {
             if let Some(mine) = st.by_user.get_mut(m) {
                 mine.remove(id);

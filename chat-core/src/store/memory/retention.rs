@@ -266,6 +266,7 @@ mod tests {
             members: vec![user("o")],
             admins: Vec::new(),
             topic: None,
+            visibility: Default::default(),
         };
         for i in 0..MAX_GROUPS {
             s.create(group(i)).await.unwrap();

@@ -124,6 +124,7 @@ async fn ids_grow_across_conversations_and_sync_merges_them() {
         members: vec![a.clone(), b.clone(), c.clone()],
         admins: Vec::new(),
         topic: None,
+        visibility: Default::default(),
     };
     s.create(g.clone()).await.unwrap();
     let group = ConversationId::Group(g.id.clone());

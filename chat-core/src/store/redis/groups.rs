@@ -9,11 +9,31 @@ use async_trait::async_trait;
 use super::{RedisStore, backend, corrupt};
 use crate::{
     error::StoreError,
-    protocol::{ConversationId, Group, GroupId, UserId},
-    store::{GroupRefusal, Groups},
+    protocol::{ConversationId, Group, GroupId, UserId, Visibility},
+    store::{GroupRefusal, Groups, public_entry},
 };
 
 impl RedisStore {
+    /// Moves a group's entry in the public name index from what it was to what it is.
+    async fn index(&self, before: Option<&Group>, after: Option<&Group>) -> Result<(), StoreError> {
+        let entry = |g: Option<&Group>| {
+            g.filter(|g| g.visibility == Visibility::Public)
+                .map(public_entry)
+        };
+        let (old, new) = (entry(before), entry(after));
+        if old == new {
+            return Ok(());
+        }
+        let mut pipe = ::redis::pipe();
+        if let Some(old) = old {
+            pipe.zrem(self.keys.public_groups(), old).ignore();
+        }
+        if let Some(new) = new {
+            pipe.zadd(self.keys.public_groups(), new, 0).ignore();
+        }
+        self.query(&pipe).await
+    }
+
     async fn group(&self, id: &GroupId) -> Result<Option<Group>, StoreError> {
         Ok(self
             .groups_by_id(std::slice::from_ref(id))
@@ -60,6 +80,10 @@ impl RedisStore {
                 members,
                 admins,
                 topic: info.get("topic").cloned(),
+                visibility: match info.get("visibility").map(String::as_str) {
+                    Some("private") => Visibility::Private,
+                    _ => Visibility::Public,
+                },
             }));
         }
         Ok(out)
@@ -87,7 +111,12 @@ impl Groups for RedisStore {
                 .sadd(self.keys.usergroups(m), id.as_str())
                 .ignore();
         }
+        if group.visibility == Visibility::Private {
+            pipe.hset(self.keys.group(id), "visibility", "private")
+                .ignore();
+        }
         self.query::<()>(&pipe).await?;
+        self.index(None, Some(&group)).await?;
         Ok(group)
     }
 
@@ -155,7 +184,9 @@ impl Groups for RedisStore {
         id: &GroupId,
         name: Option<&str>,
         topic: Option<Option<&str>>,
+        visibility: Option<Visibility>,
     ) -> Result<Option<Group>, StoreError> {
+        let before = self.group(id).await?;
         let mut inv = self.scripts.group_update.key(self.keys.group(id));
         inv.arg(name.unwrap_or(""));
         match topic {
@@ -163,11 +194,58 @@ impl Groups for RedisStore {
             Some(None) => inv.arg("clear").arg(""),
             None => inv.arg("keep").arg(""),
         };
+        inv.arg(match visibility {
+            Some(Visibility::Public) => "public",
+            Some(Visibility::Private) => "private",
+            None => "",
+        });
         let found: i64 = self.redis.script(&inv).await.map_err(backend)?;
         if found == 0 {
             return Ok(None);
         }
-        self.group(id).await
+        let after = self.group(id).await?;
+        self.index(before.as_ref(), after.as_ref()).await?;
+        Ok(after)
+    }
+
+    async fn find(
+        &self,
+        prefix: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<(Vec<Group>, Option<String>), StoreError> {
+        let min = match after {
+            Some(a) => [b"(", a.as_bytes()].concat(),
+            None => [b"[", prefix.as_bytes()].concat(),
+        };
+        // 0xff never occurs in UTF-8: every entry that starts with the prefix sorts below.
+        let max = [b"[", prefix.as_bytes(), &[0xff]].concat();
+        let entries: Vec<String> = self
+            .query(
+                ::redis::cmd("ZRANGEBYLEX")
+                    .arg(self.keys.public_groups())
+                    .arg(min)
+                    .arg(max)
+                    .arg("LIMIT")
+                    .arg(0)
+                    .arg(limit + 1),
+            )
+            .await?;
+        let more = entries.len() > limit;
+        let page = &entries[..entries.len().min(limit)];
+        let ids: Vec<GroupId> = page
+            .iter()
+            .filter_map(|e| GroupId::parse(e.rsplit('\0').next().unwrap_or_default()).ok())
+            .collect();
+        let groups = self.groups_by_id(&ids).await?;
+        // An entry counts only while its group is public under that name: a change that
+        // failed to reach the index (or a deleted group) is skipped here.
+        let found = groups
+            .into_iter()
+            .flatten()
+            .filter(|g| g.visibility == Visibility::Public && page.contains(&public_entry(g)))
+            .collect();
+        Ok((found, more.then(|| page[limit - 1].clone())))
     }
 
     async fn set_admin(
@@ -213,6 +291,7 @@ impl Groups for RedisStore {
         if gone == 0 {
             return Ok(None);
         }
+        self.index(Some(&group), None).await?;
         let conversation = ConversationId::Group(id.clone()).to_string();
         let mut pipe = ::redis::pipe();
         for m in &group.members {

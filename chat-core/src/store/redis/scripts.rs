@@ -260,12 +260,15 @@ return 1
 ";
 
 /// Changes group KEYS[1] if it exists: ARGV[1] the new name (empty: unchanged); ARGV[2]
-/// `set` (topic ARGV[3]), `clear` or `keep` the topic. Returns 1, or 0 for no such group.
+/// `set` (topic ARGV[3]), `clear` or `keep` the topic; ARGV[4] `public`, `private` or empty
+/// (unchanged). Returns 1, or 0 for no such group.
 pub(super) const GROUP_UPDATE: &str = r"
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
 if ARGV[1] ~= '' then redis.call('HSET', KEYS[1], 'name', ARGV[1]) end
 if ARGV[2] == 'set' then redis.call('HSET', KEYS[1], 'topic', ARGV[3])
 elseif ARGV[2] == 'clear' then redis.call('HDEL', KEYS[1], 'topic') end
+if ARGV[4] == 'private' then redis.call('HSET', KEYS[1], 'visibility', 'private')
+elseif ARGV[4] == 'public' then redis.call('HDEL', KEYS[1], 'visibility') end
 return 1
 ";
 

@@ -108,7 +108,7 @@ async fn groups_made_by_the_backend_reach_connected_members() {
     let mut carol = server.client(&c).await;
     let group = server
         .handle
-        .create_group(&user(&a), "Team", vec![user(&b)])
+        .create_group(&user(&a), "Team", vec![user(&b)], Default::default())
         .await
         .unwrap();
     let (_, added) = server

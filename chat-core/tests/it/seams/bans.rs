@@ -6,7 +6,7 @@ use std::{sync::Arc, time::Duration};
 use async_trait::async_trait;
 use chat_core::{
     error::StoreError,
-    protocol::{Group, GroupId, UserId},
+    protocol::{Group, GroupId, UserId, Visibility},
     store::{GroupRefusal, Groups, Stores, memory::MemoryStore},
 };
 use serde_json::json;
@@ -51,8 +51,17 @@ impl Groups for Gated {
         id: &GroupId,
         name: Option<&str>,
         topic: Option<Option<&str>>,
+        visibility: Option<Visibility>,
     ) -> Result<Option<Group>, StoreError> {
-        self.0.update(id, name, topic).await
+        self.0.update(id, name, topic, visibility).await
+    }
+    async fn find(
+        &self,
+        prefix: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<(Vec<Group>, Option<String>), StoreError> {
+        self.0.find(prefix, after, limit).await
     }
     async fn set_admin(
         &self,

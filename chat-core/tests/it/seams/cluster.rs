@@ -71,7 +71,7 @@ async fn the_backend_acts_on_every_nodes_clients() {
     // A group made on A: bob's socket on B joins it at once.
     let group = a
         .handle
-        .create_group(&user(&carol), "Team", vec![user(&bob)])
+        .create_group(&user(&carol), "Team", vec![user(&bob)], Default::default())
         .await
         .unwrap();
     a.handle
@@ -146,7 +146,12 @@ async fn offline_recipients_are_counted_cluster_wide() {
     let mut alice_b = b.client(&alice).await;
     let group = b
         .handle
-        .create_group(&user(&alice), "G", vec![user(&bob), user(&dave)])
+        .create_group(
+            &user(&alice),
+            "G",
+            vec![user(&bob), user(&dave)],
+            Default::default(),
+        )
         .await
         .unwrap();
     ok(alice_b

@@ -3,7 +3,7 @@
 
 use chat_core::{
     Limits,
-    protocol::{ConversationId, GroupId},
+    protocol::{ConversationId, GroupId, Visibility},
     store::{GroupRefusal, Groups},
 };
 
@@ -14,6 +14,7 @@ super::on_both_stores! {
     admins_are_members_in_join_order(Limits::default());
     an_owner_who_leaves_hands_over_to_an_admin(Limits::default());
     delete_forgets_the_group_everywhere(Limits::default());
+    public_groups_are_found_by_name(Limits::default());
 }
 
 /// `update` changes what it is given and leaves the rest; an unknown group is none.
@@ -21,13 +22,13 @@ async fn update_names_and_topics(store: &dyn Store) {
     let ann = user("ann");
     let id = group(store, std::slice::from_ref(&ann)).await;
     let g = store
-        .update(&id, None, Some(Some("plans")))
+        .update(&id, None, Some(Some("plans")), None)
         .await
         .unwrap()
         .unwrap();
     assert_eq!((g.name.as_str(), g.topic.as_deref()), ("g", Some("plans")));
     let g = store
-        .update(&id, Some("Team"), None)
+        .update(&id, Some("Team"), None, None)
         .await
         .unwrap()
         .unwrap();
@@ -35,11 +36,18 @@ async fn update_names_and_topics(store: &dyn Store) {
         (g.name.as_str(), g.topic.as_deref()),
         ("Team", Some("plans"))
     );
-    let g = store.update(&id, None, Some(None)).await.unwrap().unwrap();
+    let g = store
+        .update(&id, None, Some(None), None)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(g.topic, None);
     assert_eq!(Groups::get(store, &id).await.unwrap().unwrap(), g);
     let nope = GroupId::parse("nope-group").unwrap();
-    assert_eq!(store.update(&nope, Some("x"), None).await.unwrap(), None);
+    assert_eq!(
+        store.update(&nope, Some("x"), None, None).await.unwrap(),
+        None
+    );
 }
 
 /// Admins are listed in join order, only while members; the owner is never one.
@@ -94,4 +102,68 @@ async fn delete_forgets_the_group_everywhere(store: &dyn Store) {
     let page = store.sync(&ben, None, 10).await.unwrap();
     assert!(page.messages.is_empty(), "{page:?}");
     assert_eq!(store.delete(&id).await.unwrap(), None);
+}
+
+/// `find` lists public groups by lowercased name prefix, in name order, in pages; private,
+/// renamed-away and deleted groups are not found.
+async fn public_groups_are_found_by_name(store: &dyn Store) {
+    let ann = user("ann");
+    // A prefix of this run's own, so that other runs' groups never match.
+    let tag = user("t").to_string().to_lowercase();
+    let mut ids = Vec::new();
+    for name in ["Beta", "alpha", "ALPHA two", "gamma"] {
+        let id = group(store, std::slice::from_ref(&ann)).await;
+        store
+            .update(&id, Some(&format!("{tag} {name}")), None, None)
+            .await
+            .unwrap()
+            .unwrap();
+        ids.push(id);
+    }
+    let names = |gs: &[chat_core::protocol::Group]| -> Vec<String> {
+        gs.iter().map(|g| g.name.clone()).collect()
+    };
+    let (all, next) = store.find(&tag, None, 10).await.unwrap();
+    assert_eq!(
+        names(&all),
+        [
+            format!("{tag} alpha"),
+            format!("{tag} ALPHA two"),
+            format!("{tag} Beta"),
+            format!("{tag} gamma")
+        ]
+    );
+    assert_eq!(next, None);
+    let (alphas, _) = store.find(&format!("{tag} al"), None, 10).await.unwrap();
+    assert_eq!(alphas.len(), 2, "any case: {alphas:?}");
+    let (first, next) = store.find(&tag, None, 2).await.unwrap();
+    assert_eq!(names(&first), names(&all[..2]));
+    let (rest, last) = store.find(&tag, next.as_deref(), 2).await.unwrap();
+    assert_eq!(names(&rest), names(&all[2..]));
+    assert!(
+        last.is_none()
+            || store
+                .find(&tag, last.as_deref(), 2)
+                .await
+                .unwrap()
+                .0
+                .is_empty()
+    );
+
+    store
+        .update(&ids[0], None, None, Some(Visibility::Private))
+        .await
+        .unwrap();
+    store
+        .update(&ids[1], Some("renamed away"), None, None)
+        .await
+        .unwrap();
+    store.delete(&ids[3]).await.unwrap();
+    let (left, _) = store.find(&tag, None, 10).await.unwrap();
+    assert_eq!(names(&left), [format!("{tag} ALPHA two")]);
+    store
+        .update(&ids[0], None, None, Some(Visibility::Public))
+        .await
+        .unwrap();
+    assert_eq!(store.find(&tag, None, 10).await.unwrap().0.len(), 2);
 }

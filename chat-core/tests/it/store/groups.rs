@@ -39,6 +39,7 @@ async fn create_then_get_and_list(store: &dyn Store) {
         members: vec![ann.clone(), ben.clone()],
         admins: Vec::new(),
         topic: None,
+        visibility: Default::default(),
     };
     assert_eq!(store.create(created.clone()).await.unwrap(), created);
     assert_eq!(get(store, &created.id).await, created);
@@ -53,6 +54,7 @@ async fn create_then_get_and_list(store: &dyn Store) {
         members: vec![ben.clone()],
         admins: Vec::new(),
         topic: None,
+        visibility: Default::default(),
     };
     store.create(first.clone()).await.unwrap();
     assert_eq!(

@@ -109,6 +109,7 @@ pub async fn group(store: &dyn Store, members: &[UserId]) -> GroupId {
             members: members.to_vec(),
             admins: Vec::new(),
             topic: None,
+            visibility: Default::default(),
         })
         .await
         .unwrap();

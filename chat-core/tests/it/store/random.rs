@@ -345,6 +345,7 @@ impl Run<'_> {
                     members,
                     admins: Vec::new(),
                     topic: None,
+                    visibility: Default::default(),
                 };
                 format!("{:?}", s.create(g).await?)
             }
