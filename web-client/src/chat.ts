@@ -3,13 +3,15 @@
 // and calls its methods; every change ends in `changed()`, which re-renders.
 //
 // This class only routes: the rules are pure functions (inbox.ts, conversation.ts, cache.ts),
-// round trips live in sync.ts, groups.ts and presence.ts, timers in typing.ts and view.ts, and
-// the user's device data and the socket's events in session.ts.
+// round trips live in sync.ts, groups.ts, contacts.ts and presence.ts, timers in typing.ts,
+// idle.ts and view.ts, and the user's device data and the socket's events in session.ts.
 
 import type { Connection } from './connection';
+import { Contacts } from './contacts';
 import { messageStatus, title, typingUsers, type Conversation, type StatusInfo } from './conversation';
 import { describeError, describeRefusal } from './errors';
 import { Groups } from './groups';
+import { IdleReporter } from './idle';
 import {
   applyReceipt,
   ensureConversation,
@@ -24,14 +26,18 @@ import type { OutboxItem } from './persist';
 import { PresenceList } from './presence';
 import {
   LIMITS,
+  SETTABLE_STATUSES,
   dmId,
   isValidUserId,
   sendTarget,
+  type ContactEntry,
+  type ContactState,
   type ConversationId,
   type Message,
   type Presence,
   type ReadyEvent,
   type SearchResult,
+  type SettableStatus,
 } from './protocol';
 import { connect, Session } from './session';
 import { expectedUser, type Credentials, type Settings } from './settings';
@@ -42,6 +48,7 @@ import { View } from './view';
 
 export type { Conversation, MessageStatus, StatusInfo } from './conversation';
 export type { OutboxItem } from './persist';
+export type { ShownStatus } from './presence';
 export type { Toast } from './toasts';
 
 export class ChatClient {
@@ -59,6 +66,8 @@ export class ChatClient {
   private readonly typingState: Typing;
   private readonly sync: Sync;
   private readonly groups: Groups;
+  private readonly roster: Contacts;
+  private readonly idle: IdleReporter;
   private listeners = new Set<() => void>();
   private notifyQueued = false;
 
@@ -92,6 +101,7 @@ export class ChatClient {
       },
       presence: (e) => this.people.apply(e),
       groupMember: (e) => this.groups.onMember(e),
+      contact: (e) => this.roster.apply(e),
       ready: (event) => void this.onReady(event),
       refused: (message) => {
         this.authError = describeRefusal(message, !!this.node);
@@ -105,6 +115,17 @@ export class ChatClient {
     this.typingState = new Typing(this.connection, this.conversations, hooks);
     this.groups = new Groups(this.connection, this.conversations, hooks);
     this.sync = new Sync(this.connection, this.conversations, hooks);
+    this.roster = new Contacts(this.connection, {
+      ...hooks,
+      presence: (user, presence) => this.people.set(user, presence),
+      relationChanged: (user, state) => {
+        // Contacts are followed live whatever the server's visibility (asked again: a DM
+        // partner may have been hidden until now); one gone may now be hidden.
+        if (state === 'contact') void this.people.recheck(user);
+        else if (state === 'none' && this.people.users.has(user)) void this.people.recheck(user);
+      },
+    });
+    this.idle = new IdleReporter(this.connection, settings.idleSeconds * 1000);
     this.restore();
   }
 
@@ -114,10 +135,12 @@ export class ChatClient {
     this.view.start();
     this.session.start();
     this.typingState.start();
+    this.idle.start();
     this.connection.start();
   }
 
   stop(): void {
+    this.idle.stop();
     this.typingState.stop();
     this.view.stop();
     this.session.stop();
@@ -134,6 +157,7 @@ export class ChatClient {
       settings.forcePolling !== this.settings.forcePolling ||
       settings.registry !== this.settings.registry ||
       settings.server !== this.settings.server;
+    if (settings.idleSeconds !== this.settings.idleSeconds) this.idle.setDelay(settings.idleSeconds);
     this.settings = settings;
     if (changed) this.connection.reconfigure(settings);
   }
@@ -150,6 +174,35 @@ export class ChatClient {
 
   get presence(): Map<string, Presence> {
     return this.people.users;
+  }
+
+  /** The user's own presence as others see it (status and text); null until the server said. */
+  get myPresence(): Presence | null {
+    return this.people.own;
+  }
+
+  /** Whether this device currently counts as idle (no input for a while, or the page hidden). */
+  get idleHere(): boolean {
+    return this.idle.idle;
+  }
+
+  /** The contact roster by state, sorted by user id. */
+  contactList(): Record<ContactState, ContactEntry[]> {
+    return this.roster.grouped();
+  }
+
+  /** Whether the roster has been read, and why the last read failed (null if it did not). */
+  get contactsLoaded(): boolean {
+    return this.roster.loaded;
+  }
+
+  get contactsError(): string | null {
+    return this.roster.error;
+  }
+
+  /** Contact requests waiting for an answer. */
+  incomingRequests(): number {
+    return this.roster.incomingCount();
   }
 
   get openId(): string | null {
@@ -246,6 +299,37 @@ export class ChatClient {
     return { results: ack.results, cursor: ack.cursor };
   }
 
+  /** Asks `user` to be a contact (accepts their request if they asked first); an error text or null. */
+  requestContact(user: string): Promise<string | null> {
+    return this.roster.request(user);
+  }
+
+  acceptContact(user: string): Promise<string | null> {
+    return this.roster.accept(user);
+  }
+
+  declineContact(user: string): Promise<string | null> {
+    return this.roster.decline(user);
+  }
+
+  /** Ends a contact, or withdraws a request we sent. */
+  removeContact(user: string): Promise<string | null> {
+    return this.roster.remove(user);
+  }
+
+  /** Sets what the user is up to, for all their devices (`presence:status`); an error text or null. */
+  async setStatus(status: SettableStatus, text: string): Promise<string | null> {
+    if (!SETTABLE_STATUSES.includes(status)) return 'Pick available, away or busy.';
+    const t = text.trim();
+    if ([...t].length > LIMITS.statusText) return `A status text can be at most ${LIMITS.statusText} characters.`;
+    const ack = await this.connection.request('presence:status', { status, ...(t ? { text: t } : {}) });
+    if (!ack.ok) return describeError(ack.error);
+    // The `presence` event about ourselves follows (when others see a change); show it now.
+    const own = this.people.own;
+    if (own?.online !== false) this.people.apply({ user: this.me, online: true, lastSeen: null, status, ...(t ? { text: t } : {}) });
+    return null;
+  }
+
   /** Opens a conversation a search found (known here or not). */
   openFound(conversation: ConversationId): void {
     this.ensure(conversation);
@@ -304,13 +388,21 @@ export class ChatClient {
   private async onReady(event: ReadyEvent): Promise<void> {
     if (event.user !== this.me) {
       this.session.switchUser(event.user);
+      this.roster.clear();
+      this.people.own = null;
       this.restore();
     }
     this.node = event.node;
     this.people.reset();
     this.view.resetReads();
     this.authError = null;
+    this.idle.connected();
     this.changed();
+    void this.people.loadOwn();
+    void this.roster.load().then(() => {
+      const { contact } = this.roster.grouped();
+      void this.people.subscribe(contact.map((e) => e.user));
+    });
     await Promise.all([this.sync.catchUp(), this.sync.refreshConversations()]);
     const open = this.open;
     if (open) {

@@ -34,10 +34,40 @@ export interface ConversationSummary {
   unread: number;
 }
 
+/**
+ * What an online user is up to. `available`, `away` and `busy` are set (`presence:status`);
+ * `idle` is shown for an available user whose every device reported inactivity.
+ */
+export type PresenceStatus = 'available' | 'away' | 'busy' | 'idle';
+/** The statuses a user can choose. */
+export type SettableStatus = Exclude<PresenceStatus, 'idle'>;
+export const SETTABLE_STATUSES: readonly SettableStatus[] = ['available', 'away', 'busy'];
+
 export interface Presence {
   online: boolean;
   /** When the user's last device disconnected (ms since epoch), `null` if unknown. */
   lastSeen: number | null;
+  /** While online (servers that know statuses). */
+  status?: PresenceStatus;
+  /** The user's status text, while online, when they set one. */
+  text?: string;
+}
+
+/** An entry of the user's contact roster: asked (`outgoing`), asked by them (`incoming`), agreed. */
+export type ContactState = 'outgoing' | 'incoming' | 'contact';
+
+export interface ContactEntry {
+  user: string;
+  state: ContactState;
+  /** Given for contacts who show the user their presence. */
+  presence?: Presence;
+}
+
+/** The roster's entry for `user` changed; `none`: it is gone (declined, withdrawn, removed, blocked). */
+export interface ContactEvent {
+  user: string;
+  state: ContactState | 'none';
+  presence?: Presence;
 }
 
 export type ErrorCode =
@@ -91,6 +121,8 @@ export const LIMITS = {
   historyPage: 50,
   presencePerCall: 100,
   searchQuery: 200,
+  statusText: 100,
+  contactsPage: 100,
 } as const;
 
 const USER_ID = /^[A-Za-z0-9_.-]{1,64}$/;

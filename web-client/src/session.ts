@@ -12,6 +12,7 @@ import { Outbox } from './outbox';
 import { UserStorage } from './persist';
 import {
   sendTarget,
+  type ContactEvent,
   type GroupMemberEvent,
   type Message,
   type PresenceEvent,
@@ -31,6 +32,7 @@ export interface ServerEvents {
   receipt(e: ReceiptEvent): void;
   presence(e: PresenceEvent): void;
   groupMember(e: GroupMemberEvent): void;
+  contact(e: ContactEvent): void;
   ready(e: ReadyEvent): void;
   /** The server refused the credentials; see `Connection`. */
   refused(message: string): void;
@@ -50,6 +52,7 @@ export function connect(credentials: Credentials, settings: Settings, events: Se
       socket.on('receipt', (e: ReceiptEvent) => events.receipt(e));
       socket.on('presence', (e: PresenceEvent) => events.presence(e));
       socket.on('group:member', (e: GroupMemberEvent) => events.groupMember(e));
+      socket.on('contact', (e: ContactEvent) => events.contact(e));
       socket.on('drain', () => connection.reconnect('The server is restarting; reconnecting…'));
     },
     ready: (event) => events.ready(event),

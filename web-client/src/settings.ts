@@ -1,5 +1,7 @@
 // Page settings: saved in localStorage, overridable per visit with query parameters
-// (`?registry=<url>`, `?server=<url>`, `?transport=polling`).
+// (`?registry=<url>`, `?server=<url>`, `?transport=polling`, `?idle=<seconds>`).
+
+import { DEFAULT_IDLE_SECONDS } from './idle';
 
 export interface Settings {
   /** Registry base URL; when set, every (re)connection asks it for a node first. */
@@ -8,6 +10,11 @@ export interface Settings {
   server: string;
   /** Use HTTP long-polling only (no WebSocket upgrade). */
   forcePolling: boolean;
+  /**
+   * Seconds without input before this device reports itself idle (`presence:idle`); the
+   * page being hidden reports it at once. Default 300 (5 minutes).
+   */
+  idleSeconds: number;
 }
 
 export interface Credentials {
@@ -20,7 +27,7 @@ export interface Credentials {
 const SETTINGS_KEY = 'chat.settings';
 const AUTH_KEY = 'chat.auth';
 
-const DEFAULTS: Settings = { registry: '', server: '', forcePolling: false };
+const DEFAULTS: Settings = { registry: '', server: '', forcePolling: false, idleSeconds: DEFAULT_IDLE_SECONDS };
 
 export function loadSettings(): Settings {
   const saved = { ...DEFAULTS, ...readJson<Partial<Settings>>(SETTINGS_KEY) };
@@ -28,9 +35,12 @@ export function loadSettings(): Settings {
   const registry = query.get('registry');
   const server = query.get('server');
   const transport = query.get('transport');
+  const idle = query.get('idle');
   if (registry !== null) saved.registry = registry;
   if (server !== null) saved.server = server;
   if (transport !== null) saved.forcePolling = transport === 'polling';
+  if (idle !== null) saved.idleSeconds = Number(idle);
+  if (!(Number.isFinite(saved.idleSeconds) && saved.idleSeconds > 0)) saved.idleSeconds = DEFAULTS.idleSeconds;
   return saved;
 }
 

@@ -1,5 +1,6 @@
 // Pure logic from src/ (protocol ids, message order, receipts → status, the reducers the client
-// applies server events with, the reload cache, toasts), compiled on the fly with the project's
+// applies server events with, the reload cache, toasts, contacts, presence statuses, idle),
+// compiled on the fly with the project's
 // TypeScript; no browser, no server.
 
 import assert from 'node:assert/strict';
@@ -30,6 +31,9 @@ const inbox = await load('inbox', 'conversation', 'protocol');
 const cache = await load('cache', 'inbox', 'conversation', 'protocol');
 const toasts = await load('toasts');
 const errors = await load('errors');
+const contacts = await load('contacts', 'errors', 'protocol');
+const presence = await load('presence', 'protocol');
+const idle = await load('idle');
 
 const msg = (id, from, body = id) => ({ id, conversation: 'group:G1', from, body, ts: Number(id.split('-')[0]) });
 
@@ -363,4 +367,76 @@ test('a refusal reads as an expired session once signed in, otherwise as the ser
   assert.equal(errors.describeRefusal('unauthorized: bad token', false), 'Sign-in refused: bad token');
   assert.equal(errors.describeRefusal('unauthorized', false), 'Sign-in refused: unauthorized');
   assert.equal(errors.describeRefusal('unauthorized: bad token', true), 'Your session has expired. Sign in again.');
+});
+
+test('contact events: a state per user, none drops it, presence kept while the state stays', () => {
+  const roster = new Map();
+  const online = { online: true, lastSeen: null, status: 'busy', text: 'in a meeting' };
+  assert.equal(contacts.applyContactEvent(roster, { user: 'bob', state: 'outgoing' }), true);
+  assert.deepEqual(roster.get('bob'), { user: 'bob', state: 'outgoing' });
+  assert.equal(contacts.applyContactEvent(roster, { user: 'bob', state: 'contact', presence: online }), true);
+  assert.deepEqual(roster.get('bob'), { user: 'bob', state: 'contact', presence: online });
+  // Our own accept, applied without presence: what the event said stays.
+  contacts.applyContactEvent(roster, { user: 'bob', state: 'contact' });
+  assert.deepEqual(roster.get('bob').presence, online);
+  assert.equal(contacts.applyContactEvent(roster, { user: 'bob', state: 'none' }), true);
+  assert.equal(roster.has('bob'), false);
+  assert.equal(contacts.applyContactEvent(roster, { user: 'bob', state: 'none' }), false, 'already gone');
+  assert.equal(contacts.applyContactEvent(roster, { user: 'bob', state: 'friend' }), false);
+  assert.equal(contacts.applyContactEvent(roster, { state: 'contact' }), false);
+  assert.equal(contacts.applyContactEvent(roster, null), false);
+  assert.equal(roster.size, 0);
+});
+
+test('the roster is shown by state, each list sorted by user id', () => {
+  const roster = new Map();
+  for (const [user, state] of [
+    ['zed', 'contact'],
+    ['amy', 'incoming'],
+    ['bob', 'contact'],
+    ['cat', 'outgoing'],
+    ['Ann', 'contact'],
+  ]) {
+    contacts.applyContactEvent(roster, { user, state });
+  }
+  const g = contacts.groupRoster(roster);
+  assert.deepEqual(g.contact.map((e) => e.user), ['Ann', 'bob', 'zed']);
+  assert.deepEqual(g.incoming.map((e) => e.user), ['amy']);
+  assert.deepEqual(g.outgoing.map((e) => e.user), ['cat']);
+  assert.equal(contacts.checkContactId(''), 'Enter a user id.');
+  assert.match(contacts.checkContactId('not an id'), /User ids are/);
+  assert.equal(contacts.checkContactId('bob'), null);
+});
+
+test('presence: status and text only while online; the dot and the line that show them', () => {
+  assert.deepEqual(presence.toPresence({ online: true, lastSeen: null, status: 'away', text: ' at lunch ' }), {
+    online: true,
+    lastSeen: null,
+    status: 'away',
+    text: 'at lunch',
+  });
+  assert.deepEqual(presence.toPresence({ online: false, lastSeen: 5, status: 'busy', text: 'x' }), {
+    online: false,
+    lastSeen: 5,
+  });
+  assert.deepEqual(presence.toPresence({ online: true, status: 'sleeping', text: '' }), { online: true, lastSeen: null });
+  assert.deepEqual(presence.toPresence(null), { online: false, lastSeen: null });
+
+  assert.equal(presence.shownStatus(undefined), undefined, 'unknown: no dot');
+  assert.equal(presence.shownStatus({ online: false, lastSeen: null }), 'offline');
+  assert.equal(presence.shownStatus({ online: true, lastSeen: null }), 'available', 'a server without statuses');
+  assert.equal(presence.shownStatus({ online: true, lastSeen: null, status: 'idle' }), 'idle');
+  assert.equal(presence.statusLabel('busy'), 'Busy');
+
+  assert.equal(presence.onlineText({ online: true, lastSeen: null }), 'online');
+  assert.equal(presence.onlineText({ online: true, lastSeen: null, status: 'available', text: 'hi' }), 'online · hi');
+  assert.equal(presence.onlineText({ online: true, lastSeen: null, status: 'busy', text: 'in a meeting' }), 'busy · in a meeting');
+  assert.equal(presence.onlineText({ online: true, lastSeen: null, status: 'idle' }), 'idle');
+});
+
+test('a device is idle when hidden or after the delay without input', () => {
+  assert.equal(idle.isIdle(1000, 0, 5000, false), false);
+  assert.equal(idle.isIdle(5000, 0, 5000, false), true);
+  assert.equal(idle.isIdle(1000, 0, 5000, true), true, 'hidden is idle at once');
+  assert.equal(idle.DEFAULT_IDLE_SECONDS, 300);
 });
