@@ -9,6 +9,7 @@ import {
   type Settings,
 } from '../settings';
 import { ConnectionBanner } from './ConnectionBanner';
+import { ContactsDialog } from './ContactsDialog';
 import { ConversationView } from './ConversationView';
 import { GroupInfo } from './GroupInfo';
 import { useClient } from './hooks';
@@ -17,6 +18,7 @@ import { NewChatDialog } from './NewChatDialog';
 import { SearchDialog } from './SearchDialog';
 import { SettingsDialog } from './SettingsDialog';
 import { SignIn } from './SignIn';
+import { StatusDialog } from './StatusPicker';
 import { Sidebar } from './Sidebar';
 import { Toasts } from './Toasts';
 
@@ -101,6 +103,8 @@ function Chat({ client, onSettings }: { client: ChatClient; onSettings(): void }
   useClient(client);
   const [newChat, setNewChat] = useState(false);
   const [searching, setSearching] = useState(false);
+  const [contactsOpen, setContactsOpen] = useState(false);
+  const [statusOpen, setStatusOpen] = useState(false);
   const [infoOpen, setInfoOpen] = useState(false);
   const open = client.open;
   const showInfo = infoOpen && open?.kind === 'group';
@@ -125,6 +129,8 @@ function Chat({ client, onSettings }: { client: ChatClient; onSettings(): void }
           client={client}
           onNewChat={() => setNewChat(true)}
           onSearch={() => setSearching(true)}
+          onContacts={() => setContactsOpen(true)}
+          onStatus={() => setStatusOpen(true)}
           onSettings={onSettings}
         />
         <main class="pane">
@@ -148,6 +154,8 @@ function Chat({ client, onSettings }: { client: ChatClient; onSettings(): void }
       <Toasts client={client} />
       {newChat && <NewChatDialog client={client} onClose={() => setNewChat(false)} />}
       {searching && <SearchDialog client={client} onClose={() => setSearching(false)} />}
+      {contactsOpen && <ContactsDialog client={client} onClose={() => setContactsOpen(false)} />}
+      {statusOpen && <StatusDialog client={client} onClose={() => setStatusOpen(false)} />}
     </div>
   );
 }

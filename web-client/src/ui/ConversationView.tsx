@@ -1,6 +1,7 @@
 import { useState } from 'preact/hooks';
 import type { ChatClient, Conversation } from '../chat';
 import { formatLastSeen, typingText } from '../format';
+import { onlineText, shownStatus } from '../presence';
 import { Avatar } from './Avatar';
 import { Composer } from './Composer';
 import { useTick } from './hooks';
@@ -25,7 +26,7 @@ export function ConversationView({ client, c, infoOpen, onToggleInfo }: Props) {
         <Avatar
           name={title}
           group={c.kind === 'group'}
-          online={c.peer ? client.presence.get(c.peer)?.online : undefined}
+          status={c.peer ? shownStatus(client.presence.get(c.peer)) : undefined}
         />
         <div class="chat-title">
           <h2 data-testid="chat-title">{title}</h2>
@@ -67,8 +68,8 @@ function Subtitle({ client, c }: { client: ChatClient; c: Conversation }) {
   }
   const p = c.peer ? client.presence.get(c.peer) : undefined;
   return (
-    <p class={`chat-sub${p?.online ? ' is-online' : ''}`} data-testid="presence">
-      {p ? (p.online ? 'online' : formatLastSeen(p.lastSeen)) : 'direct message'}
+    <p class={`chat-sub${p?.online ? ' is-online' : ''}`} data-testid="presence" data-status={shownStatus(p)}>
+      {p ? (p.online ? onlineText(p) : formatLastSeen(p.lastSeen)) : 'direct message'}
     </p>
   );
 }

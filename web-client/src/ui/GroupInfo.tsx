@@ -1,6 +1,7 @@
 import { useEffect, useRef } from 'preact/hooks';
 import type { ChatClient, Conversation } from '../chat';
 import { formatLastSeen } from '../format';
+import { onlineText, shownStatus } from '../presence';
 import { Avatar } from './Avatar';
 import { GroupId } from './ConversationView';
 import { CloseIcon } from './icons';
@@ -44,18 +45,17 @@ export function GroupInfo({ client, c, onClose }: { client: ChatClient; c: Conve
       {c.members ? (
         <ul class="member-list" data-testid="members">
           {members.map((u) => {
-            const p = client.presence.get(u);
-            const online = u === client.me ? true : p?.online;
+            const p = u === client.me ? (client.myPresence ?? { online: true, lastSeen: null }) : client.presence.get(u);
             return (
               <li key={u} class="member">
-                <Avatar name={u} size="sm" online={online} />
+                <Avatar name={u} size="sm" status={shownStatus(p)} />
                 <span class="member-name">
                   {u}
                   {u === client.me && <span class="muted"> (you)</span>}
                 </span>
                 {c.owner === u && <span class="tag">owner</span>}
                 <span class="member-status muted small">
-                  {online ? 'online' : p ? formatLastSeen(p.lastSeen) : ''}
+                  {p ? (p.online ? onlineText(p) : formatLastSeen(p.lastSeen)) : ''}
                 </span>
               </li>
             );

@@ -1,28 +1,43 @@
 import type { ChatClient, Conversation } from '../chat';
 import { formatListTime, typingText } from '../format';
+import { shownStatus, statusLabel } from '../presence';
 import { Avatar } from './Avatar';
 import { ConnectionPill } from './ConnectionBanner';
-import { ClockIcon, AlertIcon, PlusIcon, SearchIcon, SettingsIcon } from './icons';
+import { ClockIcon, AlertIcon, ContactsIcon, PlusIcon, SearchIcon, SettingsIcon } from './icons';
+import { StatusButton } from './StatusPicker';
 
 interface Props {
   client: ChatClient;
   onNewChat(): void;
   onSearch(): void;
+  onContacts(): void;
+  onStatus(): void;
   onSettings(): void;
 }
 
-export function Sidebar({ client, onNewChat, onSearch, onSettings }: Props) {
+export function Sidebar({ client, onNewChat, onSearch, onContacts, onStatus, onSettings }: Props) {
   const list = client.sortedConversations();
+  const requests = client.incomingRequests();
+  const contactsLabel = requests > 0 ? `Contacts, ${requests} request${requests === 1 ? '' : 's'}` : 'Contacts';
   return (
     <aside class="sidebar" aria-label="Conversations">
       <header class="sidebar-head">
-        <Avatar name={client.me || '?'} size="md" />
+        <Avatar name={client.me || '?'} size="md" status={client.myPresence ? shownStatus(client.myPresence) : undefined} />
         <div class="me">
           <div class="me-name" data-testid="me">
             {client.me}
           </div>
+          <StatusButton client={client} onClick={onStatus} />
           <ConnectionPill client={client} />
         </div>
+        <button class="icon-btn has-badge" aria-label={contactsLabel} title="Contacts" onClick={onContacts}>
+          <ContactsIcon />
+          {requests > 0 && (
+            <span class="icon-badge" data-testid="contact-requests" aria-hidden="true">
+              {requests > 9 ? '9+' : requests}
+            </span>
+          )}
+        </button>
         <button class="icon-btn" aria-label="Search messages" title="Search messages" onClick={onSearch}>
           <SearchIcon />
         </button>
@@ -62,6 +77,7 @@ function ConversationItem({ client, c }: { client: ChatClient; c: Conversation }
   const pending = client.outboxFor(c.id);
   const lastPending = pending.at(-1);
   const presence = c.peer ? client.presence.get(c.peer) : undefined;
+  const status = c.kind === 'dm' ? shownStatus(presence) : undefined;
   const last = c.lastMessage;
   const unread = active ? 0 : c.unread;
 
@@ -95,13 +111,13 @@ function ConversationItem({ client, c }: { client: ChatClient; c: Conversation }
       data-conversation={c.id}
       onClick={() => client.openConversation(c.id)}
     >
-      <Avatar name={title} group={c.kind === 'group'} online={c.kind === 'dm' ? presence?.online : undefined} />
+      <Avatar name={title} group={c.kind === 'group'} status={status} />
       <span class="conv-main">
         <span class="conv-top">
           <span class="conv-title">
             {title}
             <span class="sr-only">
-              {c.kind === 'group' ? ', group' : presence ? (presence.online ? ', online' : ', offline') : ''}
+              {c.kind === 'group' ? ', group' : status ? `, ${status === 'available' ? 'online' : statusLabel(status).toLowerCase()}` : ''}
             </span>
           </span>
           {time && <span class="conv-time">{formatListTime(time)}</span>}

@@ -31,6 +31,16 @@ export const SearchIcon = (p: Props) => (
   </Svg>
 );
 
+/** An address book with a person: the contact roster. */
+export const ContactsIcon = (p: Props) => (
+  <Svg {...p}>
+    <rect x="4" y="2" width="16" height="20" rx="2" />
+    <circle cx="12" cy="10" r="3" />
+    <path d="M7.5 18a4.5 4.5 0 0 1 9 0" />
+    <path d="M2 7h2M2 12h2M2 17h2" />
+  </Svg>
+);
+
 export const SendIcon = (p: Props) => (
   <Svg {...p}>
     <path d="M22 2 11 13" />
@@ -46,6 +56,11 @@ export const SettingsIcon = (p: Props) => (
 export const PlusIcon = (p: Props) => (
   <Svg {...p}>
     <path d="M12 5v14M5 12h14" />
+  </Svg>
+);
+export const ChevronDownIcon = (p: Props) => (
+  <Svg {...p}>
+    <path d="m6 9 6 6 6-6" />
   </Svg>
 );
 export const BackIcon = (p: Props) => (
