@@ -191,9 +191,10 @@ export const PHONE = { width: 390, height: 844 };
 
 /**
  * A person in their own browser context, signed in as `user`.
- * `polling: true` turns on "Use long-polling only" in the settings before signing in.
+ * `polling: true` turns on "Use long-polling only" in the settings before signing in; `query`
+ * is added to the page's address (e.g. `?idle=1`).
  */
-export async function signIn(browser, server, user, { viewport = DESKTOP, polling = false, mobile = false } = {}) {
+export async function signIn(browser, server, user, { viewport = DESKTOP, polling = false, mobile = false, query = '' } = {}) {
   const context = await browser.newContext({
     viewport,
     deviceScaleFactor: mobile ? 2 : 1,
@@ -205,7 +206,7 @@ export async function signIn(browser, server, user, { viewport = DESKTOP, pollin
   const page = await context.newPage();
   const errors = [];
   page.on('pageerror', (err) => errors.push(err));
-  await page.goto(server.url);
+  await page.goto(server.url + query);
   if (polling) {
     await page.getByRole('button', { name: 'Connection settings' }).click();
     await page.getByLabel('Use long-polling only').check();
