@@ -219,3 +219,62 @@ test('2.x client is refused when CHAT_ALLOW_EIO3 is off', async () => {
   assert.equal(ws.connected, false);
   assert.equal((await connect(refusing.url, as(uid('cur')))).ready.node.length > 0, true);
 });
+
+// Every family of events works for a 2.x client as for a current one, across nodes: groups and
+// their administration, sync and read (with the receipt), presence with a status, typing,
+// blocks, contacts, and the error codes forbidden and not_found.
+test('2.x client uses every event family across nodes', async () => {
+  const old = uid('old');
+  const cur = uid('cur');
+  const a = await connect2(nodes[0].url, { user: old }, 'websocket');
+  const b = await connect(nodes[1].url, as(cur));
+  const ok = (res) => {
+    assert.equal(res.ok, true, JSON.stringify(res));
+    return res;
+  };
+
+  // Groups: a 4.x owner, the 2.x member sees membership and administration events.
+  const members2 = record(a, 'group:member');
+  const updated2 = record(a, 'group:updated');
+  const group = ok(await emitAck(b, 'group:create', { name: 'mixed', members: [old] })).group;
+  await members2.waitFor((e) => e.group === group.id && e.user === old && e.event === 'joined');
+  assert.deepEqual(ok(await ack2(a, 'group:members', { group: group.id })).members, [cur, old]);
+  ok(await emitAck(b, 'group:update', { group: group.id, topic: 'from 4.x' }));
+  assert.equal((await updated2.waitFor((e) => e.group.id === group.id)).group.topic, 'from 4.x');
+  assert.equal((await ack2(a, 'group:update', { group: group.id, name: 'mine' })).error.code, 'forbidden');
+  assert.equal((await ack2(a, 'group:join', { group: 'no-such-group' })).error.code, 'not_found');
+
+  // sync, then read: the 4.x sender gets the read receipt.
+  const receipts = record(b, 'receipt');
+  const m = await send(b, { group: group.id, body: 'to the group' });
+  const page = ok(await ack2(a, 'sync', {}));
+  assert.ok(page.messages.some((x) => x.id === m.id), JSON.stringify(page));
+  ok(await ack2(a, 'read', { conversation: m.conversation, messageId: m.id }));
+  await receipts.waitFor((r) => r.messageId === m.id && r.status === 'read' && r.user === old);
+
+  // Presence with a status, and typing, both ways.
+  const presence2 = record(a, 'presence');
+  assert.equal(ok(await ack2(a, 'presence:subscribe', { users: [cur] })).presence[cur].online, true);
+  ok(await emitAck(b, 'presence:status', { status: 'busy', text: 'in 4.x' }));
+  assert.equal((await presence2.waitFor((p) => p.user === cur && p.status === 'busy')).text, 'in 4.x');
+  const typing4 = record(b, 'typing');
+  const typing2 = record(a, 'typing');
+  a.emit('typing', { conversation: m.conversation, typing: true });
+  await typing4.waitFor((t) => t.user === old);
+  b.emit('typing', { conversation: m.conversation, typing: true });
+  await typing2.waitFor((t) => t.user === cur);
+
+  // Contacts: a request from 2.x, accepted by 4.x; the 2.x client gets its `contact` event.
+  const contact2 = record(a, 'contact');
+  assert.equal(ok(await ack2(a, 'contacts:request', { user: cur })).state, 'outgoing');
+  ok(await emitAck(b, 'contacts:accept', { user: old }));
+  assert.equal((await contact2.waitFor((c) => c.user === cur && c.state === 'contact')).presence.online, true);
+  assert.deepEqual(ok(await ack2(a, 'contacts', {})).contacts.map((c) => c.user), [cur]);
+
+  // Blocks: listed, and they refuse the blocked user's DMs with forbidden.
+  ok(await ack2(a, 'block', { user: cur }));
+  assert.deepEqual(ok(await ack2(a, 'blocks', {})).users, [cur]);
+  assert.equal((await emitAck(b, 'message:send', { to: old, body: 'blocked?' })).error.code, 'forbidden');
+  ok(await ack2(a, 'unblock', { user: cur }));
+  assert.deepEqual(ok(await ack2(a, 'group:leave', { group: group.id })), { ok: true });
+});
