@@ -267,6 +267,17 @@ async fn an_archive_that_fails_loses_nothing() {
     srv.metric_until("chat_archive_lag_seconds", &[], |s| s == 0.0)
         .await;
     assert_eq!(srv.metric("chat_archive_queued_total", &[]).await, 20.0);
+    // Every batch write is timed, the failed ones included.
+    let timed = srv
+        .metric("chat_archive_write_duration_seconds_count", &[])
+        .await;
+    let mut writes = 0.0;
+    for result in ["ok", "error"] {
+        writes += srv
+            .metric("chat_archive_writes_total", &[("result", result)])
+            .await;
+    }
+    assert!(timed >= 2.0 && timed == writes, "{timed} timed, {writes} writes");
 }
 
 /// Embedded: a graceful stop writes what is queued before it returns.
