@@ -277,7 +277,10 @@ async fn an_archive_that_fails_loses_nothing() {
             .metric("chat_archive_writes_total", &[("result", result)])
             .await;
     }
-    assert!(timed >= 2.0 && timed == writes, "{timed} timed, {writes} writes");
+    assert!(
+        timed >= 2.0 && timed == writes,
+        "{timed} timed, {writes} writes"
+    );
 }
 
 /// Embedded: a graceful stop writes what is queued before it returns.

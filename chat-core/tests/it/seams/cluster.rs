@@ -10,7 +10,10 @@ use chat_core::{
 };
 use serde_json::json;
 
-use super::Recorder;
+use super::{
+    Recorder,
+    hooks::{Moderator, Tickets},
+};
 use crate::helpers::*;
 
 fn user(s: &str) -> UserId {
@@ -179,4 +182,44 @@ async fn offline_recipients_are_counted_cluster_wide() {
         vec![user(&dave)],
         "bob is online on the other node"
     );
+}
+
+/// Two nodes each built with the app's authenticator and message hook: tickets sign in on
+/// either node, and a message rewritten on one node is delivered rewritten on the other.
+#[tokio::test]
+async fn the_authenticator_and_message_hook_hold_on_every_node() {
+    let redis = RedisServer::start().await;
+    let settings = redis_settings(&redis.url(), &chat_testing::prefix());
+    let node = || {
+        let settings = settings.clone();
+        TestServer::built(
+            move |c| c.redis = Some(settings),
+            |b| b.authenticator(Tickets).message_hook(Moderator),
+        )
+    };
+    let (a, b) = (node().await, node().await);
+    let (alice, bob) = (uid("alice"), uid("bob"));
+    let mut alice_a = Client::connect(a.addr, json!({"ticket": format!("t-{alice}")}))
+        .await
+        .unwrap();
+    let mut bob_b = Client::connect(b.addr, json!({"ticket": format!("t-{bob}")}))
+        .await
+        .unwrap();
+    let refused = Client::connect(b.addr, json!({"user": bob})).await.err();
+    assert_eq!(
+        refused.as_deref(),
+        Some("unauthorized: missing ticket in auth")
+    );
+
+    let sent = ok(alice_a
+        .ack("message:send", json!({"to": bob, "body": "oh darn"}))
+        .await);
+    assert_eq!(sent["message"]["body"], "oh d**n");
+    let got = bob_b.event("message", |_| true).await;
+    assert_eq!(got, sent["message"]);
+    let spam = bob_b
+        .ack("message:send", json!({"to": alice, "body": "spam from B"}))
+        .await;
+    assert_code(&spam, "forbidden");
+    assert_eq!(spam["error"]["message"], "no spam here");
 }

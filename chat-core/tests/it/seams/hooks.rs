@@ -18,7 +18,7 @@ use crate::helpers::*;
 
 /// Tickets an app handed out: `t-<user>` is `<user>`.
 #[derive(Debug)]
-struct Tickets;
+pub(super) struct Tickets;
 
 #[async_trait]
 impl Authenticator for Tickets {
@@ -58,7 +58,7 @@ async fn an_embedders_authenticator_decides_who_connects() {
 
 /// Refuses "spam", turns "darn" into "d**n".
 #[derive(Debug)]
-struct Moderator;
+pub(super) struct Moderator;
 
 #[async_trait]
 impl MessageHook for Moderator {
