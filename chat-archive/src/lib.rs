@@ -13,10 +13,7 @@ use chat_core::{
     archive::{Archive, ArchiveError, ArchivePage, SearchScope},
     protocol::{ConversationId, Message, MessageId, UserId},
 };
-use sqlx::{
-    PgPool, Row,
-    postgres::{PgPoolOptions, PgRow},
-};
+use sqlx::{PgPool, postgres::PgPoolOptions};
 
 /// The text search configuration used when none is given: no stemming, no stop words,
 /// right for any language.
@@ -82,28 +79,37 @@ fn failure(e: sqlx::Error) -> ArchiveError {
     ArchiveError(e.to_string())
 }
 
-/// A row of `messages` as the chat's message; a row the chat could not have written is an
-/// error.
-fn message(row: &PgRow) -> Result<Message, ArchiveError> {
-    let bad = |what: &str| ArchiveError(format!("unexpected {what} in the archive"));
-    let conversation: String = row.try_get("conversation").map_err(failure)?;
-    let sender: String = row.try_get("sender").map_err(failure)?;
-    let (ms, seq, ts): (i64, i64, i64) = (
-        row.try_get("ms").map_err(failure)?,
-        row.try_get("seq").map_err(failure)?,
-        row.try_get("ts").map_err(failure)?,
-    );
-    Ok(Message {
-        id: MessageId {
-            ms: u64::try_from(ms).map_err(|_| bad("id"))?,
-            seq: u64::try_from(seq).map_err(|_| bad("id"))?,
-        },
-        conversation: conversation.parse().map_err(|_| bad("conversation"))?,
-        from: UserId::parse_sender(sender).map_err(|_| bad("sender"))?,
-        body: row.try_get("body").map_err(failure)?,
-        ts: u64::try_from(ts).map_err(|_| bad("timestamp"))?,
-        client_id: row.try_get("client_id").map_err(failure)?,
-    })
+/// A row of `messages`, as the queries read it (`query_as`: the columns are checked by
+/// name and type when read).
+#[derive(Debug, sqlx::FromRow)]
+struct Stored {
+    conversation: String,
+    sender: String,
+    ms: i64,
+    seq: i64,
+    ts: i64,
+    body: String,
+    client_id: Option<String>,
+}
+
+/// A row as the chat's message; a row the chat could not have written is an error.
+impl TryFrom<Stored> for Message {
+    type Error = ArchiveError;
+
+    fn try_from(row: Stored) -> Result<Self, ArchiveError> {
+        let bad = |what: &str| ArchiveError(format!("unexpected {what} in the archive"));
+        Ok(Message {
+            id: MessageId {
+                ms: u64::try_from(row.ms).map_err(|_| bad("id"))?,
+                seq: u64::try_from(row.seq).map_err(|_| bad("id"))?,
+            },
+            conversation: row.conversation.parse().map_err(|_| bad("conversation"))?,
+            from: UserId::parse_sender(row.sender).map_err(|_| bad("sender"))?,
+            body: row.body,
+            ts: u64::try_from(row.ts).map_err(|_| bad("timestamp"))?,
+            client_id: row.client_id,
+        })
+    }
 }
 
 /// An id as PostgreSQL's `bigint`s (ids are milliseconds and counters: far below 2^63).
@@ -161,8 +167,8 @@ impl Archive for PgArchive {
         limit: usize,
     ) -> Result<ArchivePage, ArchiveError> {
         let (ms, seq) = before.map_or((i64::MAX, i64::MAX), id);
-        let rows = sqlx::query(
-            "SELECT * FROM messages
+        let rows = sqlx::query_as::<_, Stored>(
+            "SELECT conversation, sender, ms, seq, ts, body, client_id FROM messages
              WHERE conversation = $1 AND (ms, seq) < ($2, $3)
              ORDER BY ms DESC, seq DESC LIMIT $4",
         )
@@ -175,9 +181,9 @@ impl Archive for PgArchive {
         .map_err(failure)?;
         let has_more = rows.len() > limit;
         let mut messages = rows
-            .iter()
+            .into_iter()
             .take(limit)
-            .map(message)
+            .map(Message::try_from)
             .collect::<Result<Vec<_>, _>>()?;
         messages.reverse();
         Ok(ArchivePage { messages, has_more })
@@ -208,8 +214,8 @@ impl Archive for PgArchive {
         };
         // A user's DMs are `dm:<a>:<b>`, and user ids have no `:`.
         // Conversation ids compare bytewise whatever the database's collation.
-        let rows = sqlx::query(
-            r#"SELECT * FROM messages
+        let rows = sqlx::query_as::<_, Stored>(
+            r#"SELECT conversation, sender, ms, seq, ts, body, client_id FROM messages
                WHERE (conversation = ANY($1)
                       OR (conversation LIKE 'dm:%'
                           AND $8::text IN (split_part(conversation, ':', 2),
@@ -232,9 +238,9 @@ impl Archive for PgArchive {
         .map_err(failure)?;
         let has_more = rows.len() > limit;
         let messages = rows
-            .iter()
+            .into_iter()
             .take(limit)
-            .map(message)
+            .map(Message::try_from)
             .collect::<Result<Vec<_>, _>>()?;
         Ok(ArchivePage { messages, has_more })
     }
