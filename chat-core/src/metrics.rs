@@ -23,21 +23,35 @@ use ::metrics::{
 use crate::error::ErrorCode;
 
 /// The acknowledged events counted by name in `chat_events_total`; any other name counts as
-/// `unknown`.
-pub const EVENTS: [&str; 15] = [
+/// `unknown` (last: what a name not in the list counts as).
+pub const EVENTS: [&str; 29] = [
     "message:send",
     "group:create",
     "group:join",
     "group:leave",
     "group:members",
+    "group:update",
+    "group:invite",
+    "group:kick",
+    "group:promote",
+    "group:demote",
+    "group:delete",
+    "group:find",
     "history",
     "sync",
     "conversations",
     "read",
     "presence:subscribe",
+    "presence:status",
+    "presence:idle",
     "block",
     "unblock",
     "blocks",
+    "contacts",
+    "contacts:request",
+    "contacts:accept",
+    "contacts:decline",
+    "contacts:remove",
     "search",
     "unknown",
 ];

@@ -217,3 +217,18 @@ fn assert_documented(event: &str, ack: &Value) {
         _ => panic!("{event}: not an answer: {ack}"),
     }
 }
+
+/// Every acknowledged event of the protocol is counted under its own name in
+/// `chat_events_total`, not as `unknown`.
+#[test]
+fn every_event_has_its_metric_label() {
+    for event in EVENTS {
+        if ["typing", "no:such:event"].contains(&event) {
+            continue;
+        }
+        assert!(
+            chat_core::metrics::EVENTS.contains(&event),
+            "{event} is missing from chat_core::metrics::EVENTS"
+        );
+    }
+}
