@@ -40,6 +40,8 @@ pub(crate) struct GroupRes {
 #[derive(Debug, Serialize)]
 pub(crate) struct MembersRes {
     members: Vec<UserId>,
+    /// The whole group (owner, admins, topic, visibility): how a member reads it.
+    group: Group,
 }
 
 pub(crate) async fn create<A: Adapter>(
@@ -246,7 +248,8 @@ pub(crate) async fn members<A: Adapter>(
         .await?
         .ok_or_else(|| ChatError::not_found("no such group"))?;
     Ok(MembersRes {
-        members: group.members,
+        members: group.members.clone(),
+        group,
     })
 }
 

@@ -98,6 +98,13 @@ async fn owners_and_admins_manage_the_group() {
         cm.received("message")
     );
 
+    // Members read the whole group with its member list.
+    let read = ok(ca.ack("group:members", g(json!({}))).await);
+    assert_eq!(read["members"], json!([o, a, n]));
+    assert_eq!(
+        (&read["group"]["name"], &read["group"]["admins"]),
+        (&json!("Core"), &json!([a]))
+    );
     let res = ok(co.ack("group:demote", g(json!({"user": a}))).await);
     assert_eq!(res["group"]["admins"], json!([]));
     assert_code(
