@@ -3,7 +3,7 @@
 
 import { insertMessage } from './conversation';
 import { ensureConversation, isMessage, sortedConversations, type Conversations } from './inbox';
-import type { CachedConversation, CachedReceipts } from './persist';
+import type { CachedConversation, CachedGroup, CachedReceipts } from './persist';
 import { parseConversation, type Message } from './protocol';
 
 /** Enough to fill the list and the first screen of the likely next conversations. */
@@ -34,6 +34,7 @@ export function snapshotCache(conversations: Conversations): CacheSnapshot {
       lastMessage: c.lastMessage,
       unread: c.unread,
       touched: c.touched,
+      ...(c.kind === 'group' && c.owner ? { group: cachedGroup(c.owner, c.admins, c.topic, c.visibility) } : {}),
     })),
     receipts,
     recent,
@@ -53,6 +54,13 @@ export function restoreCache(conversations: Conversations, me: string, cache: Ca
     c.lastMessage = cached.lastMessage;
     c.unread = cached.unread;
     c.touched = cached.touched;
+    const g = cached.group;
+    if (c.kind === 'group' && g && typeof g.owner === 'string') {
+      c.owner = g.owner;
+      c.admins = Array.isArray(g.admins) ? g.admins.filter((u) => typeof u === 'string') : [];
+      c.topic = typeof g.topic === 'string' && g.topic ? g.topic : undefined;
+      c.visibility = g.visibility === 'public' || g.visibility === 'private' ? g.visibility : undefined;
+    }
   }
   for (const [id, r] of Object.entries(cache.receipts)) {
     if (!parseConversation(id)) continue;
@@ -69,4 +77,8 @@ export function restoreCache(conversations: Conversations, me: string, cache: Ca
     }
   }
   return taken;
+}
+
+function cachedGroup(owner: string, admins: string[] | undefined, topic: string | undefined, visibility: CachedGroup['visibility']): CachedGroup {
+  return { owner, admins: admins ?? [], ...(topic ? { topic } : {}), ...(visibility ? { visibility } : {}) };
 }

@@ -10,7 +10,7 @@ import type { Connection } from './connection';
 import { Contacts } from './contacts';
 import { messageStatus, title, typingUsers, type Conversation, type StatusInfo } from './conversation';
 import { describeError, describeRefusal } from './errors';
-import { Groups } from './groups';
+import { Groups, type FoundPage } from './groups';
 import { IdleReporter } from './idle';
 import {
   applyReceipt,
@@ -33,6 +33,8 @@ import {
   type ContactEntry,
   type ContactState,
   type ConversationId,
+  type GroupChanges,
+  type GroupVisibility,
   type Message,
   type Presence,
   type ReadyEvent,
@@ -48,6 +50,7 @@ import { View } from './view';
 
 export type { Conversation, MessageStatus, StatusInfo } from './conversation';
 export type { OutboxItem } from './persist';
+export type { FoundPage } from './groups';
 export type { ShownStatus } from './presence';
 export type { Toast } from './toasts';
 
@@ -101,6 +104,7 @@ export class ChatClient {
       },
       presence: (e) => this.people.apply(e),
       groupMember: (e) => this.groups.onMember(e),
+      groupUpdated: (e) => this.groups.onUpdated(e),
       contact: (e) => this.roster.apply(e),
       ready: (event) => void this.onReady(event),
       refused: (message) => {
@@ -252,7 +256,7 @@ export class ChatClient {
     const c = this.open;
     if (c) {
       if (c.history === 'none' || c.history === 'error') void this.sync.loadHistory(c);
-      if (c.kind === 'group' && !c.members) void this.groups.loadMembers(c.id);
+      if (c.kind === 'group' && !c.groupLoaded) void this.groups.loadMembers(c.id);
       if (c.kind === 'dm' && c.peer) void this.people.subscribe([c.peer]);
       this.view.markRead();
     }
@@ -271,16 +275,56 @@ export class ChatClient {
     return null;
   }
 
-  createGroup(name: string, members: string[]): Promise<string | null> {
-    return this.groups.create(name, members);
+  /** Creates a group (public unless said) and opens it; an error text or null. */
+  createGroup(name: string, members: string[], visibility: GroupVisibility = 'public'): Promise<string | null> {
+    return this.groups.create(name, members, visibility);
   }
 
+  /** Joins a group by id (or conversation id) and opens it; an error text or null. */
   joinGroup(groupId: string): Promise<string | null> {
     return this.groups.join(groupId);
   }
 
   leaveGroup(conversation: string): Promise<void> {
     return this.groups.leave(conversation);
+  }
+
+  // Managing a group: `group` is its id or its conversation id. Each returns an error text
+  // for people when the server refuses (not allowed, no such member, too long), or null.
+
+  /** Renames the group, sets (`''` clears) its topic, or makes it public or private. */
+  updateGroup(group: string, changes: GroupChanges): Promise<string | null> {
+    return this.groups.update(group, changes);
+  }
+
+  /** Adds `user` as a member (owner and admins). */
+  inviteToGroup(group: string, user: string): Promise<string | null> {
+    return this.groups.invite(group, user);
+  }
+
+  /** Removes `user` from the group (the owner anyone, admins plain members). */
+  kick(group: string, user: string): Promise<string | null> {
+    return this.groups.kick(group, user);
+  }
+
+  /** Makes `user` an admin (the owner only). */
+  promote(group: string, user: string): Promise<string | null> {
+    return this.groups.promote(group, user);
+  }
+
+  /** Makes admin `user` a plain member again (the owner only). */
+  demote(group: string, user: string): Promise<string | null> {
+    return this.groups.demote(group, user);
+  }
+
+  /** Deletes the group and its messages for everyone (the owner only). */
+  deleteGroup(group: string): Promise<string | null> {
+    return this.groups.delete(group);
+  }
+
+  /** Public groups whose name starts with `prefix`, in any case, by name; or an error text. */
+  findGroups(prefix: string, cursor?: string): Promise<FoundPage | string> {
+    return this.groups.find(prefix, cursor);
   }
 
   /**
@@ -393,6 +437,8 @@ export class ChatClient {
       this.restore();
     }
     this.node = event.node;
+    // Group changes made while away were not told: read them again when shown.
+    for (const c of this.conversations.values()) c.groupLoaded = false;
     this.people.reset();
     this.view.resetReads();
     this.authError = null;

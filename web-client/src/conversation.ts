@@ -2,7 +2,7 @@
 // receipts → message status, who is typing.
 
 import type { CachedReceipts } from './persist';
-import { compareIds, parseConversation, type Message } from './protocol';
+import { compareIds, parseConversation, type Group, type GroupVisibility, type Message } from './protocol';
 
 export interface Conversation {
   id: string;
@@ -12,9 +12,15 @@ export interface Conversation {
   /** Group: its id (share it so others can join). */
   groupId?: string;
   name?: string;
+  /** Group: its owner, admins (owner not listed), topic and visibility, once known (acks, `group:updated`). */
   owner?: string;
+  admins?: string[];
+  topic?: string;
+  visibility?: GroupVisibility;
   /** Group members, once asked for. */
   members?: string[];
+  /** Group: members and settings were read on this connection (events keep them since). */
+  groupLoaded?: boolean;
   lastMessage: Message | null;
   unread: number;
   /** Confirmed messages, oldest first, without gaps. */
@@ -66,6 +72,19 @@ export function newConversation(id: string, me: string): Conversation {
 export function title(c: Conversation): string {
   if (c.kind === 'dm') return c.peer ?? c.id;
   return c.name || `Group ${c.groupId}`;
+}
+
+/**
+ * Takes in a group object (an ack, `group:updated`): its name, owner, admins, topic, visibility
+ * and members. An absent topic means none is set; the rest is kept when a field is missing.
+ */
+export function applyGroup(c: Conversation, group: Group): void {
+  if (typeof group.name === 'string') c.name = group.name;
+  if (typeof group.owner === 'string') c.owner = group.owner;
+  if (Array.isArray(group.admins)) c.admins = group.admins.filter((u) => u !== group.owner);
+  c.topic = typeof group.topic === 'string' && group.topic ? group.topic : undefined;
+  if (group.visibility === 'public' || group.visibility === 'private') c.visibility = group.visibility;
+  if (Array.isArray(group.members)) c.members = group.members;
 }
 
 /** For ordering the list: the newest message, or local activity for empty conversations. */

@@ -5,6 +5,7 @@
 
 import {
   activity,
+  applyGroup,
   bumpLast,
   insertMessage,
   newConversation,
@@ -18,6 +19,7 @@ import {
   parseConversation,
   type ConversationSummary,
   type GroupMemberEvent,
+  type GroupUpdatedEvent,
   type Message,
   type ReceiptEvent,
   type TypingEvent,
@@ -122,6 +124,8 @@ export type MemberChange =
   | { kind: 'none' }
   /** We left the group (perhaps on another device): drop the conversation. */
   | { kind: 'left'; conversation: string }
+  /** `by` removed us from the group: drop the conversation and say so. */
+  | { kind: 'removed'; conversation: string; by: string | null }
   /** We are in a group the page does not know: read the conversation list again. */
   | { kind: 'unknown'; conversation: string }
   /** The members list changed; `joined` is someone new to ask presence for. */
@@ -131,19 +135,53 @@ export function applyMemberEvent(conversations: Conversations, me: string, e: Gr
   if (!e || typeof e.group !== 'string') return { kind: 'none' };
   const id = groupConversationId(e.group);
   const c = conversations.get(id);
+  const gone = e.event === 'left' || e.event === 'removed';
   if (e.user === me) {
     if (e.event === 'left') return { kind: 'left', conversation: id };
+    if (e.event === 'removed') return c ? { kind: 'removed', conversation: id, by: typeof e.by === 'string' ? e.by : null } : { kind: 'none' };
     return c ? { kind: 'none' } : { kind: 'unknown', conversation: id };
   }
-  // Without a members list there is nothing to update: it is read in full when shown.
-  if (!c?.members) return { kind: 'none' };
+  // Someone gone is no admin any more (known even when the members list was not read).
+  const wasAdmin = gone && !!c?.admins?.includes(e.user);
+  if (c?.admins && wasAdmin) c.admins = c.admins.filter((u) => u !== e.user);
+  // Without a members list there is nothing more to update: it is read in full when shown.
+  if (!c?.members) return wasAdmin ? { kind: 'members', joined: null } : { kind: 'none' };
   let joined: string | null = null;
   if (e.event === 'joined' && !c.members.includes(e.user)) {
     c.members = [...c.members, e.user];
     joined = e.user;
   }
-  if (e.event === 'left') c.members = c.members.filter((u) => u !== e.user);
+  if (gone) c.members = c.members.filter((u) => u !== e.user);
   return { kind: 'members', joined };
+}
+
+/** What a `group:updated` event asks of the page. */
+export type GroupChange =
+  | { kind: 'none' }
+  /** The group's settings, roles or members were taken in. */
+  | { kind: 'updated'; conversation: string }
+  /** The owner deleted the group: drop the conversation; `name` as it was shown. */
+  | { kind: 'deleted'; conversation: string; name: string; owner: string | null }
+  /** A group the page does not know: read the conversation list again. */
+  | { kind: 'unknown'; conversation: string };
+
+export function applyGroupUpdated(conversations: Conversations, e: GroupUpdatedEvent): GroupChange {
+  const group = e?.group;
+  if (!group || typeof group.id !== 'string' || !group.id) return { kind: 'none' };
+  const id = groupConversationId(group.id);
+  const c = conversations.get(id);
+  if (e.deleted) {
+    if (!c) return { kind: 'none' };
+    return {
+      kind: 'deleted',
+      conversation: id,
+      name: (typeof group.name === 'string' && group.name) || c.name || `Group ${group.id}`,
+      owner: typeof group.owner === 'string' ? group.owner : (c.owner ?? null),
+    };
+  }
+  if (!c) return { kind: 'unknown', conversation: id };
+  applyGroup(c, group);
+  return { kind: 'updated', conversation: id };
 }
 
 /**

@@ -1,6 +1,6 @@
 // What the page remembers per user across reloads, in localStorage under `chat.u.<user>.*`.
 
-import type { ErrorInfo, Message } from './protocol';
+import type { ErrorInfo, GroupVisibility, Message } from './protocol';
 import { readJson, writeJson } from './settings';
 
 /** A message the server has not acknowledged yet (or refused). */
@@ -20,6 +20,15 @@ export interface CachedConversation {
   lastMessage: Message | null;
   unread: number;
   touched: number;
+  /** Groups whose settings were known: shown until they are read again. */
+  group?: CachedGroup;
+}
+
+export interface CachedGroup {
+  owner: string;
+  admins: string[];
+  topic?: string;
+  visibility?: GroupVisibility;
 }
 
 /** Receipts for this user's messages, per conversation: other user → newest message id covered. */

@@ -14,11 +14,36 @@ export interface Message {
   clientId?: string;
 }
 
+/** `public`: found with `group:find`, anyone may join; `private`: members are added (`group:invite`). */
+export type GroupVisibility = 'public' | 'private';
+export const GROUP_VISIBILITIES: readonly GroupVisibility[] = ['public', 'private'];
+
+/** A group as acks and `group:updated` give it. */
 export interface Group {
   id: string;
   name: string;
   owner: string;
   members: string[];
+  /** In the order they became admins; the owner is not listed. (Older servers: absent.) */
+  admins?: string[];
+  /** Only when one is set. */
+  topic?: string;
+  visibility?: GroupVisibility;
+}
+
+/** What `group:update` may change; `topic: ''` clears it. */
+export interface GroupChanges {
+  name?: string;
+  topic?: string;
+  visibility?: GroupVisibility;
+}
+
+/** A public group as `group:find` lists it to anyone (no member list). */
+export interface FoundGroup {
+  id: string;
+  name: string;
+  topic?: string;
+  memberCount: number;
 }
 
 /** One `search` result: a message and its conversation (a group's with its name). */
@@ -111,13 +136,23 @@ export interface PresenceEvent extends Presence {
 export interface GroupMemberEvent {
   group: string;
   user: string;
-  event: 'joined' | 'left';
+  /** `removed`: by `by` (`group:kick`); `left`: by themself. */
+  event: 'joined' | 'left' | 'removed';
+  by?: string;
+}
+/** A group's name, topic, visibility, admins or owner changed, or (`deleted`) the owner deleted it. */
+export interface GroupUpdatedEvent {
+  group: Group;
+  deleted?: boolean;
 }
 
 /** Protocol limits the page checks before asking the server. */
 export const LIMITS = {
   body: 4000,
   groupName: 100,
+  groupTopic: 250,
+  /** `group:find` page size (the server allows 1–50). */
+  findPage: 20,
   historyPage: 50,
   presencePerCall: 100,
   searchQuery: 200,
@@ -158,6 +193,11 @@ export function dmId(a: string, b: string): ConversationId {
 
 export function groupConversationId(groupId: string): ConversationId {
   return `group:${groupId}`;
+}
+
+/** A group id from what people paste: the id itself, or its conversation id (`group:<id>`). */
+export function toGroupId(idOrConversation: string): string {
+  return idOrConversation.trim().replace(/^group:/, '');
 }
 
 export type ParsedConversation =

@@ -14,6 +14,7 @@ import {
   sendTarget,
   type ContactEvent,
   type GroupMemberEvent,
+  type GroupUpdatedEvent,
   type Message,
   type PresenceEvent,
   type ReadyEvent,
@@ -32,6 +33,7 @@ export interface ServerEvents {
   receipt(e: ReceiptEvent): void;
   presence(e: PresenceEvent): void;
   groupMember(e: GroupMemberEvent): void;
+  groupUpdated(e: GroupUpdatedEvent): void;
   contact(e: ContactEvent): void;
   ready(e: ReadyEvent): void;
   /** The server refused the credentials; see `Connection`. */
@@ -52,6 +54,7 @@ export function connect(credentials: Credentials, settings: Settings, events: Se
       socket.on('receipt', (e: ReceiptEvent) => events.receipt(e));
       socket.on('presence', (e: PresenceEvent) => events.presence(e));
       socket.on('group:member', (e: GroupMemberEvent) => events.groupMember(e));
+      socket.on('group:updated', (e: GroupUpdatedEvent) => events.groupUpdated(e));
       socket.on('contact', (e: ContactEvent) => events.contact(e));
       socket.on('drain', () => connection.reconnect('The server is restarting; reconnecting…'));
     },

@@ -1,5 +1,6 @@
 // Pure logic from src/ (protocol ids, message order, receipts → status, the reducers the client
-// applies server events with, the reload cache, toasts, contacts, presence statuses, idle),
+// applies server events with, group roles, the reload cache, toasts, contacts, presence
+// statuses, idle),
 // compiled on the fly with the project's
 // TypeScript; no browser, no server.
 
@@ -34,6 +35,7 @@ const errors = await load('errors');
 const contacts = await load('contacts', 'errors', 'protocol');
 const presence = await load('presence', 'protocol');
 const idle = await load('idle');
+const roles = await load('roles');
 
 const msg = (id, from, body = id) => ({ id, conversation: 'group:G1', from, body, ts: Number(id.split('-')[0]) });
 
@@ -57,6 +59,8 @@ test('conversation ids: DMs are the two users sorted, groups are prefixed', () =
   assert.deepEqual(p.sendTarget('dm:alice:bob', 'bob'), { to: 'alice' });
   assert.deepEqual(p.sendTarget('dm:alice:bob', 'alice'), { to: 'bob' });
   assert.deepEqual(p.sendTarget('group:G1', 'alice'), { group: 'G1' });
+  assert.equal(p.toGroupId(' group:Gx1y2z '), 'Gx1y2z');
+  assert.equal(p.toGroupId('Gx1y2z'), 'Gx1y2z');
 });
 
 test('user ids are 1-64 characters of letters, digits, dot, underscore and dash', () => {
@@ -193,6 +197,91 @@ test('group member events: our own leave drops the group, others update a member
   assert.deepEqual(inbox.applyMemberEvent(map, 'alice', { user: 'bob', event: 'left' }), { kind: 'none' });
 });
 
+test('group member events: removed (with by) drops the group for us, and a member and their admin role for others', () => {
+  const map = conversations('alice', 'group:G1');
+  const g = map.get('group:G1');
+  const removed = (user, by = 'bob', group = 'G1') => ({ group, user, event: 'removed', by });
+  assert.deepEqual(inbox.applyMemberEvent(map, 'alice', removed('alice')), {
+    kind: 'removed',
+    conversation: 'group:G1',
+    by: 'bob',
+  });
+  assert.deepEqual(inbox.applyMemberEvent(map, 'alice', { group: 'G1', user: 'alice', event: 'removed' }), {
+    kind: 'removed',
+    conversation: 'group:G1',
+    by: null,
+  });
+  assert.deepEqual(inbox.applyMemberEvent(map, 'alice', removed('alice', 'bob', 'G2')), { kind: 'none' }, 'unknown here');
+
+  // Admins are known without the members list: a removed admin is one no more.
+  g.owner = 'alice';
+  g.admins = ['bob', 'carol'];
+  assert.deepEqual(inbox.applyMemberEvent(map, 'alice', removed('carol', 'alice')), { kind: 'members', joined: null });
+  assert.deepEqual(g.admins, ['bob']);
+  assert.equal(g.members, undefined);
+  assert.deepEqual(inbox.applyMemberEvent(map, 'alice', removed('dave', 'alice')), { kind: 'none' });
+
+  g.members = ['alice', 'bob', 'dave'];
+  assert.deepEqual(inbox.applyMemberEvent(map, 'alice', removed('dave', 'bob')), { kind: 'members', joined: null });
+  assert.deepEqual(g.members, ['alice', 'bob']);
+  assert.deepEqual(inbox.applyMemberEvent(map, 'alice', { group: 'G1', user: 'bob', event: 'left' }), { kind: 'members', joined: null });
+  assert.deepEqual([g.members, g.admins], [['alice'], []]);
+});
+
+test('group:updated takes in name, topic, visibility, owner, admins and members; deleted drops the group', () => {
+  const map = conversations('alice', 'group:G1');
+  const g = map.get('group:G1');
+  g.name = 'Team';
+  g.topic = 'old topic';
+  const group = { id: 'G1', name: 'Core', owner: 'bob', members: ['alice', 'bob'], admins: ['alice', 'bob'], visibility: 'private' };
+  assert.deepEqual(inbox.applyGroupUpdated(map, { group }), { kind: 'updated', conversation: 'group:G1' });
+  assert.deepEqual(
+    [g.name, g.owner, g.admins, g.topic, g.visibility, g.members],
+    ['Core', 'bob', ['alice'], undefined, 'private', ['alice', 'bob']],
+    'no topic in the group: none is set; the owner is never listed as an admin',
+  );
+  inbox.applyGroupUpdated(map, { group: { ...group, topic: 'Q3 plans', visibility: 'public' } });
+  assert.deepEqual([g.topic, g.visibility], ['Q3 plans', 'public']);
+  assert.equal(conv.title(g), 'Core');
+
+  assert.deepEqual(inbox.applyGroupUpdated(map, { group: { ...group, id: 'G2' } }), { kind: 'unknown', conversation: 'group:G2' });
+  assert.deepEqual(inbox.applyGroupUpdated(map, { group: { ...group, id: 'G2' }, deleted: true }), { kind: 'none' });
+  assert.deepEqual(inbox.applyGroupUpdated(map, { group: null }), { kind: 'none' });
+  assert.deepEqual(inbox.applyGroupUpdated(map, null), { kind: 'none' });
+  assert.deepEqual(inbox.applyGroupUpdated(map, { group, deleted: true }), {
+    kind: 'deleted',
+    conversation: 'group:G1',
+    name: 'Core',
+    owner: 'bob',
+  });
+});
+
+test('group roles: the owner manages everyone else, admins remove plain members, members nothing', () => {
+  const g = { owner: 'alice', admins: ['bob'] };
+  assert.deepEqual(['alice', 'bob', 'carol'].map((u) => roles.roleOf(g, u)), ['owner', 'admin', 'member']);
+  assert.equal(roles.roleOf({}, 'alice'), null, 'not known yet');
+  assert.deepEqual(['owner', 'admin', 'member'].map(roles.roleLabel), ['Owner', 'Admin', 'Member']);
+  assert.deepEqual(['alice', 'bob', 'carol'].map((u) => roles.canManage(g, u)), [true, true, false]);
+  assert.deepEqual(['alice', 'bob', 'carol'].map((u) => roles.canDelete(g, u)), [true, false, false]);
+  assert.equal(roles.canManage({}, 'alice'), false);
+
+  const none = { promote: false, demote: false, kick: false };
+  assert.deepEqual(roles.memberActions(g, 'alice', 'bob'), { promote: false, demote: true, kick: true });
+  assert.deepEqual(roles.memberActions(g, 'alice', 'carol'), { promote: true, demote: false, kick: true });
+  assert.deepEqual(roles.memberActions(g, 'alice', 'alice'), none, 'not on yourself');
+  assert.deepEqual(roles.memberActions(g, 'bob', 'carol'), { ...none, kick: true });
+  assert.deepEqual(roles.memberActions(g, 'bob', 'alice'), none, 'an admin cannot touch the owner');
+  assert.deepEqual(roles.memberActions({ owner: 'alice', admins: ['bob', 'dave'] }, 'bob', 'dave'), none, 'nor another admin');
+  assert.deepEqual(roles.memberActions(g, 'carol', 'dave'), none);
+  assert.deepEqual(roles.memberActions({}, 'alice', 'bob'), none);
+
+  const online = (u) => u === 'erin' || u === 'carol';
+  assert.deepEqual(
+    roles.sortMembers({ owner: 'dave', admins: ['frank', 'bob'] }, ['erin', 'bob', 'dave', 'carol', 'frank', 'alice'], online),
+    ['dave', 'bob', 'frank', 'carol', 'erin', 'alice'],
+  );
+});
+
 test('the conversation list sets names, newest messages, unread; unlisted groups are stale unless just joined', () => {
   const map = conversations('alice', 'group:OLD', 'group:NEW', 'dm:alice:dave');
   const listed = inbox.applySummaries(
@@ -326,15 +415,36 @@ test('the reload cache keeps recent conversations and their newest messages, res
   assert.equal(snap.recent['dm:alice:u25'].length, 40);
   assert.equal(snap.recent['dm:alice:u25'][0].id, '25006-0', 'the newest 40');
 
+  const team = inbox.ensureConversation(map, 'group:T1', 'alice');
+  const noSettings = inbox.ensureConversation(map, 'group:T2', 'alice');
+  Object.assign(team, { name: 'Team', owner: 'bob', admins: ['alice'], topic: 'Q3', visibility: 'private', members: ['alice', 'bob'] });
+  const withGroups = cache.snapshotCache(map).conversations;
+  assert.deepEqual(withGroups.find((c) => c.id === 'group:T1').group, {
+    owner: 'bob',
+    admins: ['alice'],
+    topic: 'Q3',
+    visibility: 'private',
+  });
+  assert.equal('group' in withGroups.find((c) => c.id === 'group:T2'), false, 'settings never read');
+  map.delete(team.id);
+  map.delete(noSettings.id);
+
   const stored = JSON.parse(JSON.stringify(snap));
-  stored.conversations.push({ id: 'bad', lastMessage: null, unread: 0, touched: 0 });
+  stored.conversations.push(
+    { id: 'bad', lastMessage: null, unread: 0, touched: 0 },
+    { id: 'group:T1', name: 'Team', lastMessage: null, unread: 0, touched: 0, group: { owner: 'bob', admins: ['alice', 3], visibility: 'secret' } },
+    { id: 'dm:alice:zed', lastMessage: null, unread: 0, touched: 0, group: { owner: 'zed', admins: [] } },
+  );
   stored.receipts['group:'] = { delivered: {}, read: {} };
   stored.recent['dm:alice:u25'].push({ ...dmMsg('99-0', 'u25'), conversation: 'dm:alice:other' }, { id: 'x' });
   stored.recent['group:G9'] = 'not a list';
   const restored = new Map();
   const taken = cache.restoreCache(restored, 'alice', stored);
   assert.equal(taken.length, 19 + 40, 'every cached message but the malformed ones');
-  assert.equal(restored.size, 26);
+  assert.equal(restored.size, 28);
+  const t1 = restored.get('group:T1');
+  assert.deepEqual([t1.name, t1.owner, t1.admins, t1.topic, t1.visibility], ['Team', 'bob', ['alice'], undefined, undefined]);
+  assert.equal(restored.get('dm:alice:zed').owner, undefined, 'only groups have settings');
   const r = restored.get('dm:alice:bob');
   assert.deepEqual([r.unread, r.touched, r.peer], [2, 7, 'bob']);
   assert.deepEqual(r.receipts, { delivered: { bob: '3-0' }, read: { bob: '2-0' } });
