@@ -108,6 +108,10 @@ function Chat({ client, onSettings }: { client: ChatClient; onSettings(): void }
   const [infoOpen, setInfoOpen] = useState(false);
   const open = client.open;
   const showInfo = infoOpen && open?.kind === 'group';
+  // A group that went away (left, removed, deleted) takes its open panel with it.
+  useEffect(() => {
+    if (!open) setInfoOpen(false);
+  }, [open]);
 
   const unread = client.totalUnread();
   const title = `${unread > 0 ? `(${unread}) ` : ''}${open ? `${client.title(open)} · ` : ''}Chat`;
@@ -149,7 +153,7 @@ function Chat({ client, onSettings }: { client: ChatClient; onSettings(): void }
             </div>
           )}
         </main>
-        {showInfo && open && <GroupInfo client={client} c={open} onClose={() => setInfoOpen(false)} />}
+        {showInfo && open && <GroupInfo key={open.id} client={client} c={open} onClose={() => setInfoOpen(false)} />}
       </div>
       <Toasts client={client} />
       {newChat && <NewChatDialog client={client} onClose={() => setNewChat(false)} />}

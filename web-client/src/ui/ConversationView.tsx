@@ -30,6 +30,11 @@ export function ConversationView({ client, c, infoOpen, onToggleInfo }: Props) {
         />
         <div class="chat-title">
           <h2 data-testid="chat-title">{title}</h2>
+          {c.kind === 'group' && c.topic && (
+            <p class="chat-topic" data-testid="chat-topic" title={c.topic}>
+              {c.topic}
+            </p>
+          )}
           <Subtitle client={client} c={c} />
         </div>
         {c.kind === 'group' && (

@@ -1,15 +1,16 @@
 import { useState } from 'preact/hooks';
 import type { ChatClient } from '../chat';
-import { LIMITS } from '../protocol';
+import { LIMITS, type GroupVisibility } from '../protocol';
 import { Dialog } from './Dialog';
 import { Field, hintId } from './Field';
+import { FindGroups } from './FindGroups';
 
-type Tab = 'direct' | 'group' | 'join';
+type Tab = 'direct' | 'group' | 'find';
 
 const TABS: { id: Tab; label: string }[] = [
   { id: 'direct', label: 'Direct message' },
   { id: 'group', label: 'New group' },
-  { id: 'join', label: 'Join group' },
+  { id: 'find', label: 'Find groups' },
 ];
 
 export function NewChatDialog({ client, onClose }: { client: ChatClient; onClose(): void }) {
@@ -66,9 +67,17 @@ export function NewChatDialog({ client, onClose }: { client: ChatClient; onClose
         )}
         {tab === 'direct' && <DirectForm busy={busy} onSubmit={(user) => run(() => client.startDirect(user))} />}
         {tab === 'group' && (
-          <GroupForm busy={busy} onSubmit={(name, members) => run(() => client.createGroup(name, members))} />
+          <GroupForm
+            busy={busy}
+            onSubmit={(name, members, visibility) => run(() => client.createGroup(name, members, visibility))}
+          />
         )}
-        {tab === 'join' && <JoinForm busy={busy} onSubmit={(id) => run(() => client.joinGroup(id))} />}
+        {tab === 'find' && (
+          <>
+            <FindGroups client={client} busy={busy} onJoin={(id) => run(() => client.joinGroup(id))} onOpened={onClose} />
+            <JoinForm busy={busy} onSubmit={(id) => run(() => client.joinGroup(id))} />
+          </>
+        )}
       </div>
     </Dialog>
   );
@@ -105,15 +114,27 @@ function DirectForm({ busy, onSubmit }: { busy: boolean; onSubmit(user: string):
   );
 }
 
-function GroupForm({ busy, onSubmit }: { busy: boolean; onSubmit(name: string, members: string[]): void }) {
+const VISIBILITY: { id: GroupVisibility; label: string; hint: string }[] = [
+  { id: 'public', label: 'Public', hint: 'Anyone can find it by name and join.' },
+  { id: 'private', label: 'Private', hint: 'Not listed; you and the admins add members.' },
+];
+
+function GroupForm({
+  busy,
+  onSubmit,
+}: {
+  busy: boolean;
+  onSubmit(name: string, members: string[], visibility: GroupVisibility): void;
+}) {
   const [name, setName] = useState('');
   const [members, setMembers] = useState('');
+  const [visibility, setVisibility] = useState<GroupVisibility>('public');
   return (
     <form
       class="stack"
       onSubmit={(e) => {
         e.preventDefault();
-        onSubmit(name, members.split(/[\s,]+/).filter(Boolean));
+        onSubmit(name, members.split(/[\s,]+/).filter(Boolean), visibility);
       }}
     >
       <Field id="group-name" label="Group name">
@@ -131,7 +152,9 @@ function GroupForm({ busy, onSubmit }: { busy: boolean; onSubmit(name: string, m
       <Field
         id="group-members"
         label="Members"
-        hint="User ids separated by commas or spaces. Others can join later with the group id."
+        hint={`User ids separated by commas or spaces. ${
+          visibility === 'public' ? 'Others can join later with the group id.' : 'You can add others later.'
+        }`}
       >
         <input
           id="group-members"
@@ -144,6 +167,28 @@ function GroupForm({ busy, onSubmit }: { busy: boolean; onSubmit(name: string, m
           placeholder="bob, carol"
         />
       </Field>
+      <fieldset class="status-choices choice-row">
+        <legend class="choice-legend">Who can join</legend>
+        {VISIBILITY.map((v) => (
+          <label key={v.id} class={`status-choice${visibility === v.id ? ' is-checked' : ''}`}>
+            <input
+              type="radio"
+              name="group-visibility"
+              value={v.id}
+              checked={visibility === v.id}
+              aria-label={v.label}
+              aria-describedby={`visibility-hint-${v.id}`}
+              onChange={() => setVisibility(v.id)}
+            />
+            <span class="status-choice-text">
+              <span class="status-choice-label">{v.label}</span>
+              <small class="hint" id={`visibility-hint-${v.id}`}>
+                {v.hint}
+              </small>
+            </span>
+          </label>
+        ))}
+      </fieldset>
       <button class="btn btn-primary" type="submit" disabled={busy || !name.trim()}>
         Create group
       </button>
@@ -151,33 +196,35 @@ function GroupForm({ busy, onSubmit }: { busy: boolean; onSubmit(name: string, m
   );
 }
 
+/** Joining by id: any public group, even one not listed yet; the way in for a group's link. */
 function JoinForm({ busy, onSubmit }: { busy: boolean; onSubmit(id: string): void }) {
   const [id, setId] = useState('');
   return (
     <form
-      class="stack"
+      class="join-by-id"
       onSubmit={(e) => {
         e.preventDefault();
         onSubmit(id);
       }}
     >
-      <Field id="join-group-id" label="Group id" hint="Ask a member for it: it is shown under the group's name.">
-        <input
-          id="join-group-id"
-          aria-describedby={hintId('join-group-id')}
-          name="group-id"
-          autoFocus
-          autocapitalize="off"
-          spellcheck={false}
-          required
-          value={id}
-          onInput={(e) => setId(e.currentTarget.value)}
-          placeholder="Gx1y2z"
-        />
+      <Field id="join-group-id" label="Group id" hint="Or join by id: ask a member, it is shown in the group's info.">
+        <div class="contact-add-row">
+          <input
+            id="join-group-id"
+            aria-describedby={hintId('join-group-id')}
+            name="group-id"
+            autocapitalize="off"
+            spellcheck={false}
+            required
+            value={id}
+            onInput={(e) => setId(e.currentTarget.value)}
+            placeholder="Gx1y2z"
+          />
+          <button class="btn btn-primary" type="submit" disabled={busy || !id.trim()}>
+            Join group
+          </button>
+        </div>
       </Field>
-      <button class="btn btn-primary" type="submit" disabled={busy || !id.trim()}>
-        Join group
-      </button>
     </form>
   );
 }
