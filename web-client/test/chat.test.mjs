@@ -113,7 +113,7 @@ describe('chat page', () => {
       await openConversation(dave.page, 'Project Aurora');
 
       await erin.page.getByRole('button', { name: 'New chat' }).first().click();
-      await erin.page.getByRole('tab', { name: 'Join group' }).click();
+      await erin.page.getByRole('tab', { name: 'Find groups' }).click();
       await erin.page.getByLabel('Group id').fill(groupId);
       await erin.page.getByRole('button', { name: 'Join group' }).click();
       await erin.page.locator('[data-testid="chat-title"]', { hasText: 'Project Aurora' }).waitFor();
