@@ -103,30 +103,29 @@ export class Groups {
   }
 
   /**
-   * Reads the members of a group being shown, and then its settings (owner, admins, topic,
-   * visibility). The protocol reads those only with the group object, which `group:join`
-   * answers with: for a member it changes nothing. It is asked only once `group:members`
-   * (members only) listed us, so that it never joins a group we are not in.
+   * Reads the members of a group being shown and its settings (owner, admins, topic,
+   * visibility): `group:members` answers both, to members only.
    */
   async loadMembers(conversation: string): Promise<void> {
     const c = this.conversations.get(conversation);
     if (!c?.groupId) return;
-    const res = await this.connection.request<{ members: string[] }>('group:members', { group: c.groupId });
+    const res = await this.connection.request<{ members: string[]; group?: Group }>('group:members', {
+      group: c.groupId,
+    });
     if (!res.ok) {
       if (res.error.code !== 'offline') this.hooks.toast(describeError(res.error));
       return;
     }
+    // Still ours? A removal or deletion may have come in meanwhile.
+    if (this.conversations.get(conversation) !== c) return;
     c.members = res.members;
     const me = this.hooks.me();
     this.hooks.subscribePresence(res.members.filter((u) => u !== me));
-    this.hooks.changed();
-    if (!res.members.includes(me)) return;
-    const details = await this.connection.request<{ group: Group }>('group:join', { group: c.groupId });
-    // Still ours? A removal or deletion may have come in meanwhile.
-    if (!details.ok || this.conversations.get(conversation) !== c || !details.group) return;
-    applyGroup(c, details.group);
-    c.groupLoaded = true;
-    this.hooks.persistSoon();
+    if (res.group) {
+      applyGroup(c, res.group);
+      c.groupLoaded = true;
+      this.hooks.persistSoon();
+    }
     this.hooks.changed();
   }
 
