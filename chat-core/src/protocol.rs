@@ -447,13 +447,14 @@ impl Status {
 }
 
 /// A user's presence with their status, as clients see it: `presence` events,
-/// `presence:subscribe`, the contact roster. `status` and `text` are there while online.
+/// `presence:subscribe`, the contact roster. `status` is there while online and not
+/// `available`; `text` while online and set.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct PresenceInfo {
     /// Online and last seen.
     #[serde(flatten)]
     pub state: PresenceState,
-    /// The status, while online.
+    /// The status, while online and not `available`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub status: Option<Status>,
     /// The user's status text, while online, if they set one.

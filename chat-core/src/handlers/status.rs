@@ -64,15 +64,19 @@ pub(crate) async fn infos(ctx: &Ctx, users: &[UserId]) -> Result<Vec<PresenceInf
             0 => 0,
             _ => ctx.stores.presence.devices(user).await?,
         };
+        // `available` is left out: presence payloads stay as they were for users who never
+        // set a status (clients that compare them whole keep working).
+        let status = shown(&record, devices);
         out.push(PresenceInfo {
             state,
-            status: Some(shown(&record, devices)),
+            status: (status != Status::Available).then_some(status),
             text: record.text,
         });
     }
     Ok(out)
 }
 
+/// What others see of an online user now (`None` offline).
 async fn shown_now(
     ctx: &Ctx,
     user: &UserId,
@@ -81,7 +85,8 @@ async fn shown_now(
     Ok(info
         .into_iter()
         .next()
-        .and_then(|i| i.status.map(|s| (s, i.text))))
+        .filter(|i| i.state.online)
+        .map(|i| (i.status.unwrap_or_default(), i.text)))
 }
 
 /// `presence:status`: sets what the user is up to, for every device.

@@ -51,7 +51,7 @@ async fn a_request_accepted() {
     assert_eq!(again["state"], "outgoing", "asking twice is one request");
 
     ok(b1.ack("contacts:accept", json!({"user": a})).await);
-    let online = json!({"online": true, "lastSeen": null, "status": "available"});
+    let online = json!({"online": true, "lastSeen": null});
     let told = a2.event("contact", |e| e["state"] == "contact").await;
     assert_eq!(
         told,

@@ -4,10 +4,17 @@ use serde_json::{Value, json};
 
 use crate::helpers::*;
 
-/// `a`'s next `presence` event with `status` = `status` on `c`.
+/// The status a presence shows: `available` when it has none.
+fn shown(p: &Value) -> &str {
+    p["status"].as_str().unwrap_or("available")
+}
+
+/// `a`'s next online `presence` event showing `status` on `c`.
 async fn status_of(c: &Client, a: &str, status: &str) -> Value {
-    c.event("presence", |p| p["user"] == a && p["status"] == status)
-        .await
+    c.event("presence", |p| {
+        p["user"] == a && p["online"] == true && shown(p) == status
+    })
+    .await
 }
 
 /// A status and its text reach subscribers and the user's other devices, stay in the
@@ -20,7 +27,11 @@ async fn a_status_is_part_of_presence() {
     let a2 = srv.client(&a).await;
     let mut cb = srv.client(&b).await;
     let snap = ok(cb.ack("presence:subscribe", json!({"users": [a]})).await);
-    assert_eq!(snap["presence"][&a]["status"], "available");
+    assert_eq!(
+        snap["presence"][&a],
+        json!({"online": true, "lastSeen": null}),
+        "available, as before statuses existed"
+    );
 
     ok(a1
         .ack(
