@@ -338,14 +338,14 @@ pub struct Group {
     /// Members in join order.
     pub members: Vec<UserId>,
     /// Members with the admin role, in join order. The owner is not listed: the owner may do
-    /// all an admin may, and more.
-    #[serde(default)]
+    /// all an admin may, and more. Left out when there are none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub admins: Vec<UserId>,
     /// What the group is about, if set (at most 250 characters).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub topic: Option<String>,
-    /// Who may find and join it.
-    #[serde(default)]
+    /// Who may find and join it. Left out when public.
+    #[serde(default, skip_serializing_if = "Visibility::is_public")]
     pub visibility: Visibility,
 }
 
@@ -358,6 +358,13 @@ pub enum Visibility {
     Public,
     /// Not listed; members are added by its owner or admins (`group:invite`) or the backend.
     Private,
+}
+
+impl Visibility {
+    /// Whether this is [`Visibility::Public`], the default a group object leaves out.
+    pub fn is_public(&self) -> bool {
+        *self == Self::Public
+    }
 }
 
 impl Group {

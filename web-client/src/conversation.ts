@@ -81,9 +81,10 @@ export function title(c: Conversation): string {
 export function applyGroup(c: Conversation, group: Group): void {
   if (typeof group.name === 'string') c.name = group.name;
   if (typeof group.owner === 'string') c.owner = group.owner;
-  if (Array.isArray(group.admins)) c.admins = group.admins.filter((u) => u !== group.owner);
+  // A group object comes whole: no `admins` is none, no `visibility` is public.
+  c.admins = Array.isArray(group.admins) ? group.admins.filter((u) => u !== group.owner) : [];
   c.topic = typeof group.topic === 'string' && group.topic ? group.topic : undefined;
-  if (group.visibility === 'public' || group.visibility === 'private') c.visibility = group.visibility;
+  c.visibility = group.visibility === 'private' ? 'private' : 'public';
   if (Array.isArray(group.members)) c.members = group.members;
 }
 

@@ -38,12 +38,12 @@ pub struct GroupSchema {
     owner: String,
     /// Members in join order, the owner first at creation.
     members: Vec<String>,
-    /// Members with the admin role, in join order (the owner is not one).
-    admins: Vec<String>,
+    /// Members with the admin role, in join order (the owner is not one); absent when none.
+    admins: Option<Vec<String>>,
     /// What the group is about, if set.
     topic: Option<String>,
-    /// `public` (found by name, anyone joins) or `private` (members are added).
-    visibility: String,
+    /// `private` (members are added); absent for a public group (found by name, anyone joins).
+    visibility: Option<String>,
 }
 
 /// One user's presence.
